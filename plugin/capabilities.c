@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <json-c/json.h>
+
+#include "csi.pb-c.h"
+#include "plugin/capabilities.h"
+
+#define CAP(prefix, name)           \
+	{                           \
+		prefix##name, #name \
+	}
+
+static const struct capability plugin_with_topology[] = {
+	CAP(CSI__V1__PLUGIN_CAPABILITY__SERVICE__TYPE__, CONTROLLER_SERVICE),
+	CAP(CSI__V1__PLUGIN_CAPABILITY__SERVICE__TYPE__, VOLUME_ACCESSIBILITY_CONSTRAINTS),
+};
+
+static const struct capability plugin_expansion =
+        CAP(CSI__V1__PLUGIN_CAPABILITY__VOLUME_EXPANSION__TYPE__, ONLINE);
+
+static const struct capability controller[] = {
+	{ 0, NULL },
+};
+
+static const struct capability node[] = {
+	{ 0, NULL },
+};
+
+size_t capabilities_plugin_service(const struct plugin_options *o, const struct capability **ret)
+{
+	size_t n = 0;
+
+	/* CONTROLLER_SERVICE only from a process that serves the controller. */
+	*ret = plugin_with_topology;
+	if (o->mode & PLUGIN_MODE_CONTROLLER)
+		n = 1;
+	if (o->n_topology > 0) {
+		if (n == 0)
+			*ret = plugin_with_topology + 1;
+		n++;
+	}
+	return n;
+}
+
+const struct capability *capabilities_plugin_expansion(const struct plugin_options *o)
+{
+	(void)o;
+	(void)plugin_expansion;
+	return NULL;
+}
+
+size_t capabilities_controller(const struct plugin_options *o, const struct capability **ret)
+{
+	*ret = controller;
+	if (!(o->mode & PLUGIN_MODE_CONTROLLER))
+		return 0;
+	return ELEMENTSOF(controller) - 1;
+}
+
+size_t capabilities_node(const struct plugin_options *o, const struct capability **ret)
+{
+	*ret = node;
+	if (!(o->mode & PLUGIN_MODE_NODE))
+		return 0;
+	return ELEMENTSOF(node) - 1;
+}
+
+static json_object *names(const struct capability *c, size_t n)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; a && i < n; i++)
+		json_object_array_add(a, json_object_new_string(c[i].name));
+	return a;
+}
+
+void capabilities_to_json(const struct plugin_options *o, json_object *obj)
+{
+	const struct capability *c, *e;
+	json_object *a;
+	size_t n;
+
+	n = capabilities_plugin_service(o, &c);
+	a = names(c, n);
+	e = capabilities_plugin_expansion(o);
+	if (a && e)
+		json_object_array_add(a, json_object_new_string(e->name));
+	json_object_object_add(obj, "plugin_capabilities", a);
+	n = capabilities_controller(o, &c);
+	json_object_object_add(obj, "controller_capabilities", names(c, n));
+	n = capabilities_node(o, &c);
+	json_object_object_add(obj, "node_capabilities", names(c, n));
+}

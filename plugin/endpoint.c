@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "driver/base/macro.h"
+#include "plugin/endpoint.h"
+
+int endpoint_parse(const char *endpoint, char **ret_path)
+{
+	const char *p = endpoint;
+	struct sockaddr_un sa;
+	char *copy;
+
+	if (isempty(endpoint))
+		return -EINVAL;
+	if (strncmp(p, "unix://", 7) == 0)
+		p += 7;
+	else if (strncmp(p, "unix:", 5) == 0)
+		p += 5;
+	else if (strstr(p, "://"))
+		return -EINVAL;
+	if (p[0] != '/')
+		return -EINVAL;
+	if (strstr(p, "/../") || (strlen(p) >= 3 && strcmp(p + strlen(p) - 3, "/..") == 0))
+		return -EINVAL;
+	if (strlen(p) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	copy = strdup(p);
+	if (!copy)
+		return -ENOMEM;
+	*ret_path = copy;
+	return 0;
+}
+
+int endpoint_lock(const char *path, int *ret_fd)
+{
+	_cleanup_free_ char *lock_path = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	struct stat st;
+
+	if (asprintf(&lock_path, "%s.lock", path) < 0)
+		return -ENOMEM;
+	fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? -EADDRINUSE : -errno;
+
+	/* We hold the lock, so whatever socket is at path is stale: nobody serves it. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return -EEXIST;
+		if (unlink(path) < 0)
+			return -errno;
+	}
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+int endpoint_chmod(const char *path, mode_t mode)
+{
+	if (chmod(path, mode) < 0)
+		return -errno;
+	return 0;
+}
+
+int endpoint_release(const char *path, int lock_fd)
+{
+	char lock_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+
+	if (lock_fd < 0)
+		return -EBADF;
+	(void)unlink(path);
+	snprintf(lock_path, sizeof(lock_path), "%s.lock", path);
+	(void)unlink(lock_path);
+	return safe_close(lock_fd);
+}

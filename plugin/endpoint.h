@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The plugin's Unix socket endpoint: parsing "unix://" URLs, and the lock file that keeps a second
+ * instance from stealing a live socket.
+ */
+#pragma once
+
+#include <sys/types.h>
+
+/*
+ * Parses "unix:///abs/path", "unix:/abs/path" or "/abs/path" into an absolute path that fits in
+ * sockaddr_un.sun_path. Errors: -EINVAL (not unix, not absolute, contains ".."),
+ * -ENAMETOOLONG (longer than sun_path). *ret is malloc'd.
+ */
+int endpoint_parse(const char *endpoint, char **ret_path);
+
+/*
+ * Takes an exclusive lock on "<path>.lock" (creating it), then removes a stale socket at path.
+ * Errors: -EADDRINUSE when another process holds the lock (another instance serves the socket),
+ * -errno of open/flock otherwise. On success *ret_fd is the lock fd, held until endpoint_release().
+ */
+int endpoint_lock(const char *path, int *ret_fd);
+
+/* Sets the socket's mode (e.g. 0660). */
+int endpoint_chmod(const char *path, mode_t mode);
+
+/* Removes the socket and the lock file, then drops the lock. Returns -EBADF. */
+int endpoint_release(const char *path, int lock_fd);

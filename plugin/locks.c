@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver/base/macro.h"
+#include "plugin/call.h"
+#include "plugin/locks.h"
+
+struct lock_entry {
+	char *key;
+	const char *holder;
+	uint64_t since;
+};
+
+struct locks {
+	pthread_mutex_t mutex;
+	struct lock_entry *entries;
+	size_t n, cap;
+};
+
+struct locks *locks_new(void)
+{
+	struct locks *l = calloc(1, sizeof(*l));
+
+	if (l)
+		pthread_mutex_init(&l->mutex, NULL);
+	return l;
+}
+
+struct locks *locks_free(struct locks *l)
+{
+	if (!l)
+		return NULL;
+	for (size_t i = 0; i < l->n; i++)
+		free(l->entries[i].key);
+	free(l->entries);
+	pthread_mutex_destroy(&l->mutex);
+	free(l);
+	return NULL;
+}
+
+int locks_try(struct locks *l, const char *key, const char *holder, const char **ret_holder,
+              uint64_t *ret_age_usec)
+{
+	char *copy;
+	int r = 0;
+
+	pthread_mutex_lock(&l->mutex);
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->entries[i].key, key) == 0) {
+			if (ret_holder)
+				*ret_holder = l->entries[i].holder;
+			if (ret_age_usec)
+				*ret_age_usec = now_usec() - l->entries[i].since;
+			r = -EAGAIN;
+			goto out;
+		}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct lock_entry *e = realloc(l->entries, cap * sizeof(*e));
+
+		if (!e) {
+			r = -ENOMEM;
+			goto out;
+		}
+		l->entries = e;
+		l->cap = cap;
+	}
+	copy = strdup(key);
+	if (!copy) {
+		r = -ENOMEM;
+		goto out;
+	}
+	l->entries[l->n++] =
+	        (struct lock_entry){ .key = copy, .holder = holder, .since = now_usec() };
+out:
+	pthread_mutex_unlock(&l->mutex);
+	return r;
+}
+
+void locks_release(struct locks *l, const char *key)
+{
+	pthread_mutex_lock(&l->mutex);
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->entries[i].key, key) == 0) {
+			free(l->entries[i].key);
+			l->entries[i] = l->entries[--l->n];
+			break;
+		}
+	pthread_mutex_unlock(&l->mutex);
+}
+
+unsigned locks_count(struct locks *l)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&l->mutex);
+	n = (unsigned)l->n;
+	pthread_mutex_unlock(&l->mutex);
+	return n;
+}

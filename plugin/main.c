@@ -1,0 +1,501 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * rbdcsi: the CSI driver for Ceph RBD. One binary; --mode selects the controller plugin, the node
+ * plugin or both. Parses flags, loads the cluster configuration, takes the endpoint lock, serves
+ * gRPC until SIGTERM/SIGINT, then stops within the grace period and exits 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "driver/base/log.h"
+#include "plugin/capabilities.h"
+#include "plugin/config.h"
+#include "plugin/endpoint.h"
+#include "plugin/locks.h"
+#include "plugin/plugin.h"
+#include "plugin/transport.h"
+
+#define EXIT_USAGE 2
+
+/* How often the main loop does housekeeping (config reload, idle connections). */
+#define HOUSEKEEPING_SECONDS 15
+
+static void help(void)
+{
+	printf("Usage: rbdcsi [OPTIONS]\n"
+	       "A Container Storage Interface (CSI v1) driver for Ceph RBD.\n\n"
+	       "  --mode=controller|node|all    which CSI services to serve (default all)\n"
+	       "  --endpoint=unix:///PATH       socket to serve on (default "
+	       "unix:///csi/csi.sock)\n"
+	       "  --drivername=NAME             CSI driver name (default rbdcsi.io)\n"
+	       "  --nodeid=ID                   this node's id (required for node mode)\n"
+	       "  --config=FILE                 cluster configuration (JSON list of clusterID,\n"
+	       "                                monitors, radosNamespace)\n"
+	       "  --log-level=LEVEL             debug, info, warn or error (default info)\n"
+	       "  --log-format=FORMAT           text (logfmt) or json (default text)\n"
+	       "  --workers=N                   gRPC worker threads (default 8)\n"
+	       "  --socket-mode=MODE            octal mode of the socket (default 0660)\n"
+	       "  --grace-period=SECONDS        time in-flight calls get at shutdown (default "
+	       "10)\n"
+	       "  --state-dir=DIR               node state directory (default /var/lib/rbdcsi)\n"
+	       "  --kubelet-dir=DIR             kubelet root; target paths must be below it\n"
+	       "                                (default /var/lib/kubelet)\n"
+	       "  --max-volumes-per-node=N      reported by NodeGetInfo (default 0: no limit)\n"
+	       "  --topology=KEY=VALUE          a topology segment of this node (repeatable)\n"
+	       "  --metrics-address=HOST:PORT   serve Prometheus metrics (default off)\n"
+	       "  --ceph-connect-timeout=SECS   Ceph connect timeout (default 10)\n"
+	       "  --ceph-op-timeout=SECS        Ceph monitor/OSD operation timeout (default 30)\n"
+	       "  --clone-depth-soft=N          flatten clones deeper than N in the background\n"
+	       "                                (default 4)\n"
+	       "  --clone-depth-hard=N          flatten before use beyond N (default 8)\n"
+	       "  --dry-run                     check flags and configuration, print the\n"
+	       "                                effective settings as JSON, exit\n"
+	       "  --help, --version\n");
+}
+
+_printf_(1, 2) static int usage_error(const char *format, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "rbdcsi: ");
+	va_start(ap, format);
+	vfprintf(stderr, format, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'rbdcsi --help'.\n");
+	return EXIT_USAGE;
+}
+
+static int parse_uint(const char *s, unsigned base, unsigned long max, unsigned long *ret)
+{
+	char *end = NULL;
+	unsigned long v;
+
+	if (isempty(s) || s[0] == '-' || s[0] == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, (int)base);
+	if (errno != 0 || !end || *end != 0 || v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+enum {
+	OPT_MODE = 0x100,
+	OPT_ENDPOINT,
+	OPT_DRIVERNAME,
+	OPT_NODEID,
+	OPT_CONFIG,
+	OPT_LOG_LEVEL,
+	OPT_LOG_FORMAT,
+	OPT_WORKERS,
+	OPT_SOCKET_MODE,
+	OPT_GRACE,
+	OPT_STATE_DIR,
+	OPT_KUBELET_DIR,
+	OPT_MAX_VOLUMES,
+	OPT_TOPOLOGY,
+	OPT_METRICS,
+	OPT_CONNECT_TIMEOUT,
+	OPT_OP_TIMEOUT,
+	OPT_CLONE_SOFT,
+	OPT_CLONE_HARD,
+	OPT_DRY_RUN,
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+static const struct option options[] = {
+	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "endpoint", required_argument, NULL, OPT_ENDPOINT },
+	{ "drivername", required_argument, NULL, OPT_DRIVERNAME },
+	{ "nodeid", required_argument, NULL, OPT_NODEID },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+	{ "workers", required_argument, NULL, OPT_WORKERS },
+	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+	{ "grace-period", required_argument, NULL, OPT_GRACE },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "kubelet-dir", required_argument, NULL, OPT_KUBELET_DIR },
+	{ "max-volumes-per-node", required_argument, NULL, OPT_MAX_VOLUMES },
+	{ "topology", required_argument, NULL, OPT_TOPOLOGY },
+	{ "metrics-address", required_argument, NULL, OPT_METRICS },
+	{ "ceph-connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+	{ "ceph-op-timeout", required_argument, NULL, OPT_OP_TIMEOUT },
+	{ "clone-depth-soft", required_argument, NULL, OPT_CLONE_SOFT },
+	{ "clone-depth-hard", required_argument, NULL, OPT_CLONE_HARD },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Valid topology segment: "key=value", key non-empty, both without spaces. */
+static int topology_valid(const char *s)
+{
+	const char *eq = strchr(s, '=');
+
+	return eq && eq != s && !strpbrk(s, " \t\n") && strlen(s) <= 316 && !strchr(eq + 1, '=');
+}
+
+static int absolute_dir_valid(const char *s)
+{
+	return s[0] == '/' && !strstr(s, "/../") && strlen(s) < PATH_MAX;
+}
+
+/* Returns -1 to continue, or an exit code. */
+static int parse_argv(int argc, char *argv[], struct plugin_options *o, bool *ret_dry_run)
+{
+	enum log_level level = LOG_LEVEL_INFO;
+	enum log_format format = LOG_FORMAT_TEXT;
+	unsigned long v;
+	int c;
+
+	*o = (struct plugin_options){
+		.mode = PLUGIN_MODE_ALL,
+		.endpoint = "unix:///csi/csi.sock",
+		.driver_name = "rbdcsi.io",
+		.state_dir = "/var/lib/rbdcsi",
+		.kubelet_dir = "/var/lib/kubelet",
+		.workers = 8,
+		.socket_mode = 0660,
+		.grace_seconds = 10,
+		.ceph_connect_timeout = 10,
+		.ceph_op_timeout = 30,
+		.clone_depth_soft = 4,
+		.clone_depth_hard = 8,
+	};
+	o->topology = calloc((size_t)argc + 1, sizeof(char *));
+	if (!o->topology)
+		return EXIT_FAILURE;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
+		switch (c) {
+		case OPT_MODE:
+			if (strcmp(optarg, "controller") == 0)
+				o->mode = PLUGIN_MODE_CONTROLLER;
+			else if (strcmp(optarg, "node") == 0)
+				o->mode = PLUGIN_MODE_NODE;
+			else if (strcmp(optarg, "all") == 0)
+				o->mode = PLUGIN_MODE_ALL;
+			else
+				return usage_error("--mode: '%s' is not controller, node or all",
+				                   optarg);
+			break;
+		case OPT_ENDPOINT:
+			o->endpoint = optarg;
+			break;
+		case OPT_DRIVERNAME:
+			/* CSI: at most 63 characters, DNS-1123-like, dots allowed. */
+			if (isempty(optarg) || strlen(optarg) > 63 ||
+			    strspn(optarg, "abcdefghijklmnopqrstuvwxyz0123456789.-") !=
+			            strlen(optarg))
+				return usage_error(
+				        "--drivername: '%s' is not a valid CSI driver name "
+				        "(lowercase letters, digits, '.', '-', at most 63)",
+				        optarg);
+			o->driver_name = optarg;
+			break;
+		case OPT_NODEID:
+			if (isempty(optarg) || strlen(optarg) > 128)
+				return usage_error("--nodeid: '%s' must be 1-128 bytes", optarg);
+			o->node_id = optarg;
+			break;
+		case OPT_CONFIG:
+			o->config_path = optarg;
+			break;
+		case OPT_LOG_LEVEL:
+			level = log_level_from_string(optarg);
+			if ((int)level < 0)
+				return usage_error(
+				        "--log-level: '%s' is not debug, info, warn or error",
+				        optarg);
+			break;
+		case OPT_LOG_FORMAT:
+			format = log_format_from_string(optarg);
+			if ((int)format < 0)
+				return usage_error("--log-format: '%s' is not text or json",
+				                   optarg);
+			break;
+		case OPT_WORKERS:
+			if (parse_uint(optarg, 10, 256, &v) < 0 || v == 0)
+				return usage_error("--workers: '%s' is not a number from 1 to 256",
+				                   optarg);
+			o->workers = (unsigned)v;
+			break;
+		case OPT_SOCKET_MODE:
+			if (parse_uint(optarg, 8, 0777, &v) < 0)
+				return usage_error("--socket-mode: '%s' is not an octal mode",
+				                   optarg);
+			o->socket_mode = (mode_t)v;
+			break;
+		case OPT_GRACE:
+			if (parse_uint(optarg, 10, 3600, &v) < 0)
+				return usage_error("--grace-period: '%s' is not 0-3600 seconds",
+				                   optarg);
+			o->grace_seconds = (unsigned)v;
+			break;
+		case OPT_STATE_DIR:
+			if (!absolute_dir_valid(optarg))
+				return usage_error("--state-dir: '%s' must be an absolute path",
+				                   optarg);
+			o->state_dir = optarg;
+			break;
+		case OPT_KUBELET_DIR:
+			if (!absolute_dir_valid(optarg))
+				return usage_error("--kubelet-dir: '%s' must be an absolute path",
+				                   optarg);
+			o->kubelet_dir = optarg;
+			break;
+		case OPT_MAX_VOLUMES:
+			if (parse_uint(optarg, 10, INT32_MAX, &v) < 0)
+				return usage_error("--max-volumes-per-node: '%s' is not a number",
+				                   optarg);
+			o->max_volumes_per_node = (int64_t)v;
+			break;
+		case OPT_TOPOLOGY:
+			if (!topology_valid(optarg))
+				return usage_error("--topology: '%s' is not KEY=VALUE", optarg);
+			o->topology[o->n_topology++] = optarg;
+			break;
+		case OPT_METRICS:
+			if (isempty(optarg) || !strrchr(optarg, ':'))
+				return usage_error("--metrics-address: '%s' is not HOST:PORT",
+				                   optarg);
+			o->metrics_address = optarg;
+			break;
+		case OPT_CONNECT_TIMEOUT:
+		case OPT_OP_TIMEOUT:
+			if (parse_uint(optarg, 10, 3600, &v) < 0 || v == 0)
+				return usage_error("Ceph timeouts must be 1-3600 seconds, not '%s'",
+				                   optarg);
+			if (c == OPT_CONNECT_TIMEOUT)
+				o->ceph_connect_timeout = (unsigned)v;
+			else
+				o->ceph_op_timeout = (unsigned)v;
+			break;
+		case OPT_CLONE_SOFT:
+		case OPT_CLONE_HARD:
+			if (parse_uint(optarg, 10, 64, &v) < 0 || v == 0)
+				return usage_error("clone depths must be 1-64, not '%s'", optarg);
+			if (c == OPT_CLONE_SOFT)
+				o->clone_depth_soft = (unsigned)v;
+			else
+				o->clone_depth_hard = (unsigned)v;
+			break;
+		case OPT_DRY_RUN:
+			*ret_dry_run = true;
+			break;
+		case OPT_HELP:
+			help();
+			return EXIT_SUCCESS;
+		case OPT_VERSION:
+			printf("rbdcsi %s\n", RBDCSI_VERSION);
+			return EXIT_SUCCESS;
+		case '?':
+		default:
+			if (optopt)
+				return usage_error("option '%s' requires no argument or is unknown",
+				                   argv[optind - 1]);
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if ((o->mode & PLUGIN_MODE_NODE) && !o->node_id)
+		return usage_error("--nodeid is required in %s mode",
+		                   o->mode == PLUGIN_MODE_NODE ? "node" : "all");
+	if (o->clone_depth_soft > o->clone_depth_hard)
+		return usage_error("--clone-depth-soft must not exceed --clone-depth-hard%s", "");
+
+	log_set_max_level(level);
+	log_set_format(format);
+	return -1;
+}
+
+static int dry_run(const struct plugin_options *o, struct config *config)
+{
+	json_object *obj = json_object_new_object();
+	json_object *topo = json_object_new_array();
+
+	json_object_object_add(obj, "mode",
+	                       json_object_new_string(o->mode == PLUGIN_MODE_ALL ? "all"
+	                                              : o->mode == PLUGIN_MODE_NODE
+	                                                      ? "node"
+	                                                      : "controller"));
+	json_object_object_add(obj, "endpoint", json_object_new_string(o->endpoint));
+	json_object_object_add(obj, "drivername", json_object_new_string(o->driver_name));
+	if (o->node_id)
+		json_object_object_add(obj, "nodeid", json_object_new_string(o->node_id));
+	json_object_object_add(obj, "workers", json_object_new_int((int)o->workers));
+	json_object_object_add(obj, "clusters",
+	                       json_object_new_int((int)config_n_clusters(config)));
+	json_object_object_add(obj, "state_dir", json_object_new_string(o->state_dir));
+	json_object_object_add(obj, "kubelet_dir", json_object_new_string(o->kubelet_dir));
+	for (size_t i = 0; i < o->n_topology; i++)
+		json_object_array_add(topo, json_object_new_string(o->topology[i]));
+	json_object_object_add(obj, "topology", topo);
+	capabilities_to_json(o, obj);
+	printf("%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+	                                                           JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(obj);
+	return EXIT_SUCCESS;
+}
+
+/* Creates the socket's directory if missing (kubelet usually provides it). */
+static int ensure_parent_dir(const char *path)
+{
+	_cleanup_free_ char *dir = strdup(path);
+	char *slash;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = 0;
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int serve(struct plugin *p)
+{
+	_cleanup_free_ char *path = NULL;
+	struct transport *t = NULL;
+	int lock_fd = -EBADF;
+	sigset_t mask;
+	int r, sig;
+
+	r = endpoint_parse(p->opt.endpoint, &path);
+	if (r == -ENAMETOOLONG)
+		return log_error_errno(r,
+		                       "--endpoint '%s': the path is longer than a Unix socket "
+		                       "path may be (%zu bytes)",
+		                       p->opt.endpoint,
+		                       sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	if (r < 0)
+		return log_error_errno(r, "--endpoint '%s': expected unix:///absolute/path",
+		                       p->opt.endpoint);
+	r = ensure_parent_dir(path);
+	if (r < 0)
+		return log_error_errno(r, "Cannot create the directory of '%s': %m", path);
+
+	/* Signals are taken with sigwait(); block them before gRPC starts its threads. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	r = endpoint_lock(path, &lock_fd);
+	if (r == -EADDRINUSE)
+		return log_error_errno(r,
+		                       "Another rbdcsi instance is serving '%s' (its lock "
+		                       "'%s.lock' is held); refusing to start",
+		                       path, path);
+	if (r == -EEXIST)
+		return log_error_errno(r, "'%s' exists and is not a socket; refusing to replace it",
+		                       path);
+	if (r < 0)
+		return log_error_errno(r, "Cannot lock '%s.lock': %m", path);
+
+	transport_setup_logging();
+	r = transport_start(p, path, p->opt.workers, &t);
+	if (r < 0) {
+		endpoint_release(path, lock_fd);
+		return log_error_errno(r, "Cannot serve on '%s': %m", path);
+	}
+	r = endpoint_chmod(path, p->opt.socket_mode);
+	if (r < 0)
+		log_warning_errno(r, "Cannot set mode %04o on '%s': %m", p->opt.socket_mode, path);
+
+	atomic_store(&p->ready, true);
+	log_info("Serving %s%s%s as '%s' on '%s' with %u workers",
+	         p->opt.mode & PLUGIN_MODE_CONTROLLER ? "controller" : "",
+	         p->opt.mode == PLUGIN_MODE_ALL ? "+" : "",
+	         p->opt.mode & PLUGIN_MODE_NODE ? "node" : "", p->opt.driver_name, path,
+	         p->opt.workers);
+
+	for (;;) {
+		struct timespec timeout = { .tv_sec = HOUSEKEEPING_SECONDS };
+
+		sig = sigtimedwait(&mask, NULL, &timeout);
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (sig < 0 && errno != EAGAIN && errno != EINTR)
+			return log_error_errno(errno, "sigtimedwait failed: %m");
+		config_refresh(p->config);
+	}
+
+	log_info("Received %s, stopping (grace period %us)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+	         p->opt.grace_seconds);
+	atomic_store(&p->ready, false);
+	r = transport_shutdown(t, p->opt.grace_seconds);
+	if (r >= 0)
+		t = transport_free(t);
+	endpoint_release(path, lock_fd);
+	log_info("Stopped");
+	return 0;
+}
+
+int main(int argc, char *argv[])
+{
+	struct plugin p = { 0 };
+	bool dry = false;
+	int r;
+
+	r = parse_argv(argc, argv, &p.opt, &dry);
+	if (r >= 0) {
+		free(p.opt.topology);
+		return r;
+	}
+
+	if (p.opt.config_path) {
+		char *error = NULL;
+
+		r = config_load(p.opt.config_path, &p.config, &error);
+		if (r < 0) {
+			if (error)
+				fprintf(stderr, "rbdcsi: --config: %s\n", error);
+			else {
+				errno = -r;
+				fprintf(stderr, "rbdcsi: --config: cannot read '%s': %m\n",
+				        p.opt.config_path);
+			}
+			free(error);
+			free(p.opt.topology);
+			return EXIT_USAGE;
+		}
+	} else
+		p.config = config_new_empty();
+	p.locks = locks_new();
+	if (!p.config || !p.locks) {
+		fprintf(stderr, "rbdcsi: out of memory\n");
+		return EXIT_FAILURE;
+	}
+
+	if (dry)
+		r = dry_run(&p.opt, p.config);
+	else
+		r = serve(&p) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+
+	p.locks = locks_free(p.locks);
+	p.config = config_free(p.config);
+	free(p.opt.topology);
+	return r;
+}

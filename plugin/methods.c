@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The table of CSI methods. Built from protobuf-c's service descriptors, so every method of every
+ * CSI service is registered with the transport; the handlers below fill in what is implemented and
+ * everything else answers UNIMPLEMENTED with the method's name.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "csi.pb-c.h"
+#include "plugin/controller.h"
+#include "plugin/node.h"
+#include "plugin/plugin.h"
+
+struct handler_entry {
+	const char *path;
+	method_handler handler;
+	unsigned modes;
+	bool quiet;
+};
+
+#define ANY  PLUGIN_MODE_ALL
+#define CTRL PLUGIN_MODE_CONTROLLER
+#define NODE PLUGIN_MODE_NODE
+
+static const struct handler_entry handlers[] = {
+	{ "/csi.v1.Identity/GetPluginInfo", identity_get_plugin_info, ANY, false },
+	{ "/csi.v1.Identity/GetPluginCapabilities", identity_get_plugin_capabilities, ANY, false },
+	{ "/csi.v1.Identity/Probe", identity_probe, ANY, true },
+	{ "/csi.v1.Controller/ControllerGetCapabilities", controller_get_capabilities, CTRL,
+	  false },
+	{ "/csi.v1.Node/NodeGetCapabilities", node_get_capabilities, NODE, false },
+	{ "/csi.v1.Node/NodeGetInfo", node_get_info, NODE, false },
+};
+
+static const ProtobufCServiceDescriptor *const services[] = {
+	&csi__v1__identity__descriptor,
+	&csi__v1__controller__descriptor,
+	&csi__v1__node__descriptor,
+	&csi__v1__group_controller__descriptor,
+	&csi__v1__snapshot_metadata__descriptor,
+};
+
+static struct method *table;
+static size_t n_table;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+static void table_build(void)
+{
+	size_t n = 0, k = 0;
+
+	for (size_t s = 0; s < ELEMENTSOF(services); s++)
+		n += services[s]->n_methods;
+	table = calloc(n, sizeof(struct method));
+	if (!table)
+		return;
+	for (size_t s = 0; s < ELEMENTSOF(services); s++)
+		for (unsigned i = 0; i < services[s]->n_methods; i++) {
+			const ProtobufCMethodDescriptor *md = &services[s]->methods[i];
+			struct method *m = &table[k++];
+			char *path = NULL;
+
+			if (asprintf(&path, "/%s/%s", services[s]->name, md->name) < 0) {
+				k--;
+				continue;
+			}
+			m->path = path;
+			m->name = md->name;
+			m->input = md->input;
+			m->output = md->output;
+			for (size_t h = 0; h < ELEMENTSOF(handlers); h++)
+				if (strcmp(handlers[h].path, path) == 0) {
+					m->handler = handlers[h].handler;
+					m->modes = handlers[h].modes;
+					m->quiet = handlers[h].quiet;
+				}
+		}
+	n_table = k;
+}
+
+const struct method *plugin_methods(size_t *ret_n)
+{
+	pthread_once(&table_once, table_build);
+	*ret_n = n_table;
+	return table;
+}
