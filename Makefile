@@ -77,7 +77,7 @@ C_SOURCES := $(shell git ls-files '*.c' '*.h' 2>/dev/null) \
 	$(shell git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 
 .PHONY: all deps check check-all unit fuzz-replay lint format format-check cppcheck \
-	integration sanity demo clean proto tools bench
+	integration sanity demo clean proto tools tests-build bench
 
 all: $(B)/rbdcsi $(TOOL_BINS)
 
@@ -164,6 +164,8 @@ $(CSI_SANITY):
 	$(Q)mv $(TOP)/tools/gobin/csi-sanity $@
 
 tools: $(CSI_SANITY)
+
+tests-build: $(UNIT_BINS) $(FUZZ_BINS) $(TOOL_BINS)
 
 unit: $(UNIT_BINS)
 	$(Q)tests/run-unit.sh $(UNIT_BINS)

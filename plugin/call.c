@@ -95,7 +95,17 @@ int call_fail(struct call *c, enum status_code code, const char *format, ...)
 		break;
 	}
 	c->code = code;
-	return log_warning_errno(r, "%s", msg);
+	log_warning_errno(r, "%s", msg);
+	/* The status message, also when this thread has no (or another) log context. */
+	if (log_context_current() != &c->log) {
+		char *copy = strdup(msg);
+
+		if (copy) {
+			free(c->log.error_message);
+			c->log.error_message = copy;
+		}
+	}
+	return r;
 }
 
 uint64_t call_remaining_usec(const struct call *c, uint64_t max_usec)

@@ -168,8 +168,11 @@ static int parse_entry(json_object *obj, size_t index, const char *path, const c
 		json_object *m = json_object_array_get_idx(v, i);
 		const char *s = json_object_get_string(m);
 
+		/* "host:port", or an address vector "[v2:host:port,v1:host:port]". */
+		bool addrvec = s && s[0] == '[' && s[strlen(s) - 1] == ']';
+
 		if (!json_object_is_type(m, json_type_string) || isempty(s) ||
-		    strpbrk(s, " \t\n,;") || strlen(s) > 256) {
+		    strpbrk(s, addrvec ? " \t\n;" : " \t\n,;") || strlen(s) > 256) {
 			config_cluster_done(&cl);
 			return fail(ret_error, path, text, index, "monitors",
 			            "each monitor must be a non-empty \"host:port\" string without "

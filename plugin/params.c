@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <string.h>
+
+#include "plugin/config.h"
+#include "plugin/params.h"
+
+#define MiB (1024ULL * 1024)
+
+/* Every key a StorageClass may carry. Anything else is a typo and rejected. */
+static const char *const known_keys[] = {
+	"clusterID",     "pool",        "dataPool",         "radosNamespace",
+	"imageFeatures", "imageFormat", "volumeNamePrefix", "journalPool",
+	"fsType",        "mkfsOptions", "mounter",          "mapOptions",
+	"unmapOptions",
+};
+
+bool params_name_valid(const char *s, size_t max)
+{
+	size_t n;
+
+	if (isempty(s))
+		return false;
+	n = strlen(s);
+	return n <= max &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+const char *params_map_get(void *const *entries, size_t n, const char *key)
+{
+	/* All protobuf-c string maps share this layout: base, key, value. */
+	for (size_t i = 0; i < n; i++) {
+		const Csi__V1__CreateVolumeRequest__ParametersEntry *e = entries[i];
+		if (e->key && strcmp(e->key, key) == 0)
+			return e->value;
+	}
+	return NULL;
+}
+
+static bool list_valid(const char *s, const char *extra)
+{
+	size_t n = strlen(s);
+	char allowed[128] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-,";
+
+	strncat(allowed, extra, sizeof(allowed) - strlen(allowed) - 1);
+	return n <= PARAMS_MAX_VALUE_BYTES && strspn(s, allowed) == n;
+}
+
+static bool one_of(const char *s, const char *const *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s, set[i]) == 0)
+			return true;
+	return false;
+}
+
+int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *const *entries,
+                 size_t n, struct volume_params *ret)
+{
+	static const char *const mounters[] = { "krbd", "rbd-nbd", "fuse", "auto" };
+	static const char *const fs_types[] = { "ext4", "xfs" };
+	struct volume_params p = {
+		.image_features = "layering",
+		.name_prefix = "csi-vol-",
+		.fs_type = "ext4",
+		.mounter = "auto",
+	};
+	const char *fstype_k8s = NULL, *fstype_sc = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *k = entries[i]->key, *v = entries[i]->value;
+
+		if (strlen(v) > PARAMS_MAX_VALUE_BYTES)
+			return call_fail(c, STATUS_INVALID_ARGUMENT,
+			                 "parameters: '%s' is longer than %d bytes", k,
+			                 PARAMS_MAX_VALUE_BYTES);
+		if (strncmp(k, "csi.storage.k8s.io/", 19) == 0) {
+			/* Added by external-provisioner (fstype, --extra-create-metadata, secrets).
+			 */
+			if (strcmp(k + 19, "fstype") == 0)
+				fstype_k8s = v;
+			else if (strcmp(k + 19, "pvc/name") == 0)
+				p.pvc_name = v;
+			else if (strcmp(k + 19, "pvc/namespace") == 0)
+				p.pvc_namespace = v;
+			else if (strcmp(k + 19, "pv/name") == 0)
+				p.pv_name = v;
+			continue;
+		}
+		if (!one_of(k, known_keys, ELEMENTSOF(known_keys)))
+			return call_fail(
+			        c, STATUS_INVALID_ARGUMENT,
+			        "parameters: unknown parameter '%s' (known: clusterID, pool, "
+			        "dataPool, radosNamespace, imageFeatures, imageFormat, "
+			        "volumeNamePrefix, journalPool, fsType, mkfsOptions, mounter, "
+			        "mapOptions, unmapOptions, csi.storage.k8s.io/*)",
+			        k);
+		if (strcmp(k, "clusterID") == 0)
+			p.cluster_id = v;
+		else if (strcmp(k, "pool") == 0)
+			p.pool = v;
+		else if (strcmp(k, "dataPool") == 0)
+			p.data_pool = v;
+		else if (strcmp(k, "radosNamespace") == 0)
+			p.rados_namespace = v;
+		else if (strcmp(k, "imageFeatures") == 0)
+			p.image_features = v;
+		else if (strcmp(k, "imageFormat") == 0) {
+			if (strcmp(v, "2") != 0)
+				return call_fail(
+				        c, STATUS_INVALID_ARGUMENT,
+				        "parameters: imageFormat '%s' is not supported, only "
+				        "'2'",
+				        v);
+		} else if (strcmp(k, "volumeNamePrefix") == 0)
+			p.name_prefix = v;
+		else if (strcmp(k, "journalPool") == 0)
+			p.journal_pool = v;
+		else if (strcmp(k, "fsType") == 0)
+			fstype_sc = v;
+		else if (strcmp(k, "mkfsOptions") == 0)
+			p.mkfs_options = v;
+		else if (strcmp(k, "mounter") == 0)
+			p.mounter = v;
+		else if (strcmp(k, "mapOptions") == 0)
+			p.map_options = v;
+		else if (strcmp(k, "unmapOptions") == 0)
+			p.unmap_options = v;
+	}
+
+	if (isempty(p.cluster_id))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "parameters: clusterID is required");
+	if (!config_cluster_id_valid(p.cluster_id))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: clusterID '%s' is not 1-36 characters of "
+		                 "[A-Za-z0-9._-]",
+		                 p.cluster_id);
+	if (isempty(p.pool))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "parameters: pool is required");
+	if (!params_name_valid(p.pool, PARAMS_MAX_NAME_BYTES))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: pool '%s' is not a valid pool name", p.pool);
+	if (p.data_pool && !params_name_valid(p.data_pool, PARAMS_MAX_NAME_BYTES))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: dataPool '%s' is not a valid pool name", p.data_pool);
+	if (p.journal_pool && !params_name_valid(p.journal_pool, PARAMS_MAX_NAME_BYTES))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: journalPool '%s' is not a valid pool name",
+		                 p.journal_pool);
+	if (p.rados_namespace && *p.rados_namespace && !params_name_valid(p.rados_namespace, 64))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: radosNamespace '%s' is not a valid namespace name",
+		                 p.rados_namespace);
+	if (!params_name_valid(p.name_prefix, 32))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: volumeNamePrefix '%s' must be 1-32 characters of "
+		                 "[A-Za-z0-9._-]",
+		                 p.name_prefix);
+	if (isempty(p.image_features) || !list_valid(p.image_features, ""))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: imageFeatures '%s' is not a comma-separated list of "
+		                 "feature names",
+		                 p.image_features);
+	if (fstype_k8s && fstype_sc && strcmp(fstype_k8s, fstype_sc) != 0)
+		return call_fail(
+		        c, STATUS_INVALID_ARGUMENT,
+		        "parameters: fsType '%s' contradicts csi.storage.k8s.io/fstype '%s'",
+		        fstype_sc, fstype_k8s);
+	if (fstype_k8s && *fstype_k8s)
+		p.fs_type = fstype_k8s;
+	else if (fstype_sc && *fstype_sc)
+		p.fs_type = fstype_sc;
+	if (!one_of(p.fs_type, fs_types, ELEMENTSOF(fs_types)))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: fsType '%s' is not supported (ext4, xfs)", p.fs_type);
+	if (!one_of(p.mounter, mounters, ELEMENTSOF(mounters)))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: mounter '%s' is not krbd, rbd-nbd, fuse or auto",
+		                 p.mounter);
+	if (p.mkfs_options && !list_valid(p.mkfs_options, " =:/"))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: mkfsOptions '%s' has characters other than "
+		                 "[A-Za-z0-9._,=:/ -]",
+		                 p.mkfs_options);
+	if (p.map_options && !list_valid(p.map_options, "=:;"))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: mapOptions '%s' is not a comma-separated option list",
+		                 p.map_options);
+	if (p.unmap_options && !list_valid(p.unmap_options, "=:;"))
+		return call_fail(
+		        c, STATUS_INVALID_ARGUMENT,
+		        "parameters: unmapOptions '%s' is not a comma-separated option list",
+		        p.unmap_options);
+	*ret = p;
+	return 0;
+}
+
+int params_check_capabilities(struct call *c, const char *field,
+                              Csi__V1__VolumeCapability *const *caps, size_t n,
+                              struct volume_access *ret)
+{
+	struct volume_access a = { .read_only = true };
+
+	if (n == 0)
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "%s: at least one capability is required", field);
+	for (size_t i = 0; i < n; i++) {
+		const Csi__V1__VolumeCapability *cap = caps[i];
+		int mode;
+		bool multi, ro;
+
+		if (!cap)
+			return call_fail(c, STATUS_INVALID_ARGUMENT, "%s[%zu]: empty capability",
+			                 field, i);
+		if (!cap->access_mode)
+			return call_fail(c, STATUS_INVALID_ARGUMENT,
+			                 "%s[%zu]: access_mode is required", field, i);
+		mode = cap->access_mode->mode;
+		switch (mode) {
+		case CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_WRITER:
+		case CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_SINGLE_WRITER:
+		case CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_MULTI_WRITER:
+			multi = ro = false;
+			break;
+		case CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_READER_ONLY:
+			multi = false;
+			ro = true;
+			break;
+		case CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__MULTI_NODE_READER_ONLY:
+			multi = ro = true;
+			break;
+		case CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__MULTI_NODE_SINGLE_WRITER:
+		case CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__MULTI_NODE_MULTI_WRITER:
+			multi = true;
+			ro = false;
+			break;
+		default:
+			return call_fail(c, STATUS_INVALID_ARGUMENT,
+			                 "%s[%zu]: access mode %d is not supported", field, i,
+			                 mode);
+		}
+		if (cap->access_type_case == CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_BLOCK) {
+			a.block = true;
+		} else if (cap->access_type_case == CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_MOUNT) {
+			const Csi__V1__VolumeCapability__MountVolume *m = cap->mount;
+
+			a.mount = true;
+			/* A filesystem cannot be shared between nodes unless nobody writes. */
+			if (multi && !ro)
+				return call_fail(
+				        c, STATUS_INVALID_ARGUMENT,
+				        "%s[%zu]: multi-node write access is only supported "
+				        "for block volumes, not for a filesystem",
+				        field, i);
+			if (m && !isempty(m->fs_type)) {
+				if (strcmp(m->fs_type, "ext4") != 0 &&
+				    strcmp(m->fs_type, "xfs") != 0)
+					return call_fail(c, STATUS_INVALID_ARGUMENT,
+					                 "%s[%zu]: fs_type '%s' is not supported "
+					                 "(ext4, xfs)",
+					                 field, i, m->fs_type);
+				a.fs_type = m->fs_type;
+			}
+			for (size_t f = 0; m && f < m->n_mount_flags; f++)
+				if (!list_valid(m->mount_flags[f], "=:/") ||
+				    strlen(m->mount_flags[f]) > 128)
+					return call_fail(c, STATUS_INVALID_ARGUMENT,
+					                 "%s[%zu]: mount flag '%s' is not valid",
+					                 field, i, m->mount_flags[f]);
+		} else
+			return call_fail(c, STATUS_INVALID_ARGUMENT,
+			                 "%s[%zu]: access_type (mount or block) is required", field,
+			                 i);
+		a.multi_node |= multi;
+		a.read_only &= ro;
+	}
+	*ret = a;
+	return 0;
+}
+
+int params_capacity(struct call *c, const Csi__V1__CapacityRange *range, uint64_t *ret_bytes)
+{
+	uint64_t required, limit, size;
+
+	if (!range || (range->required_bytes == 0 && range->limit_bytes == 0)) {
+		*ret_bytes = PARAMS_DEFAULT_SIZE;
+		return 0;
+	}
+	if (range->required_bytes < 0 || range->limit_bytes < 0)
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "capacity_range: required_bytes and limit_bytes must not be "
+		                 "negative");
+	required = (uint64_t)range->required_bytes;
+	limit = (uint64_t)range->limit_bytes;
+	if (limit != 0 && required > limit)
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "capacity_range: required_bytes %llu exceeds limit_bytes %llu",
+		                 (unsigned long long)required, (unsigned long long)limit);
+	if (required == 0)
+		required = MIN(PARAMS_DEFAULT_SIZE, limit);
+	if (required > PARAMS_MAX_SIZE)
+		return call_fail(c, STATUS_OUT_OF_RANGE,
+		                 "capacity_range: required_bytes %llu is above the 1 PiB limit",
+		                 (unsigned long long)required);
+	size = (required + MiB - 1) / MiB * MiB;
+	if (limit != 0 && size > limit) {
+		/* Rounding up to MiB would cross the limit: take the largest whole MiB below it. */
+		size = limit / MiB * MiB;
+		if (size < required)
+			return call_fail(c, STATUS_OUT_OF_RANGE,
+			                 "capacity_range: no whole-MiB size between required_bytes "
+			                 "%llu and limit_bytes %llu",
+			                 (unsigned long long)required, (unsigned long long)limit);
+	}
+	*ret_bytes = size;
+	return 0;
+}

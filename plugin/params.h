@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Validation of what a CreateVolume request carries besides its name: StorageClass parameters,
+ * volume capabilities, capacity range. Every rejection names the field, and nothing is changed
+ * before validation passes. Strings in the results are borrowed from the request.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "csi.pb-c.h"
+#include "plugin/call.h"
+
+struct volume_params {
+	const char *cluster_id;
+	const char *pool;
+	const char *data_pool;       /* NULL: none */
+	const char *rados_namespace; /* NULL: the cluster's from --config */
+	const char *image_features;  /* comma list; default "layering" */
+	const char *name_prefix;     /* default "csi-vol-" */
+	const char *journal_pool;    /* NULL: the image pool */
+	const char *fs_type;         /* "ext4" (default) or "xfs" */
+	const char *mkfs_options;    /* NULL: none beyond the defaults */
+	const char *mounter;         /* krbd, rbd-nbd, fuse, auto (default auto) */
+	const char *map_options;
+	const char *unmap_options;
+	const char *pvc_name;      /* csi.storage.k8s.io/pvc/name, for image metadata */
+	const char *pvc_namespace; /* csi.storage.k8s.io/pvc/namespace */
+	const char *pv_name;       /* csi.storage.k8s.io/pv/name */
+};
+
+/* Access summary of a list of volume capabilities. */
+struct volume_access {
+	bool block;          /* at least one block capability */
+	bool mount;          /* at least one mount capability */
+	bool multi_node;     /* some MULTI_NODE_* mode */
+	bool read_only;      /* every mode is *_READER_ONLY */
+	const char *fs_type; /* fs_type asked by a mount capability, NULL if none */
+};
+
+/* Parses the StorageClass parameters of CreateVolume. Returns 0 or call_fail(INVALID_ARGUMENT). */
+int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *const *entries,
+                 size_t n, struct volume_params *ret);
+
+/*
+ * Checks volume capabilities (field names the request field, e.g. "volume_capabilities"):
+ * access type set, supported access mode, mount only with single-node modes (or
+ * MULTI_NODE_READER_ONLY), fs_type ext4/xfs/empty, mount flags sane.
+ */
+int params_check_capabilities(struct call *c, const char *field,
+                              Csi__V1__VolumeCapability *const *caps, size_t n,
+                              struct volume_access *ret);
+
+/*
+ * The size to create from a capacity range: required_bytes rounded up to whole MiB (default
+ * 1 GiB when unset), never above limit_bytes. Errors: INVALID_ARGUMENT (negative values),
+ * OUT_OF_RANGE (limit below required after rounding).
+ */
+int params_capacity(struct call *c, const Csi__V1__CapacityRange *range, uint64_t *ret_bytes);
+
+/* True when s is a usable Ceph pool or namespace name (1-max bytes, no '/', '@', spaces). */
+bool params_name_valid(const char *s, size_t max);
+
+/* Looks a key up in a protobuf-c string map; NULL when absent. */
+const char *params_map_get(void *const *entries, size_t n, const char *key);
+
+#define PARAMS_DEFAULT_SIZE    (1024ULL * 1024 * 1024)
+#define PARAMS_MAX_SIZE        (1ULL << 50) /* 1 PiB */
+#define PARAMS_MAX_VALUE_BYTES 256
+#define PARAMS_MAX_NAME_BYTES  128

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Layering and hygiene lint (STYLE.md): dependencies point one way, banned functions stay out.
+set -u
+cd "$(dirname "$0")/.."
+bad=0
+say() {
+	echo "lint: $*" >&2
+	bad=1
+}
+
+# driver/ never includes gRPC or protobuf headers, nor plugin/.
+if grep -rnE '#include\s*[<"](grpc/|protobuf-c/|csi\.pb-c|google/protobuf|plugin/)' driver/; then
+	say "driver/ must not include gRPC, protobuf or plugin headers"
+fi
+# Only driver/ceph includes librados/librbd.
+if grep -rnE '#include\s*<(rados|rbd)/' --include='*.[ch]' driver/base driver/host plugin; then
+	say "only driver/ceph may include librados/librbd"
+fi
+# driver/ceph and driver/host do not include each other.
+if grep -rnE '#include\s*"driver/host/' driver/ceph || grep -rnE '#include\s*"driver/ceph/' driver/host; then
+	say "driver/ceph and driver/host must not include each other"
+fi
+# Only plugin/transport.c knows the gRPC core API.
+if grep -lE '#include\s*<grpc/' plugin/*.c plugin/*.h | grep -v '^plugin/transport.c$'; then
+	say "only plugin/transport.c may include gRPC headers"
+fi
+# plugin/ never calls librbd/librados/mount(2) directly.
+if grep -nE '\b(rbd|rados)_[a-z_]+\(' plugin/*.c; then
+	say "plugin/ must go through driver/ for Ceph calls"
+fi
+# Banned functions.
+if grep -rnE '\b(atoi|atol|atoll|strcpy|strcat|sprintf|vsprintf|strtok|system|popen|gets)\s*\(' \
+	--include='*.[ch]' driver plugin tests/unit tests/fuzz tests/tools 2>/dev/null; then
+	say "banned function used (atoi strcpy strcat sprintf strtok system popen gets)"
+fi
+# No // comments in C.
+if grep -rnE '^\s*//' --include='*.[ch]' driver plugin; then
+	say "use /* */ comments"
+fi
+# Library prefixes are not ours to define.
+if grep -rnE '^[a-z].*\b(rbd|rados|mnt|blkid|udev|grpc|protobuf_c|csi__v1)_[a-z0-9_]+\s*\([^;]*$' \
+	--include='*.c' driver plugin | grep -vE '=|return|\bif\b|\bwhile\b|^\S+:\s' | grep -E '^[^:]+:[0-9]+:(static )?[a-z_ ]+\*?\s*(rbd|rados|mnt|blkid|udev|grpc|protobuf_c|csi__v1)_'; then
+	say "functions must not use the prefixes our libraries own"
+fi
+if [ "$bad" -eq 0 ]; then
+	echo "  LINT    layering, banned functions, comments: ok"
+fi
+exit "$bad"

@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of plugin/params.c: StorageClass parameters, capabilities, capacity ranges. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "plugin/params.h"
+
+#define MiB (1024LL * 1024)
+
+typedef Csi__V1__CreateVolumeRequest__ParametersEntry Entry;
+
+static int parse(const char *const *kv, size_t n, struct volume_params *p, struct call *c)
+{
+	Entry e[16];
+	Entry *ptrs[16];
+
+	for (size_t i = 0; i < n; i++) {
+		csi__v1__create_volume_request__parameters_entry__init(&e[i]);
+		e[i].key = (char *)kv[2 * i];
+		e[i].value = (char *)kv[2 * i + 1];
+		ptrs[i] = &e[i];
+	}
+	return params_parse(c, ptrs, n, p);
+}
+
+static void test_params__defaults_and_required(void **state)
+{
+	const char *ok[] = { "clusterID", "c1", "pool", "rbd", "csi.storage.k8s.io/pvc/name", "x" };
+	const char *no_pool[] = { "clusterID", "c1" };
+	struct call c = { 0 };
+	struct volume_params p;
+
+	(void)state;
+	assert_int_equal(parse(ok, 3, &p, &c), 0);
+	assert_string_equal(p.cluster_id, "c1");
+	assert_string_equal(p.pool, "rbd");
+	assert_string_equal(p.image_features, "layering");
+	assert_string_equal(p.fs_type, "ext4");
+	assert_string_equal(p.mounter, "auto");
+	assert_string_equal(p.pvc_name, "x");
+	assert_int_equal(parse(no_pool, 1, &p, &c), -EINVAL);
+	assert_int_equal(c.code, STATUS_INVALID_ARGUMENT);
+	assert_non_null(strstr(c.log.error_message, "pool is required"));
+	call_done(&c);
+}
+
+static void test_params__unknown_key_is_named(void **state)
+{
+	const char *kv[] = { "clusterID", "c1", "pool", "rbd", "imageFeaturs", "layering" };
+	struct call c = { 0 };
+	struct volume_params p;
+
+	(void)state;
+	assert_int_equal(parse(kv, 3, &p, &c), -EINVAL);
+	assert_non_null(strstr(c.log.error_message, "'imageFeaturs'"));
+	call_done(&c);
+}
+
+static void test_params__bad_values_rejected(void **state)
+{
+	const char *cases[][2] = {
+		{ "imageFormat", "1" },    { "mounter", "kernel" },    { "fsType", "btrfs" },
+		{ "pool", "a/b" },         { "volumeNamePrefix", "" }, { "mapOptions", "a b" },
+		{ "clusterID", "bad id" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		const char *kv[] = { "clusterID", "c1", "pool", "rbd", cases[i][0], cases[i][1] };
+		struct call c = { 0 };
+		struct volume_params p;
+
+		assert_int_equal(parse(kv, 3, &p, &c), -EINVAL);
+		assert_non_null(strstr(c.log.error_message, cases[i][0]));
+		call_done(&c);
+	}
+}
+
+static void test_params__fstype_from_provisioner_wins_and_must_agree(void **state)
+{
+	const char *k8s[] = { "clusterID", "c", "pool", "p", "csi.storage.k8s.io/fstype", "xfs" };
+	const char *clash[] = { "clusterID", "c",      "pool", "p", "csi.storage.k8s.io/fstype",
+		                "xfs",       "fsType", "ext4" };
+	struct call c = { 0 };
+	struct volume_params p;
+
+	(void)state;
+	assert_int_equal(parse(k8s, 3, &p, &c), 0);
+	assert_string_equal(p.fs_type, "xfs");
+	assert_int_equal(parse(clash, 4, &p, &c), -EINVAL);
+	call_done(&c);
+}
+
+static Csi__V1__VolumeCapability *cap(Csi__V1__VolumeCapability *vc,
+                                      Csi__V1__VolumeCapability__AccessMode *am,
+                                      Csi__V1__VolumeCapability__MountVolume *mv,
+                                      Csi__V1__VolumeCapability__BlockVolume *bv, int mode,
+                                      bool block)
+{
+	csi__v1__volume_capability__init(vc);
+	csi__v1__volume_capability__access_mode__init(am);
+	am->mode = mode;
+	vc->access_mode = am;
+	if (block) {
+		csi__v1__volume_capability__block_volume__init(bv);
+		vc->access_type_case = CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_BLOCK;
+		vc->block = bv;
+	} else {
+		csi__v1__volume_capability__mount_volume__init(mv);
+		vc->access_type_case = CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_MOUNT;
+		vc->mount = mv;
+	}
+	return vc;
+}
+
+static void test_params__access_modes(void **state)
+{
+	Csi__V1__VolumeCapability vc;
+	Csi__V1__VolumeCapability__AccessMode am;
+	Csi__V1__VolumeCapability__MountVolume mv;
+	Csi__V1__VolumeCapability__BlockVolume bv;
+	Csi__V1__VolumeCapability *list[1] = { &vc };
+	struct volume_access a;
+	struct call c = { 0 };
+
+	(void)state;
+	cap(&vc, &am, &mv, &bv,
+	    CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__MULTI_NODE_MULTI_WRITER, true);
+	assert_int_equal(params_check_capabilities(&c, "volume_capabilities", list, 1, &a), 0);
+	assert_true(a.block && a.multi_node && !a.read_only);
+
+	cap(&vc, &am, &mv, &bv,
+	    CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__MULTI_NODE_MULTI_WRITER, false);
+	assert_int_equal(params_check_capabilities(&c, "volume_capabilities", list, 1, &a),
+	                 -EINVAL);
+
+	cap(&vc, &am, &mv, &bv,
+	    CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__MULTI_NODE_READER_ONLY, false);
+	assert_int_equal(params_check_capabilities(&c, "volume_capabilities", list, 1, &a), 0);
+	assert_true(a.mount && a.read_only);
+
+	cap(&vc, &am, &mv, &bv, CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__UNKNOWN, false);
+	assert_int_equal(params_check_capabilities(&c, "volume_capabilities", list, 1, &a),
+	                 -EINVAL);
+	assert_int_equal(params_check_capabilities(&c, "volume_capabilities", list, 0, &a),
+	                 -EINVAL);
+
+	cap(&vc, &am, &mv, &bv, CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_WRITER,
+	    false);
+	mv.fs_type = (char *)"zfs";
+	assert_int_equal(params_check_capabilities(&c, "volume_capabilities", list, 1, &a),
+	                 -EINVAL);
+	assert_non_null(strstr(c.log.error_message, "zfs"));
+	call_done(&c);
+}
+
+static void test_params__capacity_rounding_and_limits(void **state)
+{
+	Csi__V1__CapacityRange r;
+	struct call c = { 0 };
+	uint64_t size;
+
+	(void)state;
+	assert_int_equal(params_capacity(&c, NULL, &size), 0);
+	assert_int_equal(size, PARAMS_DEFAULT_SIZE);
+
+	csi__v1__capacity_range__init(&r);
+	r.required_bytes = 1;
+	assert_int_equal(params_capacity(&c, &r, &size), 0);
+	assert_int_equal(size, MiB);
+
+	r.required_bytes = 10 * MiB + 1;
+	r.limit_bytes = 11 * MiB;
+	assert_int_equal(params_capacity(&c, &r, &size), 0);
+	assert_int_equal(size, 11 * MiB);
+
+	r.required_bytes = 10 * MiB + 1;
+	r.limit_bytes = 10 * MiB + 100;
+	assert_int_equal(params_capacity(&c, &r, &size), -EIO);
+	assert_int_equal(c.code, STATUS_OUT_OF_RANGE);
+
+	r.required_bytes = 0;
+	r.limit_bytes = 5 * MiB;
+	assert_int_equal(params_capacity(&c, &r, &size), 0);
+	assert_int_equal(size, 5 * MiB);
+
+	r.required_bytes = 20 * MiB;
+	r.limit_bytes = 10 * MiB;
+	assert_int_equal(params_capacity(&c, &r, &size), -EINVAL);
+
+	r.required_bytes = -1;
+	r.limit_bytes = 0;
+	assert_int_equal(params_capacity(&c, &r, &size), -EINVAL);
+	call_done(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_params__defaults_and_required),
+		cmocka_unit_test(test_params__unknown_key_is_named),
+		cmocka_unit_test(test_params__bad_values_rejected),
+		cmocka_unit_test(test_params__fstype_from_provisioner_wins_and_must_agree),
+		cmocka_unit_test(test_params__access_modes),
+		cmocka_unit_test(test_params__capacity_rounding_and_limits),
+	};
+
+	log_set_max_level(LOG_LEVEL_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
