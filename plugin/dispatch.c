@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plugin/metrics.h"
 #include "plugin/plugin.h"
 
 /* The id a log line should carry: the first of these string fields the request has. */
@@ -121,6 +122,7 @@ out:
 		protobuf_c_message_free_unpacked(req, NULL);
 	if (code != STATUS_OK && !*ret_message)
 		*ret_message = strdup(status_to_string(code));
+	metrics_observe_call(p->metrics, m->index, code, now_usec() - start);
 	log_context_push(NULL);
 	call_done(&c);
 	return code;

@@ -24,6 +24,7 @@
 #include "plugin/config.h"
 #include "plugin/endpoint.h"
 #include "plugin/locks.h"
+#include "plugin/metrics.h"
 #include "plugin/plugin.h"
 #include "plugin/transport.h"
 
@@ -424,6 +425,18 @@ static int serve(struct plugin *p)
 	if (r < 0)
 		log_warning_errno(r, "Cannot set mode %04o on '%s': %m", p->opt.socket_mode, path);
 
+	if (p->opt.metrics_address) {
+		r = metrics_serve(p->metrics, p, p->opt.metrics_address);
+		if (r < 0) {
+			transport_shutdown(t, 0);
+			transport_free(t);
+			endpoint_release(path, lock_fd);
+			return log_error_errno(r, "Cannot serve metrics on '%s': %m",
+			                       p->opt.metrics_address);
+		}
+		log_info("Serving metrics on http://%s/metrics", p->opt.metrics_address);
+	}
+
 	atomic_store(&p->ready, true);
 	log_info("Serving %s%s%s as '%s' on '%s' with %u workers",
 	         p->opt.mode & PLUGIN_MODE_CONTROLLER ? "controller" : "",
@@ -446,6 +459,7 @@ static int serve(struct plugin *p)
 	         p->opt.grace_seconds);
 	atomic_store(&p->ready, false);
 	r = transport_shutdown(t, p->opt.grace_seconds);
+	metrics_stop(p->metrics);
 	if (r >= 0)
 		t = transport_free(t);
 	endpoint_release(path, lock_fd);
@@ -484,7 +498,13 @@ int main(int argc, char *argv[])
 	} else
 		p.config = config_new_empty();
 	p.locks = locks_new();
-	if (!p.config || !p.locks) {
+	{
+		size_t n_methods;
+
+		plugin_methods(&n_methods);
+		p.metrics = metrics_new(n_methods);
+	}
+	if (!p.config || !p.locks || !p.metrics) {
 		fprintf(stderr, "rbdcsi: out of memory\n");
 		return EXIT_FAILURE;
 	}
@@ -494,6 +514,7 @@ int main(int argc, char *argv[])
 	else
 		r = serve(&p) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 
+	p.metrics = metrics_free(p.metrics);
 	p.locks = locks_free(p.locks);
 	p.config = config_free(p.config);
 	free(p.opt.topology);

@@ -66,6 +66,7 @@ static void table_build(void)
 				continue;
 			}
 			m->path = path;
+			m->index = k - 1;
 			m->name = md->name;
 			m->input = md->input;
 			m->output = md->output;

@@ -44,11 +44,13 @@ struct plugin_options {
 
 struct config;
 struct locks;
+struct metrics;
 
 struct plugin {
 	struct plugin_options opt;
 	struct config *config;
 	struct locks *locks;
+	struct metrics *metrics; /* NULL-safe to record into */
 	atomic_uint_fast64_t next_request_id;
 	atomic_bool ready;
 };
@@ -63,6 +65,7 @@ typedef int (*method_handler)(struct call *c, const void *request, void *respons
 struct method {
 	const char *path; /* "/csi.v1.Node/NodeStageVolume" */
 	const char *name; /* "NodeStageVolume" */
+	size_t index;     /* position in plugin_methods() */
 	const ProtobufCMessageDescriptor *input;
 	const ProtobufCMessageDescriptor *output;
 	method_handler handler; /* NULL: not implemented */

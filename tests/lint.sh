@@ -24,6 +24,10 @@ fi
 if grep -lE '#include\s*<grpc/' plugin/*.c plugin/*.h | grep -v '^plugin/transport.c$'; then
 	say "only plugin/transport.c may include gRPC headers"
 fi
+# Only plugin/metrics.c knows the HTTP library.
+if grep -lE '#include\s*<microhttpd' -r driver plugin | grep -v '^plugin/metrics.c$'; then
+	say "only plugin/metrics.c may include microhttpd.h"
+fi
 # plugin/ never calls librbd/librados/mount(2) directly.
 if grep -nE '\b(rbd|rados)_[a-z_]+\(' plugin/*.c; then
 	say "plugin/ must go through driver/ for Ceph calls"

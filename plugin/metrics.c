@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "plugin/locks.h"
+#include "plugin/metrics.h"
+#include "plugin/plugin.h"
+
+/* Latency buckets in seconds: CSI calls range from sub-millisecond (Probe) to minutes (mkfs). */
+static const double buckets[] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+	                          0.5,   1,     2.5,  5,     10,   30,  60 };
+#define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+static const char *const ceph_operations[] = { "connect", "create",   "delete", "resize", "lookup",
+	                                       "list",    "snapshot", "clone",  "attach", "other" };
+#define N_CEPH_OPS (sizeof(ceph_operations) / sizeof(ceph_operations[0]))
+
+struct method_metrics {
+	atomic_uint_fast64_t calls[_STATUS_MAX];
+	atomic_uint_fast64_t bucket[N_BUCKETS + 1]; /* last: +Inf */
+	atomic_uint_fast64_t sum_usec;
+};
+
+struct metrics {
+	size_t n_methods;
+	struct method_metrics *methods;
+	atomic_uint_fast64_t ceph_errors[N_CEPH_OPS];
+	struct MHD_Daemon *daemon;
+	struct plugin *plugin;
+	time_t start_time;
+};
+
+struct metrics *metrics_new(size_t n_methods)
+{
+	struct metrics *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->methods = calloc(n_methods ? n_methods : 1, sizeof(*m->methods));
+	if (!m->methods) {
+		free(m);
+		return NULL;
+	}
+	m->n_methods = n_methods;
+	m->start_time = time(NULL);
+	return m;
+}
+
+struct metrics *metrics_free(struct metrics *m)
+{
+	if (!m)
+		return NULL;
+	metrics_stop(m);
+	free(m->methods);
+	free(m);
+	return NULL;
+}
+
+void metrics_observe_call(struct metrics *m, size_t method, enum status_code code,
+                          uint64_t duration_usec)
+{
+	struct method_metrics *mm;
+	size_t b = 0;
+
+	if (!m || method >= m->n_methods || (int)code < 0 || code >= _STATUS_MAX)
+		return;
+	mm = &m->methods[method];
+	atomic_fetch_add(&mm->calls[code], 1);
+	while (b < N_BUCKETS && (double)duration_usec / 1e6 > buckets[b])
+		b++;
+	atomic_fetch_add(&mm->bucket[b], 1);
+	atomic_fetch_add(&mm->sum_usec, duration_usec);
+}
+
+void metrics_ceph_error(struct metrics *m, const char *operation)
+{
+	size_t i;
+
+	if (!m)
+		return;
+	for (i = 0; i < N_CEPH_OPS - 1; i++)
+		if (strcmp(operation, ceph_operations[i]) == 0)
+			break;
+	atomic_fetch_add(&m->ceph_errors[i], 1);
+}
+
+struct buf {
+	char *data;
+	size_t len, cap;
+	bool failed;
+};
+
+_printf_(2, 3) static void put(struct buf *b, const char *format, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->failed)
+		return;
+	for (;;) {
+		va_start(ap, format);
+		n = vsnprintf(b->data + b->len, b->cap - b->len, format, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->failed = true;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = MAX(b->cap * 2, b->len + (size_t)n + 1);
+		char *d = realloc(b->data, cap);
+		if (!d) {
+			b->failed = true;
+			return;
+		}
+		b->data = d;
+		b->cap = cap;
+	}
+}
+
+/* Process metrics from /proc/self, as the Prometheus client libraries name them. */
+static void put_process(struct buf *b, const struct metrics *m)
+{
+	unsigned long utime = 0, stime = 0, vsize = 0;
+	long rss = 0, threads = 0;
+	long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	unsigned fds = 0;
+	char line[1024];
+	FILE *f;
+	DIR *d;
+
+	f = fopen("/proc/self/stat", "re");
+	if (f) {
+		if (fgets(line, sizeof(line), f)) {
+			char *p = strrchr(line, ')');
+			/* Fields after the command: state(3) ... utime(14) stime(15) ...
+			 * num_threads(20) ... vsize(23) rss(24). */
+			if (p &&
+			    sscanf(p + 2,
+			           "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d "
+			           "%*d %*d %ld %*d %*u %lu %ld",
+			           &utime, &stime, &threads, &vsize, &rss) != 5)
+				utime = stime = vsize = 0, rss = threads = 0;
+		}
+		fclose(f);
+	}
+	d = opendir("/proc/self/fd");
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.')
+				fds++;
+		closedir(d);
+	}
+	put(b,
+	    "# HELP process_cpu_seconds_total User and system CPU time spent in seconds.\n"
+	    "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n",
+	    tick > 0 ? (double)(utime + stime) / (double)tick : 0.0);
+	put(b,
+	    "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+	    "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n",
+	    rss * page);
+	put(b,
+	    "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+	    "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %lu\n",
+	    vsize);
+	put(b,
+	    "# HELP process_open_fds Number of open file descriptors.\n"
+	    "# TYPE process_open_fds gauge\nprocess_open_fds %u\n",
+	    fds);
+	put(b,
+	    "# HELP process_threads Number of OS threads.\n"
+	    "# TYPE process_threads gauge\nprocess_threads %ld\n",
+	    threads);
+	put(b,
+	    "# HELP process_start_time_seconds Start time of the process since the epoch.\n"
+	    "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %lld\n",
+	    (long long)m->start_time);
+}
+
+/* Volumes staged on this node: the state files the node plugin keeps, one per volume. */
+static long count_staged(const struct plugin *p)
+{
+	char path[4096];
+	struct dirent *de;
+	long n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s/stage", p->opt.state_dir, p->opt.driver_name);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l > 5 && strcmp(de->d_name + l - 5, ".json") == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+int metrics_render(struct metrics *m, struct plugin *p, char **ret_text, size_t *ret_len)
+{
+	struct buf b = { 0 };
+	const struct method *methods;
+	size_t n;
+
+	methods = plugin_methods(&n);
+	n = MIN(n, m->n_methods);
+	put(&b, "# HELP rbdcsi_calls_total CSI calls finished, by method and gRPC status code.\n"
+	        "# TYPE rbdcsi_calls_total counter\n");
+	for (size_t i = 0; i < n; i++)
+		for (int code = 0; code < _STATUS_MAX; code++) {
+			uint64_t v = atomic_load(&m->methods[i].calls[code]);
+			if (v)
+				put(&b, "rbdcsi_calls_total{method=\"%s\",code=\"%s\"} %llu\n",
+				    methods[i].name, status_to_string(code), (unsigned long long)v);
+		}
+	put(&b, "# HELP rbdcsi_call_duration_seconds Time to serve a CSI call, by method.\n"
+	        "# TYPE rbdcsi_call_duration_seconds histogram\n");
+	for (size_t i = 0; i < n; i++) {
+		const struct method_metrics *mm = &m->methods[i];
+		uint64_t cum = 0;
+
+		for (size_t k = 0; k <= N_BUCKETS; k++)
+			cum += atomic_load(&mm->bucket[k]);
+		if (cum == 0)
+			continue;
+		cum = 0;
+		for (size_t k = 0; k < N_BUCKETS; k++) {
+			cum += atomic_load(&mm->bucket[k]);
+			put(&b,
+			    "rbdcsi_call_duration_seconds_bucket{method=\"%s\",le=\"%g\"} %llu\n",
+			    methods[i].name, buckets[k], (unsigned long long)cum);
+		}
+		cum += atomic_load(&mm->bucket[N_BUCKETS]);
+		put(&b, "rbdcsi_call_duration_seconds_bucket{method=\"%s\",le=\"+Inf\"} %llu\n",
+		    methods[i].name, (unsigned long long)cum);
+		put(&b, "rbdcsi_call_duration_seconds_sum{method=\"%s\"} %.6f\n", methods[i].name,
+		    (double)atomic_load(&mm->sum_usec) / 1e6);
+		put(&b, "rbdcsi_call_duration_seconds_count{method=\"%s\"} %llu\n", methods[i].name,
+		    (unsigned long long)cum);
+	}
+	put(&b, "# HELP rbdcsi_ceph_errors_total Failed Ceph operations, by operation.\n"
+	        "# TYPE rbdcsi_ceph_errors_total counter\n");
+	for (size_t i = 0; i < N_CEPH_OPS; i++)
+		put(&b, "rbdcsi_ceph_errors_total{operation=\"%s\"} %llu\n", ceph_operations[i],
+		    (unsigned long long)atomic_load(&m->ceph_errors[i]));
+	put(&b,
+	    "# HELP rbdcsi_operations_in_flight Volume operations holding a lock now.\n"
+	    "# TYPE rbdcsi_operations_in_flight gauge\nrbdcsi_operations_in_flight %u\n",
+	    p->locks ? locks_count(p->locks) : 0);
+	if (p->opt.mode & PLUGIN_MODE_NODE)
+		put(&b,
+		    "# HELP rbdcsi_node_staged_volumes Volumes staged (mapped) on this node.\n"
+		    "# TYPE rbdcsi_node_staged_volumes gauge\nrbdcsi_node_staged_volumes %ld\n",
+		    count_staged(p));
+	put(&b,
+	    "# HELP rbdcsi_ready Whether the plugin serves calls (1) or not (0).\n"
+	    "# TYPE rbdcsi_ready gauge\nrbdcsi_ready %d\n",
+	    atomic_load(&p->ready) ? 1 : 0);
+	put(&b,
+	    "# HELP rbdcsi_build_info The version of rbdcsi.\n"
+	    "# TYPE rbdcsi_build_info gauge\nrbdcsi_build_info{version=\"%s\"} 1\n",
+	    RBDCSI_VERSION);
+	put_process(&b, m);
+	if (b.failed) {
+		free(b.data);
+		return -ENOMEM;
+	}
+	*ret_text = b.data;
+	*ret_len = b.len;
+	return 0;
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls)
+{
+	struct metrics *m = cls;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	unsigned status = MHD_HTTP_OK;
+	char *text = NULL;
+	size_t len = 0;
+	const char *type = "text/plain; charset=utf-8";
+
+	(void)version;
+	(void)upload_data;
+	(void)upload_data_size;
+	(void)con_cls;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		text = strdup("method not allowed\n");
+		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+	} else if (strcmp(url, "/metrics") == 0) {
+		if (metrics_render(m, m->plugin, &text, &len) < 0) {
+			text = strdup("out of memory\n");
+			status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		} else
+			type = "text/plain; version=0.0.4; charset=utf-8";
+	} else if (strcmp(url, "/healthz") == 0) {
+		bool ready = atomic_load(&m->plugin->ready);
+
+		text = strdup(ready ? "ok\n" : "not ready\n");
+		status = ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+	} else {
+		text = strdup("not found: try /metrics or /healthz\n");
+		status = MHD_HTTP_NOT_FOUND;
+	}
+	if (!text)
+		return MHD_NO;
+	if (len == 0)
+		len = strlen(text);
+	resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", type);
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static int parse_address(const char *address, struct sockaddr_storage *ret, bool *ret_v6)
+{
+	const char *colon = strrchr(address, ':');
+	char host[128];
+	unsigned long port;
+	char *end;
+
+	if (!colon || colon - address >= (long)sizeof(host))
+		return -EINVAL;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno || *end || port == 0 || port > 65535)
+		return -EINVAL;
+	memcpy(host, address, (size_t)(colon - address));
+	host[colon - address] = 0;
+	memset(ret, 0, sizeof(*ret));
+	if (host[0] == '[') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ret;
+		size_t l = strlen(host);
+
+		if (l < 2 || host[l - 1] != ']')
+			return -EINVAL;
+		host[l - 1] = 0;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
+			return -EINVAL;
+		*ret_v6 = true;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ret;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		if (host[0] == 0)
+			s4->sin_addr.s_addr = htonl(INADDR_ANY);
+		else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return -EINVAL;
+		*ret_v6 = false;
+	}
+	return 0;
+}
+
+int metrics_serve(struct metrics *m, struct plugin *p, const char *address)
+{
+	struct sockaddr_storage sa;
+	bool v6 = false;
+	int r;
+
+	r = parse_address(address, &sa, &v6);
+	if (r < 0)
+		return r;
+	m->plugin = p;
+	m->daemon = MHD_start_daemon(
+	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), 0,
+	        NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT, 16u,
+	        MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+	if (!m->daemon)
+		return -EADDRINUSE;
+	return 0;
+}
+
+void metrics_stop(struct metrics *m)
+{
+	if (m && m->daemon) {
+		MHD_stop_daemon(m->daemon);
+		m->daemon = NULL;
+	}
+}
