@@ -58,7 +58,7 @@ done
 
 # Specs whose service the driver does not offer yet are not run; the capability-gated specs
 # inside a service skip themselves and say so.
-FOCUS=${SANITY_FOCUS:-}
+FOCUS=${SANITY_FOCUS-Identity Service}
 args=(--csi.endpoint="unix://$work/csi.sock" --csi.stagingdir="$work/staging"
 	--csi.mountdir="$work/mount" --csi.testvolumeparameters="$work/params.yaml"
 	--csi.secrets="$work/secrets.yaml" --csi.testvolumesize=$((64 * 1024 * 1024))
