@@ -68,7 +68,7 @@ PROTO_OBJS := $(PROTO_C:$(GEN)/%.c=$(B)/obj/gen/%.o)
 
 UNIT_SRCS := $(sort $(shell find tests/unit -name 'test_*.c' 2>/dev/null))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
-FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SRCS := $(sort $(filter-out tests/fuzz/fuzz_main.c,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/tests/fuzz/%)
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/tools/%)
@@ -185,11 +185,14 @@ format-check:
 	@echo "  FORMAT  clang-format --dry-run"
 	$(Q)clang-format --dry-run --Werror $(C_SOURCES)
 
+# cppcheck cannot see __attribute__((cleanup)): its leak checks would flag every
+# _cleanup_free_/_cleanup_close_ local, so those are off; LeakSanitizer covers leaks instead.
 cppcheck: proto
 	@echo "  CPPCHK  driver plugin tests"
 	$(Q)cppcheck -q --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr --suppress=missingIncludeSystem --suppress=unknownMacro \
 		--suppress=preprocessorErrorDirective \
+		--suppress=memleak --suppress=resourceLeak --suppress=leakReturnValNotUsed \
 		-D_GNU_SOURCE -I. -Idriver/base --std=c11 driver plugin tests/unit tests/fuzz tests/tools
 
 integration: all $(CSI_SANITY)
