@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Checks everything under deploy/:
+#   (a) `kustomize build deploy/kubernetes` (and examples/) and `helm template deploy/helm/rbdcsi`
+#       (defaults, and tests/deploy/values-full.yaml) render; helm lint passes;
+#   (b) every rbdcsi container's args in those renderings pass `$RBDCSI <args> --dry-run`
+#       ($(VAR) refs expanded with dummy values, mounted ConfigMaps written to a temp dir);
+#   (c) CSIDriver.attachRequired and the controller's sidecars match the capabilities that the
+#       controller's --dry-run reports (attacher <-> PUBLISH_UNPUBLISH_VOLUME, resizer <->
+#       EXPAND_VOLUME, snapshotter <-> CREATE_DELETE_SNAPSHOT, provisioner <-> CREATE_DELETE_VOLUME);
+#   (d) Helm and kustomize render the same kinds/names, and (e) the same objects apart from labels.
+# Also: every static YAML file parses, config.json and the StorageClass parameters are valid.
+#
+# Usage: RBDCSI=build/rbdcsi tests/deploy/check.sh      (RBDCSI defaults to build/rbdcsi)
+# Needs: go (builds kustomize and helm from the Go module proxy at pinned versions, cached under
+# ${XDG_CACHE_HOME:-~/.cache}/rbdcsi/tools/<name>-<version>/), /usr/bin/python3 with python3-yaml.
+# Prints one PASS/FAIL line per check and ends with "N passed, M failed"; exits 1 on any failure.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+
+KUSTOMIZE_MODULE=sigs.k8s.io/kustomize/kustomize/v5
+KUSTOMIZE_VERSION=v5.8.2 # v5.8.3 needs Go 1.27
+HELM_MODULE=helm.sh/helm/v4
+HELM_VERSION=v4.3.2
+PYTHON=/usr/bin/python3 # Debian's, with python3-yaml; `python3` on PATH may be another one.
+
+RBDCSI=${RBDCSI:-build/rbdcsi}
+case $RBDCSI in /*) ;; *) RBDCSI=$ROOT/$RBDCSI ;; esac
+TOOLS=${XDG_CACHE_HOME:-$HOME/.cache}/rbdcsi/tools
+
+passed=0
+failed=0
+pass() {
+	echo "PASS  $*"
+	passed=$((passed + 1))
+}
+fail() {
+	echo "FAIL  $*"
+	failed=$((failed + 1))
+}
+finish() {
+	echo "$passed passed, $failed failed"
+	if [ "$failed" -eq 0 ]; then
+		exit 0
+	fi
+	exit 1
+}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/rbdcsi-deploy-check.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# tool NAME VERSION PKG: print the path of the cached binary, building it if needed.
+# The build goes to a temp dir first and is moved into place, so a killed build leaves no
+# half-written binary in the cache.
+tool() {
+	local name=$1 version=$2 pkg=$3
+	local dir=$TOOLS/$name-$version bin=$TOOLS/$name-$version/$name
+	if [ -x "$bin" ]; then
+		echo "  TOOL    $name $version: cached ($bin)" >&2
+		echo "$bin"
+		return 0
+	fi
+	if ! command -v go >/dev/null; then
+		echo "  TOOL    $name $version: go not found; cannot build it" >&2
+		return 1
+	fi
+	mkdir -p "$dir"
+	local tmp start
+	tmp=$(mktemp -d "$dir/.build.XXXXXX")
+	start=$(now)
+	echo "  TOOL    $name $version: building (go install $pkg@$version)" >&2
+	if ! GOBIN=$tmp GOFLAGS=-buildvcs=false CGO_ENABLED=0 \
+		go install -trimpath -ldflags='-s -w' "$pkg@$version" >"$tmp/build.log" 2>&1; then
+		sed 's/^/          /' "$tmp/build.log" >&2
+		rm -rf "$tmp"
+		return 1
+	fi
+	mv -f "$tmp/$name" "$bin"
+	rm -rf "$tmp"
+	echo "  TOOL    $name $version: built in $(elapsed "$start") s" >&2
+	echo "$bin"
+}
+
+# --- python3-yaml ------------------------------------------------------------------------
+if ! "$PYTHON" -c 'import yaml' 2>/dev/null; then
+	fail "$PYTHON cannot import yaml (apt-get install python3-yaml)"
+	finish
+fi
+
+# --- (a) tools and renderings --------------------------------------------------------------
+if KUSTOMIZE=$(tool kustomize "$KUSTOMIZE_VERSION" "$KUSTOMIZE_MODULE"); then
+	pass "kustomize $KUSTOMIZE_VERSION available"
+else
+	fail "kustomize $KUSTOMIZE_VERSION could not be built"
+	KUSTOMIZE=
+fi
+if HELM=$(tool helm "$HELM_VERSION" "$HELM_MODULE/cmd/helm"); then
+	pass "helm $HELM_VERSION available"
+else
+	fail "helm $HELM_VERSION could not be built"
+	HELM=
+fi
+
+# render LABEL OUTFILE CMD...: run a renderer, PASS/FAIL on its exit status.
+render() {
+	local label=$1 out=$2
+	shift 2
+	if "$@" >"$out" 2>"$out.err"; then
+		pass "$label"
+		return 0
+	fi
+	fail "$label"
+	sed 's/^/      /' "$out.err" | head -n 20
+	rm -f "$out"
+	return 1
+}
+
+if [ -n "$KUSTOMIZE" ]; then
+	render "kustomize build deploy/kubernetes" "$WORK/kustomize.yaml" \
+		"$KUSTOMIZE" build deploy/kubernetes || true
+	render "kustomize build deploy/kubernetes/examples" "$WORK/examples.yaml" \
+		"$KUSTOMIZE" build deploy/kubernetes/examples || true
+fi
+if [ -n "$HELM" ]; then
+	# HELM_* dirs in $WORK: helm must not read or write the invoking user's config or cache.
+	export HELM_CONFIG_HOME=$WORK/helm/config HELM_CACHE_HOME=$WORK/helm/cache \
+		HELM_DATA_HOME=$WORK/helm/data
+	render "helm lint deploy/helm/rbdcsi" "$WORK/lint.txt" \
+		"$HELM" lint deploy/helm/rbdcsi --namespace rbdcsi || true
+	render "helm template deploy/helm/rbdcsi (default values)" "$WORK/helm.yaml" \
+		"$HELM" template rbdcsi deploy/helm/rbdcsi --namespace rbdcsi || true
+	render "helm template deploy/helm/rbdcsi -f tests/deploy/values-full.yaml" \
+		"$WORK/helm-full.yaml" \
+		"$HELM" template rbdcsi deploy/helm/rbdcsi --namespace rbdcsi \
+		-f tests/deploy/values-full.yaml || true
+fi
+
+# --- (b)-(e) on the renderings, with a real YAML parser ------------------------------------
+args=(--rbdcsi "$RBDCSI")
+[ -s "$WORK/kustomize.yaml" ] && args+=(--kustomize "$WORK/kustomize.yaml")
+[ -s "$WORK/helm.yaml" ] && args+=(--helm "$WORK/helm.yaml")
+[ -s "$WORK/helm-full.yaml" ] && args+=(--helm-full "$WORK/helm-full.yaml")
+[ -s "$WORK/examples.yaml" ] && args+=(--examples "$WORK/examples.yaml")
+if [ ! -s "$WORK/kustomize.yaml" ] || [ ! -s "$WORK/helm.yaml" ]; then
+	fail "renderings missing: checks (b)-(e) not run"
+	finish
+fi
+
+# Static YAML files (Helm templates are not YAML until rendered; values files are).
+mapfile -t yaml_files < <(find deploy tests/deploy -type f \( -name '*.yaml' -o -name '*.yml' \) \
+	-not -path 'deploy/helm/*/templates/*' | sort)
+
+while IFS= read -r line; do
+	echo "$line"
+	case $line in
+	"PASS  "*) passed=$((passed + 1)) ;;
+	"FAIL  "*) failed=$((failed + 1)) ;;
+	esac
+done < <("$PYTHON" tests/deploy/manifests.py "${args[@]}" "${yaml_files[@]}" 2>&1 ||
+	echo "FAIL  tests/deploy/manifests.py exited with status $?")
+
+finish
