@@ -1,0 +1,971 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rados/librados.h>
+
+#include "driver/base/failpoint.h"
+#include "driver/base/log.h"
+#include "driver/base/macro.h"
+#include "driver/ceph/cluster_ioctx.h"
+#include "driver/ceph/image.h"
+#include "driver/ceph/journal.h"
+#include "driver/ceph/volume.h"
+
+/* Entry fields. */
+#define F_NAME        "name"
+#define F_IMAGE       "image"
+#define F_REQ_SIZE    "req_size"
+#define F_SIZE        "size"
+#define F_PARAMS      "params"
+#define F_FEATURES    "features"
+#define F_DATA_POOL   "data_pool"
+#define F_STATE       "state"
+#define F_PREV_STATE  "prev_state"
+#define F_RESERVED_AT "reserved_at"
+#define F_EXCLUSIVE   "exclusive"
+#define ATTACH_PREFIX "attach."
+
+#define STATE_RESERVED "reserved"
+#define STATE_CREATED  "created"
+#define STATE_DELETING "deleting"
+
+/* Rounds of read-check-write before giving up with -EAGAIN. Each lost round means another
+ * writer made progress, so this only runs out under heavy contention on one volume. */
+#define ATTEMPTS 16
+
+/* ---- small helpers ---- */
+
+static int parse_u64(const char *s, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	if (isempty(s))
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	*ret = v;
+	return 0;
+}
+
+static bool name_chars_ok(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+static bool node_valid(const char *node)
+{
+	size_t n;
+
+	if (!node)
+		return false;
+	n = strnlen(node, VOLUME_NODE_MAX + 1);
+	if (n == 0 || n > VOLUME_NODE_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (node[i] <= ' ' || node[i] > '~')
+			return false;
+	return true;
+}
+
+static const char *access_string(enum volume_access a)
+{
+	return a == VOLUME_ACCESS_RO ? "ro" : "rw";
+}
+
+static bool streq_ptr(const char *a, const char *b)
+{
+	return strcmp(strempty(a), strempty(b)) == 0;
+}
+
+/* ---- struct volume ---- */
+
+static void volume_done(struct volume *v)
+{
+	free(v->name);
+	free(v->pool);
+	free(v->image);
+	free(v->data_pool);
+	free(v->features);
+	free(v->fingerprint);
+	free(v->exclusive_node);
+	for (size_t i = 0; i < v->n_attachments; i++)
+		free(v->attachments[i].node);
+	free(v->attachments);
+	*v = (struct volume){};
+}
+
+struct volume *volume_free(struct volume *v)
+{
+	if (!v)
+		return NULL;
+	volume_done(v);
+	free(v);
+	return NULL;
+}
+
+void volume_list_free(struct volume *v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		volume_done(&v[i]);
+	free(v);
+}
+
+/* Fills v from a journal entry. size is the capacity to report. */
+static int volume_fill(struct volume *v, const struct journal_entry *e, const struct volume_id *vid,
+                       const char *pool, uint64_t size)
+{
+	const char *name = journal_entry_get(e, F_NAME);
+	const char *image = journal_entry_get(e, F_IMAGE);
+	const char *excl = journal_entry_get(e, F_EXCLUSIVE);
+	const char *data_pool = journal_entry_get(e, F_DATA_POOL);
+	uint64_t features = 0;
+	size_t n_att = 0;
+	int r;
+
+	if (!name || !image ||
+	    parse_u64(journal_entry_get(e, F_REQ_SIZE), &v->requested_size) < 0 ||
+	    parse_u64(journal_entry_get(e, F_FEATURES), &features) < 0)
+		return -EUCLEAN;
+	r = volume_id_encode(vid, v->id);
+	if (r < 0)
+		return r;
+	v->vid = *vid;
+	v->size = size;
+	r = image_features_format(features, &v->features);
+	if (r < 0)
+		return r;
+	v->name = strdup(name);
+	v->pool = strdup(pool);
+	v->image = strdup(image);
+	v->fingerprint = strdup(strempty(journal_entry_get(e, F_PARAMS)));
+	v->data_pool = data_pool ? strdup(data_pool) : NULL;
+	v->exclusive_node = excl ? strdup(excl) : NULL;
+	if (!v->name || !v->pool || !v->image || !v->fingerprint || (data_pool && !v->data_pool) ||
+	    (excl && !v->exclusive_node))
+		return -ENOMEM;
+
+	for (size_t i = 0; i < e->n_fields; i++)
+		if (strncmp(e->fields[i].key, ATTACH_PREFIX, strlen(ATTACH_PREFIX)) == 0)
+			n_att++;
+	if (n_att > 0) {
+		v->attachments = calloc(n_att, sizeof(*v->attachments));
+		if (!v->attachments)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < e->n_fields; i++) {
+		const struct journal_field *f = &e->fields[i];
+		struct volume_attachment *a;
+
+		if (strncmp(f->key, ATTACH_PREFIX, strlen(ATTACH_PREFIX)) != 0)
+			continue;
+		a = &v->attachments[v->n_attachments];
+		a->node = strdup(f->key + strlen(ATTACH_PREFIX));
+		if (!a->node)
+			return -ENOMEM;
+		a->access = strcmp(f->value, "ro") == 0 ? VOLUME_ACCESS_RO : VOLUME_ACCESS_RW;
+		v->n_attachments++;
+	}
+	return 0;
+}
+
+static int volume_new(const struct journal_entry *e, const struct volume_id *vid, const char *pool,
+                      uint64_t size, struct volume **ret)
+{
+	struct volume *v = calloc(1, sizeof(*v));
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	r = volume_fill(v, e, vid, pool, size);
+	if (r < 0) {
+		volume_free(v);
+		return r;
+	}
+	*ret = v;
+	return 0;
+}
+
+static int pool_name_of(rados_ioctx_t io, char **ret)
+{
+	char buf[512];
+	int r;
+
+	r = rados_ioctx_get_pool_name(io, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	*ret = strdup(buf);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static bool has_attachments(const struct journal_entry *e)
+{
+	for (size_t i = 0; i < e->n_fields; i++)
+		if (strncmp(e->fields[i].key, ATTACH_PREFIX, strlen(ATTACH_PREFIX)) == 0)
+			return true;
+	return false;
+}
+
+/* Opens the ioctx of a volume id. -ENOENT for a snapshot id or a gone pool. */
+static int open_volume_pool(struct cluster *c, const struct volume_id *id, rados_ioctx_t *ret)
+{
+	if (!id)
+		return -EINVAL;
+	if (id->kind != VOLUME_ID_VOLUME)
+		return -ENOENT;
+	return cluster_ioctx_open_by_id(c, id->pool_id, id->rados_namespace, ret);
+}
+
+/* ---- create ---- */
+
+struct create_params {
+	const char *name;
+	uint64_t size;
+	const char *fingerprint; /* never NULL */
+	const char *prefix;
+	uint64_t features;
+	const char *data_pool; /* NULL when none */
+	char size_str[24];
+	char features_str[24];
+};
+
+static int create_params_init(const struct volume_request *req, struct create_params *p)
+{
+	struct volume_id probe;
+	int r;
+
+	if (!req || !journal_name_valid(req->name) || req->size == 0 || isempty(req->pool))
+		return -EINVAL;
+	if (req->fingerprint &&
+	    strnlen(req->fingerprint, VOLUME_FINGERPRINT_MAX + 1) > VOLUME_FINGERPRINT_MAX)
+		return -EINVAL;
+	p->name = req->name;
+	p->size = req->size;
+	p->fingerprint = strempty(req->fingerprint);
+	p->prefix = req->image_prefix ? req->image_prefix : VOLUME_IMAGE_PREFIX_DEFAULT;
+	if (!name_chars_ok(p->prefix, VOLUME_IMAGE_PREFIX_MAX))
+		return -EINVAL;
+	r = image_features_parse(req->features ? req->features : VOLUME_FEATURES_DEFAULT,
+	                         &p->features);
+	if (r < 0)
+		return r;
+	p->data_pool = isempty(req->data_pool) ? NULL : req->data_pool;
+	snprintf(p->size_str, sizeof(p->size_str), "%" PRIu64, p->size);
+	snprintf(p->features_str, sizeof(p->features_str), "%" PRIu64, p->features);
+
+	/* Would the id fit? Checked before anything is written. */
+	return volume_id_make(VOLUME_ID_VOLUME, req->cluster_id, 0, req->rados_namespace,
+	                      "00000000-0000-0000-0000-000000000000", &probe);
+}
+
+/* -EEXIST unless the entry was made for the same request. -EUCLEAN for another name. */
+static int entry_matches(const struct journal_entry *e, const struct create_params *p)
+{
+	char image[VOLUME_IMAGE_PREFIX_MAX + JOURNAL_UUID_LEN + 1];
+
+	if (!streq_ptr(journal_entry_get(e, F_NAME), p->name))
+		return log_debug_errno(-EUCLEAN, "Journal entry %s belongs to another name",
+		                       e->uuid);
+	snprintf(image, sizeof(image), "%s%s", p->prefix, e->uuid);
+	if (!streq_ptr(journal_entry_get(e, F_REQ_SIZE), p->size_str) ||
+	    !streq_ptr(journal_entry_get(e, F_PARAMS), p->fingerprint) ||
+	    !streq_ptr(journal_entry_get(e, F_FEATURES), p->features_str) ||
+	    !streq_ptr(journal_entry_get(e, F_DATA_POOL), p->data_pool) ||
+	    !streq_ptr(journal_entry_get(e, F_IMAGE), image))
+		return log_debug_errno(-EEXIST, "Volume %s exists with other parameters", p->name);
+	return 0;
+}
+
+static int entry_create(rados_ioctx_t io, const char *uuid, const struct create_params *p)
+{
+	char image[VOLUME_IMAGE_PREFIX_MAX + JOURNAL_UUID_LEN + 1], now[24];
+	struct journal_field fields[10];
+	size_t n = 0;
+
+	snprintf(image, sizeof(image), "%s%s", p->prefix, uuid);
+	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+	fields[n++] = (struct journal_field){ F_NAME, (char *)p->name };
+	fields[n++] = (struct journal_field){ F_IMAGE, image };
+	fields[n++] = (struct journal_field){ F_REQ_SIZE, (char *)p->size_str };
+	fields[n++] = (struct journal_field){ F_SIZE, (char *)p->size_str };
+	fields[n++] = (struct journal_field){ F_FEATURES, (char *)p->features_str };
+	fields[n++] = (struct journal_field){ F_STATE, STATE_RESERVED };
+	fields[n++] = (struct journal_field){ F_RESERVED_AT, now };
+	if (!isempty(p->fingerprint))
+		fields[n++] = (struct journal_field){ F_PARAMS, (char *)p->fingerprint };
+	if (p->data_pool)
+		fields[n++] = (struct journal_field){ F_DATA_POOL, (char *)p->data_pool };
+	return journal_entry_create(io, JOURNAL_VOLUME, uuid, fields, n);
+}
+
+static bool reservation_stale(const struct journal_entry *e)
+{
+	uint64_t at;
+
+	if (parse_u64(journal_entry_get(e, F_RESERVED_AT), &at) < 0)
+		return true;
+	return (uint64_t)time(NULL) > at + VOLUME_STALE_RESERVATION_SEC;
+}
+
+/*
+ * Makes sure the image of a reserved (or created but image-less) entry exists. Returns 1 when
+ * this call created it, 0 when it was there, -EAGAIN when someone else is half-way creating it.
+ */
+static int ensure_image(rados_ioctx_t io, const struct journal_entry *e,
+                        const struct create_params *p, uint64_t *ret_size)
+{
+	const char *image = journal_entry_get(e, F_IMAGE);
+	struct image_info *info = NULL;
+	int r;
+
+	r = image_stat(io, image, &info);
+	if (r == 0) {
+		*ret_size = info->size;
+		image_info_free(info);
+		return 0;
+	}
+	if (r != -ENOENT)
+		return r;
+
+	r = image_create(io, image, p->size, p->features, p->data_pool);
+	if (r == 0) {
+		*ret_size = p->size;
+		return 1;
+	}
+	if (r != -EEXIST)
+		return r == -ENOENT ? -EINVAL : r; /* data pool or namespace vanished */
+
+	/* The name is taken but the image cannot be opened: it is half created, either by a
+	 * peer right now, or by a process that died inside librbd's create. */
+	r = image_stat(io, image, &info);
+	if (r == 0) {
+		*ret_size = info->size;
+		image_info_free(info);
+		return 0;
+	}
+	if (r != -ENOENT)
+		return r;
+	if (!reservation_stale(e))
+		return log_debug_errno(-EAGAIN, "Image %s is being created elsewhere", image);
+	log_debug("Image %s is half created since long: removing its remains", image);
+	r = image_remove(io, image);
+	if (r < 0)
+		return r;
+	r = image_create(io, image, p->size, p->features, p->data_pool);
+	if (r < 0)
+		return r == -EEXIST ? -EAGAIN : r;
+	*ret_size = p->size;
+	return 1;
+}
+
+static int create_once(struct cluster *c, const struct volume_request *req, struct volume **ret)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	_cleanup_free_ char *pool_name = NULL;
+	struct create_params p = {};
+	int64_t pool_id;
+	int r;
+
+	r = create_params_init(req, &p);
+	if (r < 0)
+		return log_debug_errno(r, "Invalid create request for %s: %m",
+		                       req ? strempty(req->name) : "");
+
+	r = cluster_ioctx_open(c, req->pool, req->rados_namespace, &io);
+	if (r == -ENOENT)
+		return log_debug_errno(-EINVAL, "Pool %s does not exist", req->pool);
+	if (r < 0)
+		return r;
+	r = image_namespace_exists(io, req->rados_namespace);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return log_debug_errno(-EINVAL, "RBD namespace %s/%s does not exist", req->pool,
+		                       req->rados_namespace);
+	if (p.data_pool) {
+		int64_t dp;
+		r = cluster_pool_lookup(c, p.data_pool, &dp);
+		if (r == -ENOENT)
+			return log_debug_errno(-EINVAL, "Data pool %s does not exist", p.data_pool);
+		if (r < 0)
+			return r;
+	}
+	pool_id = rados_ioctx_get_id(io);
+	r = pool_name_of(io, &pool_name);
+	if (r < 0)
+		return r;
+
+	for (unsigned attempt = 0; attempt < ATTEMPTS; attempt++) {
+		_cleanup_journal_entry_ struct journal_entry *e = NULL;
+		char candidate[JOURNAL_UUID_LEN + 1], uuid[JOURNAL_UUID_LEN + 1];
+		struct journal_field mark[] = { { F_STATE, STATE_CREATED } };
+		struct volume_id vid;
+		const char *state;
+		uint64_t size = 0;
+		int created;
+
+		/* 1. The name -> uuid reservation; a race between processes has one winner. */
+		r = journal_uuid_new(candidate);
+		if (r < 0)
+			return r;
+		r = journal_reserve(io, JOURNAL_VOLUME, p.name, candidate, uuid);
+		if (r < 0)
+			return r;
+		if (r > 0)
+			failpoint("volume-create:after-reserve");
+
+		/* 2. The entry object. Whoever gets here first writes it, with its request;
+		 * everyone else compares against it. */
+		r = journal_entry_read(io, JOURNAL_VOLUME, uuid, &e);
+		if (r == -ENOENT) {
+			r = entry_create(io, uuid, &p);
+			if (r < 0 && r != -EEXIST)
+				return r;
+			if (r == 0)
+				failpoint("volume-create:after-object");
+			continue; /* read it back */
+		}
+		if (r < 0)
+			return r;
+		r = entry_matches(e, &p);
+		if (r < 0)
+			return r;
+		r = volume_id_make(VOLUME_ID_VOLUME, req->cluster_id, pool_id, req->rados_namespace,
+		                   uuid, &vid);
+		if (r < 0)
+			return r;
+
+		state = strempty(journal_entry_get(e, F_STATE));
+		if (strcmp(state, STATE_DELETING) == 0)
+			return log_debug_errno(-EAGAIN, "Volume %s is being deleted", p.name);
+
+		/* 3. The image (also re-created when a created volume's image vanished). */
+		created = ensure_image(io, e, &p, &size);
+		if (created < 0)
+			return created;
+		if (created > 0)
+			failpoint("volume-create:after-image");
+
+		/* 4. Mark it created. */
+		if (strcmp(state, STATE_CREATED) != 0) {
+			r = journal_entry_update(io, e, mark, ELEMENTSOF(mark), NULL, 0);
+			if (r == -ESTALE || r == -ENOENT) {
+				/* Changed under us. If it is gone or going, an image we made
+				 * now would be an orphan: take it back. */
+				if (created > 0) {
+					_cleanup_journal_entry_ struct journal_entry *now = NULL;
+					int k = journal_entry_read(io, JOURNAL_VOLUME, uuid, &now);
+					if (k == -ENOENT ||
+					    (k == 0 && streq_ptr(journal_entry_get(now, F_STATE),
+					                         STATE_DELETING)))
+						(void)image_remove(io,
+						                   journal_entry_get(e, F_IMAGE));
+				}
+				continue;
+			}
+			if (r < 0)
+				return r;
+			log_debug("Volume %s created as %s", p.name, uuid);
+		}
+		return volume_new(e, &vid, pool_name, size, ret);
+	}
+	return log_debug_errno(-EAGAIN, "Creating %s lost too many races", p.name);
+}
+
+int volume_create(struct cluster *c, const struct volume_request *req, struct volume **ret)
+{
+	int r = create_once(c, req, ret);
+
+	/* A pool over its quota answers writes with -EDQUOT: "out of capacity" for CSI. */
+	return r == -EDQUOT ? -ENOSPC : r;
+}
+
+/* ---- lookup, delete, expand ---- */
+
+int volume_lookup(struct cluster *c, const struct volume_id *id, struct volume **ret)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	_cleanup_journal_entry_ struct journal_entry *e = NULL;
+	_cleanup_free_ char *pool_name = NULL;
+	struct image_info *info = NULL;
+	uint64_t size;
+	int r;
+
+	r = open_volume_pool(c, id, &io);
+	if (r < 0)
+		return r;
+	r = journal_entry_read(io, JOURNAL_VOLUME, id->uuid, &e);
+	if (r < 0)
+		return r;
+	if (!streq_ptr(journal_entry_get(e, F_STATE), STATE_CREATED))
+		return -ENOENT;
+	r = image_stat(io, journal_entry_get(e, F_IMAGE), &info);
+	if (r < 0)
+		return r;
+	size = info->size;
+	image_info_free(info);
+	r = pool_name_of(io, &pool_name);
+	if (r < 0)
+		return r;
+	return volume_new(e, id, pool_name, size, ret);
+}
+
+/* Puts a "deleting" entry back in its previous state (best effort). */
+static void delete_unmark(rados_ioctx_t io, const char *uuid)
+{
+	_cleanup_journal_entry_ struct journal_entry *e = NULL;
+	const char *rm[] = { F_PREV_STATE };
+	struct journal_field back[] = { { F_STATE, STATE_CREATED } };
+	const char *prev;
+
+	if (journal_entry_read(io, JOURNAL_VOLUME, uuid, &e) < 0 ||
+	    !streq_ptr(journal_entry_get(e, F_STATE), STATE_DELETING))
+		return;
+	prev = journal_entry_get(e, F_PREV_STATE);
+	if (prev)
+		back[0].value = (char *)prev;
+	(void)journal_entry_update(io, e, back, ELEMENTSOF(back), rm, ELEMENTSOF(rm));
+}
+
+int volume_delete(struct cluster *c, const struct volume_id *id)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	int r;
+
+	r = open_volume_pool(c, id, &io);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+
+	for (unsigned attempt = 0; attempt < ATTEMPTS; attempt++) {
+		_cleanup_journal_entry_ struct journal_entry *e = NULL;
+		const char *name, *image, *state;
+
+		r = journal_entry_read(io, JOURNAL_VOLUME, id->uuid, &e);
+		if (r == -ENOENT) {
+			log_debug("Volume %s is already gone", id->uuid);
+			return 0;
+		}
+		if (r < 0)
+			return r;
+		name = journal_entry_get(e, F_NAME);
+		image = journal_entry_get(e, F_IMAGE);
+		state = strempty(journal_entry_get(e, F_STATE));
+		if (!image)
+			return -EUCLEAN;
+
+		/* 1. Check it is unused, and mark it, atomically against attach and create. */
+		if (strcmp(state, STATE_DELETING) != 0) {
+			struct journal_field mark[] = { { F_STATE, STATE_DELETING },
+				                        { F_PREV_STATE, (char *)state } };
+			size_t watchers = 0;
+
+			if (has_attachments(e))
+				return log_debug_errno(-EBUSY, "Volume %s is still published",
+				                       id->uuid);
+			r = image_watchers(io, image, &watchers);
+			if (r < 0 && r != -ENOENT)
+				return r;
+			if (watchers > 0)
+				return log_debug_errno(-EBUSY, "Image %s has %zu watchers", image,
+				                       watchers);
+			if (isempty(state))
+				mark[1].value = STATE_RESERVED;
+			r = journal_entry_update(io, e, mark, ELEMENTSOF(mark), NULL, 0);
+			if (r == -ESTALE)
+				continue;
+			if (r == -ENOENT)
+				return 0;
+			if (r < 0)
+				return r;
+			failpoint("volume-delete:after-mark");
+		}
+
+		/* 2. The image. */
+		r = image_remove(io, image);
+		if (r == -EBUSY) {
+			/* Mapped between our check and the removal: undo the mark. */
+			delete_unmark(io, id->uuid);
+			return -EBUSY;
+		}
+		if (r < 0)
+			return r;
+		failpoint("volume-delete:after-image");
+
+		/* 3. The directory key (only if it still names this uuid). */
+		if (name) {
+			r = journal_unreserve(io, JOURNAL_VOLUME, name, id->uuid);
+			if (r < 0)
+				return r;
+		}
+		failpoint("volume-delete:after-unreserve");
+
+		/* 4. The entry object: what a retry finds by id, so it goes last. */
+		r = journal_entry_remove(io, JOURNAL_VOLUME, id->uuid, 0);
+		if (r < 0)
+			return r;
+		log_debug("Volume %s (%s) deleted", id->uuid, strempty(name));
+		return 0;
+	}
+	return -EAGAIN;
+}
+
+int volume_expand(struct cluster *c, const struct volume_id *id, uint64_t size, struct volume **ret)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	_cleanup_free_ char *pool_name = NULL;
+	int r;
+
+	if (size == 0)
+		return -EINVAL;
+	r = open_volume_pool(c, id, &io);
+	if (r < 0)
+		return r;
+	r = pool_name_of(io, &pool_name);
+	if (r < 0)
+		return r;
+
+	for (unsigned attempt = 0; attempt < ATTEMPTS; attempt++) {
+		_cleanup_journal_entry_ struct journal_entry *e = NULL;
+		struct image_info *info = NULL;
+		const char *image;
+		char size_str[24];
+		uint64_t now;
+
+		r = journal_entry_read(io, JOURNAL_VOLUME, id->uuid, &e);
+		if (r < 0)
+			return r;
+		if (!streq_ptr(journal_entry_get(e, F_STATE), STATE_CREATED))
+			return -ENOENT;
+		image = journal_entry_get(e, F_IMAGE);
+
+		/* 1. Grow the image (a smaller size leaves it as it is). */
+		r = image_resize(io, image, size);
+		if (r < 0 && r != -ERANGE)
+			return r;
+		if (r == 0)
+			failpoint("volume-expand:after-image");
+
+		/* 2. Record what the image now has. */
+		r = image_stat(io, image, &info);
+		if (r < 0)
+			return r;
+		now = info->size;
+		image_info_free(info);
+		snprintf(size_str, sizeof(size_str), "%" PRIu64, now);
+		if (!streq_ptr(journal_entry_get(e, F_SIZE), size_str)) {
+			struct journal_field set[] = { { F_SIZE, size_str } };
+			r = journal_entry_update(io, e, set, 1, NULL, 0);
+			if (r == -ESTALE)
+				continue;
+			if (r < 0)
+				return r;
+		}
+		if (!ret)
+			return 0;
+		return volume_new(e, id, pool_name, now, ret);
+	}
+	return -EAGAIN;
+}
+
+/* ---- attachments ---- */
+
+int volume_attach(struct cluster *c, const struct volume_id *id, const char *node,
+                  enum volume_access access, bool exclusive)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	_cleanup_free_ char *key = NULL;
+	int r;
+
+	if (!node_valid(node) || (access != VOLUME_ACCESS_RW && access != VOLUME_ACCESS_RO))
+		return -EINVAL;
+	if (asprintf(&key, ATTACH_PREFIX "%s", node) < 0) {
+		key = NULL;
+		return -ENOMEM;
+	}
+	r = open_volume_pool(c, id, &io);
+	if (r < 0)
+		return r;
+
+	for (unsigned attempt = 0; attempt < ATTEMPTS; attempt++) {
+		_cleanup_journal_entry_ struct journal_entry *e = NULL;
+		struct journal_field set[2];
+		const char *cur, *excl;
+		bool others = false;
+		size_t n_set = 0;
+
+		r = journal_entry_read(io, JOURNAL_VOLUME, id->uuid, &e);
+		if (r < 0)
+			return r;
+		if (!streq_ptr(journal_entry_get(e, F_STATE), STATE_CREATED))
+			return -ENOENT;
+		cur = journal_entry_get(e, key);
+		excl = journal_entry_get(e, F_EXCLUSIVE);
+		for (size_t i = 0; i < e->n_fields; i++)
+			if (strncmp(e->fields[i].key, ATTACH_PREFIX, strlen(ATTACH_PREFIX)) == 0 &&
+			    strcmp(e->fields[i].key, key) != 0)
+				others = true;
+
+		if (cur && strcmp(cur, access_string(access)) != 0)
+			return log_debug_errno(-EEXIST, "Volume %s is attached to %s as %s",
+			                       id->uuid, node, cur);
+		if ((excl && strcmp(excl, node) != 0) || (exclusive && others))
+			return log_debug_errno(-EBUSY, "Volume %s is attached to another node",
+			                       id->uuid);
+		if (cur && (!exclusive || (excl && strcmp(excl, node) == 0)))
+			return 0; /* already recorded */
+
+		if (!cur)
+			set[n_set++] = (struct journal_field){ key, (char *)access_string(access) };
+		if (exclusive && !excl)
+			set[n_set++] = (struct journal_field){ F_EXCLUSIVE, (char *)node };
+		r = journal_entry_update(io, e, set, n_set, NULL, 0);
+		if (r == -ESTALE)
+			continue;
+		if (r < 0)
+			return r;
+		log_debug("Volume %s attached to %s (%s%s)", id->uuid, node, access_string(access),
+		          exclusive ? ", exclusive" : "");
+		return 0;
+	}
+	return -EAGAIN;
+}
+
+int volume_detach(struct cluster *c, const struct volume_id *id, const char *node)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	_cleanup_free_ char *key = NULL;
+	int r;
+
+	if (!node_valid(node))
+		return -EINVAL;
+	if (asprintf(&key, ATTACH_PREFIX "%s", node) < 0) {
+		key = NULL;
+		return -ENOMEM;
+	}
+	r = open_volume_pool(c, id, &io);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+
+	for (unsigned attempt = 0; attempt < ATTEMPTS; attempt++) {
+		_cleanup_journal_entry_ struct journal_entry *e = NULL;
+		const char *rm[2];
+		size_t n_rm = 0;
+
+		r = journal_entry_read(io, JOURNAL_VOLUME, id->uuid, &e);
+		if (r == -ENOENT)
+			return 0;
+		if (r < 0)
+			return r;
+		if (journal_entry_get(e, key))
+			rm[n_rm++] = key;
+		if (streq_ptr(journal_entry_get(e, F_EXCLUSIVE), node))
+			rm[n_rm++] = F_EXCLUSIVE;
+		if (n_rm == 0)
+			return 0;
+		r = journal_entry_update(io, e, NULL, 0, rm, n_rm);
+		if (r == -ESTALE)
+			continue;
+		if (r == -ENOENT)
+			return 0;
+		if (r < 0)
+			return r;
+		log_debug("Volume %s detached from %s", id->uuid, node);
+		return 0;
+	}
+	return -EAGAIN;
+}
+
+/* ---- list ---- */
+
+static int token_decode(const char *token, char **ret)
+{
+	size_t n = strnlen(token, 2 * JOURNAL_NAME_MAX + 1);
+	char *s;
+
+	if (n == 0 || n % 2 != 0 || n > 2 * JOURNAL_NAME_MAX)
+		return -EAGAIN;
+	s = malloc(n / 2 + 1);
+	if (!s)
+		return -ENOMEM;
+	for (size_t i = 0; i < n / 2; i++) {
+		int v = 0;
+		for (size_t j = 0; j < 2; j++) {
+			char ch = token[2 * i + j];
+			v <<= 4;
+			if (ch >= '0' && ch <= '9')
+				v |= ch - '0';
+			else if (ch >= 'a' && ch <= 'f')
+				v |= ch - 'a' + 10;
+			else {
+				free(s);
+				return -EAGAIN;
+			}
+		}
+		if (v == 0) {
+			free(s);
+			return -EAGAIN;
+		}
+		s[i] = (char)v;
+	}
+	s[n / 2] = 0;
+	*ret = s;
+	return 0;
+}
+
+static int token_encode(const char *name, char **ret)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strlen(name);
+	char *s = malloc(2 * n + 1);
+
+	if (!s)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		s[2 * i] = hex[(unsigned char)name[i] >> 4];
+		s[2 * i + 1] = hex[(unsigned char)name[i] & 0xf];
+	}
+	s[2 * n] = 0;
+	*ret = s;
+	return 0;
+}
+
+/* Appends the volume of one directory key to vols[*n] if it is fully created. */
+static int list_one(rados_ioctx_t io, const char *cluster_id, int64_t pool_id,
+                    const char *rados_namespace, const char *pool_name,
+                    const struct journal_name *jn, struct volume *vols, size_t *n)
+{
+	_cleanup_journal_entry_ struct journal_entry *e = NULL;
+	struct volume_id vid;
+	uint64_t size;
+	int r;
+
+	if (!jn->uuid[0])
+		return 0;
+	r = journal_entry_read(io, JOURNAL_VOLUME, jn->uuid, &e);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	if (!streq_ptr(journal_entry_get(e, F_STATE), STATE_CREATED) ||
+	    !streq_ptr(journal_entry_get(e, F_NAME), jn->name) ||
+	    parse_u64(journal_entry_get(e, F_SIZE), &size) < 0)
+		return 0;
+	r = volume_id_make(VOLUME_ID_VOLUME, cluster_id, pool_id, rados_namespace, jn->uuid, &vid);
+	if (r < 0)
+		return r;
+	r = volume_fill(&vols[*n], e, &vid, pool_name, size);
+	if (r < 0) {
+		volume_done(&vols[*n]);
+		return r == -EUCLEAN ? 0 : r;
+	}
+	(*n)++;
+	return 0;
+}
+
+int volume_list(struct cluster *c, const char *cluster_id, const char *pool,
+                const char *rados_namespace, const char *token, size_t max, struct volume **ret,
+                size_t *ret_n, char **ret_next_token)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	_cleanup_free_ char *after = NULL;
+	_cleanup_free_ char *pool_name = NULL;
+	_cleanup_free_ char *next = NULL;
+	struct journal_name *names = NULL;
+	struct volume *vols = NULL;
+	size_t n_names = 0, n = 0;
+	bool more = false;
+	int64_t pool_id;
+	int r;
+
+	if (!volume_id_cluster_id_valid(cluster_id) || isempty(pool))
+		return -EINVAL;
+	if (!isempty(token)) {
+		r = token_decode(token, &after);
+		if (r < 0)
+			return log_debug_errno(r, "Malformed list token");
+	}
+	if (max == 0 || max > VOLUME_LIST_PAGE_MAX)
+		max = VOLUME_LIST_PAGE_MAX;
+
+	r = cluster_ioctx_open(c, pool, rados_namespace, &io);
+	if (r < 0)
+		return r;
+	pool_id = rados_ioctx_get_id(io);
+	r = pool_name_of(io, &pool_name);
+	if (r < 0)
+		return r;
+	r = journal_list(io, JOURNAL_VOLUME, after, max, &names, &n_names, &more);
+	if (r < 0)
+		return r;
+
+	vols = calloc(n_names + 1, sizeof(*vols));
+	r = vols ? 0 : -ENOMEM;
+	for (size_t i = 0; r >= 0 && i < n_names; i++)
+		r = list_one(io, cluster_id, pool_id, rados_namespace, pool_name, &names[i], vols,
+		             &n);
+	if (r >= 0 && more && n_names > 0)
+		r = token_encode(names[n_names - 1].name, &next);
+	journal_names_free(names, n_names);
+	if (r < 0) {
+		volume_list_free(vols, n);
+		return r;
+	}
+	*ret = vols;
+	*ret_n = n;
+	*ret_next_token = TAKE_PTR(next);
+	return 0;
+}
+
+int volume_pool_usage(struct cluster *c, const char *pool, struct volume_pool_usage *ret)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	struct image_pool_usage u;
+	int r;
+
+	r = cluster_ioctx_open(c, pool, NULL, &io);
+	if (r < 0)
+		return r;
+	r = image_pool_usage(io, &u);
+	if (r < 0)
+		return r;
+	*ret = (struct volume_pool_usage){
+		.pool_bytes = u.pool_bytes,
+		.pool_objects = u.pool_objects,
+		.cluster_kb = u.cluster_kb,
+		.cluster_kb_used = u.cluster_kb_used,
+		.cluster_kb_avail = u.cluster_kb_avail,
+	};
+	return 0;
+}
+
+int volume_features_check(const char *features)
+{
+	uint64_t mask;
+
+	return image_features_parse(features, &mask);
+}
