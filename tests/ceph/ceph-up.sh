@@ -203,6 +203,9 @@ paxos_min_wait = 0.01
 mon_mgr_mkfs_grace = 31536000
 
 [osd]
+# A killed client (rbd-fuse in the dead-cluster tests) keeps its watch this long; the default
+# 30 s makes every removal after such a test wait.
+osd_client_watch_timeout = 5
 osd_data = ${D}/osd/\$cluster-\$id
 log_file = ${D}/log/\$cluster-\$name.log
 pid_file = ${D}/run/\$name.pid

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Filesystems on volumes: create (only on a blank device), grow, and usage statistics.
+ * Supported types: ext4 and xfs.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define FS_MKFS_OPTIONS_MAX 1024
+#define FS_TIMEOUT_USEC     (120ULL * 1000000ULL)
+
+struct fs_stats {
+	uint64_t total_bytes;
+	uint64_t available_bytes; /* to unprivileged users (f_bavail) */
+	uint64_t used_bytes;
+	uint64_t total_inodes;
+	uint64_t free_inodes;
+	uint64_t used_inodes;
+	bool read_only; /* ST_RDONLY */
+};
+
+/* true for the filesystem types this driver formats and mounts ("ext4", "xfs"). */
+bool fs_type_supported(const char *fstype);
+
+/*
+ * Formats device with fstype. Right before running mkfs it probes the device again
+ * (blockdev_probe()) and refuses unless it carries no signature at all.
+ * Defaults: ext4 "-m0 -E nodiscard,lazy_itable_init=1,lazy_journal_init=1", xfs "-K"; the
+ * space-separated extra_options (may be NULL) are ADDED after the defaults; each word must be an
+ * option or the value right after a short option, and none may contain '/'.
+ * Errors: -EINVAL unsupported fstype or bad options, -EMEDIUMTYPE the device carries a signature
+ * (*ret_reason: "device carries 'swap', not 'ext4': refusing to format"), -ETIMEDOUT, -EIO mkfs
+ * failed (*ret_reason has its stderr). ret_reason may be NULL; on failure it gets a malloc'ed
+ * message (or stays untouched on -ENOMEM).
+ */
+int fs_format(const char *device, const char *fstype, const char *extra_options,
+              uint64_t timeout_usec, char **ret_reason);
+
+/*
+ * Grows the filesystem on device to the device's size. ext4: resize2fs on the device (online
+ * when mounted, which needs CAP_SYS_RESOURCE; offline when mountpoint is NULL: e2fsck -f -y
+ * first, as resize2fs demands). xfs: xfs_growfs on mountpoint (xfs only grows mounted).
+ * Errors: -EINVAL unsupported type or xfs without a mountpoint, -ETIMEDOUT, -EPERM the kernel
+ * refused the online resize (missing CAP_SYS_RESOURCE), -EIO other failures; *ret_reason as for
+ * fs_format().
+ */
+int fs_grow(const char *device, const char *fstype, const char *mountpoint, uint64_t timeout_usec,
+            char **ret_reason);
+
+/* statvfs() of path. Errors: -ENOENT, -ENOTCONN/-EIO (dead filesystem). */
+int fs_get_stats(const char *path, struct fs_stats *ret_stats);

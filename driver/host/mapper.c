@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "driver/base/macro.h"
+#include "driver/host/mapper.h"
+#include "driver/host/mapper_fuse.h"
+#include "driver/host/mapper_krbd.h"
+#include "driver/host/mapper_nbd.h"
+#include "driver/host/reason.h"
+
+static const char *const type_names[_MAPPER_MAX] = {
+	[MAPPER_AUTO] = "auto",
+	[MAPPER_FUSE] = "fuse",
+	[MAPPER_KRBD] = "krbd",
+	[MAPPER_NBD] = "nbd",
+};
+
+const char *mapper_type_to_string(enum mapper_type t)
+{
+	if (t < 0 || t >= _MAPPER_MAX)
+		return NULL;
+	return type_names[t];
+}
+
+enum mapper_type mapper_type_from_string(const char *s)
+{
+	if (isempty(s))
+		return MAPPER_AUTO;
+	for (int i = 0; i < _MAPPER_MAX; i++)
+		if (strcmp(s, type_names[i]) == 0)
+			return (enum mapper_type)i;
+	if (strcmp(s, "rbd") == 0)
+		return MAPPER_KRBD;
+	if (strcmp(s, "rbd-nbd") == 0)
+		return MAPPER_NBD;
+	if (strcmp(s, "rbd-fuse") == 0)
+		return MAPPER_FUSE;
+	return _MAPPER_INVALID;
+}
+
+static bool name_ok(const char *s, bool allow_empty)
+{
+	size_t n;
+
+	if (!s)
+		return allow_empty;
+	n = strlen(s);
+	if (n == 0)
+		return allow_empty;
+	if (n > MAPPER_NAME_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+		if (*c <= ' ' || *c == 0x7f || *c == '/' || *c == '@')
+			return false;
+	return true;
+}
+
+static bool user_ok(const char *s)
+{
+	if (isempty(s) || strlen(s) > MAPPER_NAME_MAX)
+		return false;
+	for (const char *c = s; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-'))
+			return false;
+	return true;
+}
+
+static int b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/*
+ * A cephx key is the base64 of an encoded CryptoKey: le16 type (1 = AES), le32 seconds, le32
+ * nanoseconds, le16 length, then the secret (16 bytes). Checked here so that a malformed key
+ * is refused before any Ceph tool sees it: Ceph logs keys it cannot decode, verbatim.
+ */
+static bool key_ok(const char *s)
+{
+	unsigned char raw[96];
+	size_t len = strlen(s), n = 0;
+	unsigned bits = 0, acc = 0;
+	size_t pad = 0;
+
+	if (len == 0 || len > 128 || len % 4 != 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		int v;
+
+		if (s[i] == '=') {
+			if (i < len - 2)
+				return false;
+			pad++;
+			continue;
+		}
+		if (pad)
+			return false;
+		v = b64_value(s[i]);
+		if (v < 0)
+			return false;
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (n >= sizeof(raw))
+				return false;
+			raw[n++] = (unsigned char)(acc >> bits);
+		}
+	}
+	explicit_bzero(&acc, sizeof(acc));
+	if (n < 12 + 16 || raw[0] != 1 || raw[1] != 0 ||
+	    (size_t)(raw[10] | raw[11] << 8) != n - 12) {
+		explicit_bzero(raw, sizeof(raw));
+		return false;
+	}
+	explicit_bzero(raw, sizeof(raw));
+	return true;
+}
+
+int mapper_params_validate(const struct mapper_params *p, char **ret_reason)
+{
+	if (!p)
+		return -EINVAL;
+	if (!name_ok(p->pool, false)) {
+		reason_set(ret_reason, "invalid pool name");
+		return -EINVAL;
+	}
+	if (!name_ok(p->image, false)) {
+		reason_set(ret_reason, "invalid image name");
+		return -EINVAL;
+	}
+	if (!name_ok(p->rados_namespace, true)) {
+		reason_set(ret_reason, "invalid rados namespace");
+		return -EINVAL;
+	}
+	if (!user_ok(p->user)) {
+		reason_set(ret_reason, "invalid cephx user name");
+		return -EINVAL;
+	}
+	if (!key_ok(p->key)) {
+		reason_set(ret_reason, "the cephx key is malformed (not a base64 cephx AES key)");
+		return -EINVAL;
+	}
+	if (isempty(p->monitors) || strlen(p->monitors) > 4096 || strpbrk(p->monitors, " \t\n")) {
+		reason_set(ret_reason, "invalid monitor list");
+		return -EINVAL;
+	}
+	if (p->map_options && (strlen(p->map_options) > 1024 || strpbrk(p->map_options, " \t\n"))) {
+		reason_set(ret_reason, "invalid map options");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int mapper_options_for(const char *all, enum mapper_type t, char **ret)
+{
+	_cleanup_free_ char *out = NULL;
+	size_t out_len = 0;
+
+	if (isempty(all)) {
+		*ret = NULL;
+		return 0;
+	}
+	for (const char *p = all; *p;) {
+		const char *semi = strchrnul(p, ';'), *body = p, *colon;
+		enum mapper_type part = MAPPER_KRBD;
+		size_t len;
+
+		colon = memchr(p, ':', (size_t)(semi - p));
+		if (colon) {
+			size_t plen = (size_t)(colon - p);
+
+			if (plen == 4 && strncmp(p, "krbd", 4) == 0)
+				part = MAPPER_KRBD;
+			else if (plen == 3 && strncmp(p, "nbd", 3) == 0)
+				part = MAPPER_NBD;
+			else if (plen == 4 && strncmp(p, "fuse", 4) == 0)
+				part = MAPPER_FUSE;
+			else
+				return -EINVAL;
+			body = colon + 1;
+		}
+		len = (size_t)(semi - body);
+		if (part == t && len > 0) {
+			char *n = realloc(out, out_len + len + 2);
+
+			if (!n)
+				return -ENOMEM;
+			out = n;
+			if (out_len)
+				out[out_len++] = ',';
+			memcpy(out + out_len, body, len);
+			out_len += len;
+			out[out_len] = 0;
+		}
+		p = *semi ? semi + 1 : semi;
+	}
+	*ret = TAKE_PTR(out);
+	return 0;
+}
+
+char *mapper_root_path(const char *root, const char *path)
+{
+	char *s = NULL;
+
+	if (isempty(root) || strcmp(root, "/") == 0)
+		return strdup(path);
+	if (asprintf(&s, "%s%s", root, path) < 0)
+		return NULL;
+	return s;
+}
+
+int mapper_available(enum mapper_type t, const char *root, char **ret_reason)
+{
+	switch (t) {
+	case MAPPER_FUSE:
+		return mapper_fuse_available(ret_reason);
+	case MAPPER_KRBD:
+		return mapper_krbd_available(root, ret_reason);
+	case MAPPER_NBD:
+		return mapper_nbd_available(root, ret_reason);
+	case MAPPER_AUTO:
+		for (enum mapper_type k = MAPPER_FUSE; k < _MAPPER_MAX; k++)
+			if (mapper_available(k, root, NULL) == 0)
+				return 0;
+		reason_set(ret_reason, "no mapper available: no rbd or nbd kernel module, no "
+		                       "rbd-fuse");
+		return -ENODEV;
+	default:
+		return -EINVAL;
+	}
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What the three mappers (rbd-fuse + loop, krbd, rbd-nbd) share: the parameters of a map
+ * request, their validation, per-mapper option strings and availability checks.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MAPPER_TIMEOUT_DEFAULT_USEC (30ULL * 1000000ULL)
+#define MAPPER_NAME_MAX             256
+
+enum mapper_type {
+	MAPPER_AUTO, /* the first available of krbd, nbd, fuse */
+	MAPPER_FUSE, /* rbd-fuse -r IMAGE, then a loop device on the image file */
+	MAPPER_KRBD, /* the rbd kernel module through /sys/bus/rbd */
+	MAPPER_NBD,  /* rbd-nbd */
+	_MAPPER_MAX,
+	_MAPPER_INVALID = -22, /* -EINVAL */
+};
+
+/* "auto", "fuse", "krbd", "nbd". */
+const char *mapper_type_to_string(enum mapper_type t);
+/* Accepts the names above and ceph-csi's "rbd" (krbd), "rbd-nbd", "rbd-fuse"; NULL or "" is
+ * auto. Returns _MAPPER_INVALID otherwise. */
+enum mapper_type mapper_type_from_string(const char *s);
+
+struct mapper_params {
+	/* mon_host: "ip:port,ip:port", or addrvecs "[v2:ip:3300,v1:ip:6789]". rbd-fuse and
+	 * rbd-nbd get it verbatim as --mon-host; krbd keeps the v1 addresses only. */
+	const char *monitors;
+	const char *user; /* cephx id without "client." */
+	/* cephx key, base64. SECRET: handed to the kernel (one sysfs write) or to the child on a
+	 * sealed memfd read as /dev/fd/3; never in argv, environment, files, logs or reasons. */
+	const char *key;
+	const char *pool;
+	const char *rados_namespace; /* NULL or "" for the default namespace */
+	const char *image;
+	bool read_only;
+	/* Mapper-specific options for THIS mapper (see mapper_options_for()), comma-separated:
+	 * krbd "lock_on_read,queue_depth=1024"; nbd "try-netlink,reattach-timeout=300". */
+	const char *map_options;
+	uint64_t image_size; /* expected size in bytes; 0: unknown (any size > 0 is accepted) */
+	/* RBD_FEATURE_* bits of the image; checked against krbd's supported_features. */
+	uint64_t image_features;
+	bool image_features_known;
+	/* Where a helper daemon logs (rbd-nbd); NULL: no log file. rbd-fuse logs next to its
+	 * mount dir instead. */
+	const char *log_path;
+	uint64_t timeout_usec; /* 0: MAPPER_TIMEOUT_DEFAULT_USEC */
+};
+
+/*
+ * Checks the parameters: pool/image/namespace are non-empty (namespace may be empty), at most
+ * MAPPER_NAME_MAX bytes, without '/', '@', blanks or control characters; user is [A-Za-z0-9._-];
+ * the key is a well-formed cephx key (base64 of an AES CryptoKey); monitors have no blanks. Errors:
+ * -EINVAL with *ret_reason (never quoting the key).
+ */
+int mapper_params_validate(const struct mapper_params *p, char **ret_reason);
+
+/*
+ * Picks the options for one mapper out of a ceph-csi style mapOptions/unmapOptions string:
+ * "krbd:lock_on_read,queue_depth=1024;nbd:try-netlink". A part without a prefix is for krbd.
+ * *ret is NULL when there is nothing for this mapper. Errors: -EINVAL unknown prefix.
+ */
+int mapper_options_for(const char *all, enum mapper_type t, char **ret);
+
+/*
+ * Whether mapper t can be used on this host. root is "/" except in tests (a directory holding a
+ * simulated sys/ and dev/). Errors: -ENODEV with *ret_reason, e.g. "krbd: /sys/bus/rbd not
+ * present, rbd kernel module not loaded".
+ */
+int mapper_available(enum mapper_type t, const char *root, char **ret_reason);
+
+/* Joins root and an absolute path ("/" + "/sys/bus/rbd" = "/sys/bus/rbd"). NULL on ENOMEM. */
+char *mapper_root_path(const char *root, const char *path);

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "driver/base/exec.h"
+#include "driver/base/log.h"
+#include "driver/base/macro.h"
+#include "driver/host/mapper_nbd.h"
+#include "driver/host/reason.h"
+
+#define NBD_OPTS_MAX 16
+#define NBD_ARGS_MAX (NBD_OPTS_MAX + 20)
+
+int mapper_nbd_available(const char *root, char **ret_reason)
+{
+	_cleanup_free_ char *mod = mapper_root_path(root, "/sys/module/nbd");
+	_cleanup_free_ char *dev = mapper_root_path(root, "/dev/nbd0");
+	_cleanup_free_ char *prog = NULL;
+
+	if (!mod || !dev)
+		return -ENOMEM;
+	if (access(mod, F_OK) < 0 || access(dev, F_OK) < 0) {
+		reason_set(ret_reason, "rbd-nbd: nbd kernel module not loaded (%s %s)",
+		           access(mod, F_OK) < 0 ? mod : dev, "missing");
+		return -ENODEV;
+	}
+	if (exec_find_program("rbd-nbd", NULL, &prog) < 0) {
+		reason_set(ret_reason, "rbd-nbd: program not installed");
+		return -ENODEV;
+	}
+	return 0;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, exec_strv_free)
+
+static void exec_result_donep(struct exec_result *r)
+{
+	exec_result_done(r);
+}
+
+/*
+ * Turns the comma-separated options into "--opt" arguments (a NULL-terminated vector in
+ * *ret_args); refuses options that would override ours.
+ */
+static int options_to_args(const char *options, char ***ret_args, char **ret_reason)
+{
+	static const char *const forbidden[] = { "keyfile", "key",      "keyring",      "id",
+		                                 "name",    "mon-host", "mon_host",     "conf",
+		                                 "c",       "cluster",  "admin-socket", "log-file",
+		                                 "device" };
+	_cleanup_(exec_strv_freep) char **args = calloc(NBD_OPTS_MAX + 1, sizeof(char *));
+	size_t n = 0;
+
+	if (!args)
+		return -ENOMEM;
+	for (const char *p = options; p && *p;) {
+		const char *comma = strchrnul(p, ',');
+		size_t len = (size_t)(comma - p), klen = strcspn(p, "=,");
+
+		if (klen == 0 || n >= NBD_OPTS_MAX) {
+			reason_set(ret_reason, "rbd-nbd: invalid map option '%.*s'", (int)len, p);
+			return -EINVAL;
+		}
+		for (size_t i = 0; i < klen; i++)
+			if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') ||
+			      p[i] == '-' || p[i] == '_')) {
+				reason_set(ret_reason, "rbd-nbd: invalid map option '%.*s'",
+				           (int)len, p);
+				return -EINVAL;
+			}
+		for (size_t i = 0; i < ELEMENTSOF(forbidden); i++)
+			if (strlen(forbidden[i]) == klen && strncmp(p, forbidden[i], klen) == 0) {
+				reason_set(ret_reason, "rbd-nbd: map option '%s' is not allowed",
+				           forbidden[i]);
+				return -EINVAL;
+			}
+		if (asprintf(&args[n], "--%.*s", (int)len, p) < 0) {
+			args[n] = NULL;
+			return -ENOMEM;
+		}
+		n++;
+		p = *comma ? comma + 1 : comma;
+	}
+	*ret_args = TAKE_PTR(args);
+	return 0;
+}
+
+int mapper_nbd_map(const char *root, const struct mapper_params *p, char **ret_device,
+                   char **ret_reason)
+{
+	_cleanup_free_ char *spec = NULL, *log_arg = NULL, *device = NULL;
+	_cleanup_(exec_strv_freep) char **extra = NULL;
+	_cleanup_(exec_result_donep) struct exec_result res = { 0 };
+	_cleanup_close_ int key_fd = -EBADF;
+	char *argv[NBD_ARGS_MAX];
+	struct exec_fd key = { .child_fd = 3 };
+	struct exec_options opts = { 0 };
+	size_t n = 0;
+	int r;
+
+	r = mapper_params_validate(p, ret_reason);
+	if (r < 0)
+		return r;
+	r = mapper_nbd_available(root, ret_reason);
+	if (r < 0)
+		return r;
+	r = options_to_args(p->map_options, &extra, ret_reason);
+	if (r < 0)
+		return r;
+	if (asprintf(&spec, "%s/%s%s%s", p->pool, strempty(p->rados_namespace),
+	             isempty(p->rados_namespace) ? "" : "/", p->image) < 0)
+		return -ENOMEM;
+	if (asprintf(&log_arg, "--log-file=%s", p->log_path ? p->log_path : "") < 0)
+		return -ENOMEM;
+
+	argv[n++] = (char *)"rbd-nbd";
+	argv[n++] = (char *)"-c";
+	argv[n++] = (char *)"/dev/null"; /* no /etc/ceph, no DNS SRV lookup */
+	argv[n++] = (char *)"--mon-host";
+	argv[n++] = (char *)p->monitors;
+	argv[n++] = (char *)"--id";
+	argv[n++] = (char *)p->user;
+	argv[n++] = (char *)"--keyfile=/dev/fd/3";
+	argv[n++] = (char *)"--keyring="; /* no keyring search in /etc/ceph */
+	argv[n++] = (char *)"--admin-socket=";
+	argv[n++] = log_arg;
+	argv[n++] = (char *)"map";
+	if (p->read_only)
+		argv[n++] = (char *)"--read-only";
+	for (char **a = extra; *a; a++)
+		argv[n++] = *a;
+	argv[n++] = spec;
+	argv[n] = NULL;
+
+	r = exec_memfd_new("rbdcsi-key", p->key, strlen(p->key), &key_fd);
+	if (r < 0)
+		return r;
+	key.fd = key_fd;
+	opts.fds = &key;
+	opts.n_fds = 1;
+	opts.timeout_usec = p->timeout_usec ? p->timeout_usec : MAPPER_TIMEOUT_DEFAULT_USEC;
+	r = exec_run(argv, &opts, &res);
+	if (r < 0) {
+		reason_set(ret_reason, "rbd-nbd: map of %s %s", spec,
+		           r == -ETIMEDOUT ? "timed out" : strerror(-r));
+		return r;
+	}
+	if (!exec_result_ok(&res)) {
+		reason_take(ret_reason, exec_result_describe(&res, "rbd-nbd map"));
+		return -EIO;
+	}
+	/* It prints the device, "/dev/nbdN\n". */
+	res.out[strcspn(res.out, "\n")] = 0;
+	if (strncmp(res.out, "/dev/nbd", 8) != 0) {
+		reason_set(ret_reason, "rbd-nbd: unexpected output of map");
+		return -EIO;
+	}
+	device = strdup(res.out);
+	if (!device)
+		return -ENOMEM;
+	log_debug("rbd-nbd mapped %s as %s", spec, device);
+	*ret_device = TAKE_PTR(device);
+	return 0;
+}
+
+int mapper_nbd_unmap(const char *device, uint64_t timeout_usec, char **ret_reason)
+{
+	/* No cluster is needed to unmap; --no-mon-config keeps it from looking for monitors
+	 * (which, without a mon_host, would be a DNS SRV lookup). */
+	char *argv[] = { (char *)"rbd-nbd",
+		         (char *)"-c",
+		         (char *)"/dev/null",
+		         (char *)"--no-mon-config",
+		         (char *)"--admin-socket=",
+		         (char *)"unmap",
+		         (char *)device,
+		         NULL };
+	struct exec_options opts = { .timeout_usec = timeout_usec ? timeout_usec
+		                                                  : MAPPER_TIMEOUT_DEFAULT_USEC };
+	struct exec_result res = { 0 };
+	int r;
+
+	if (isempty(device) || strncmp(device, "/dev/nbd", 8) != 0)
+		return -EINVAL;
+	r = exec_run(argv, &opts, &res);
+	if (r < 0) {
+		reason_set(ret_reason, "rbd-nbd: unmap of %s %s", device,
+		           r == -ETIMEDOUT ? "timed out" : strerror(-r));
+		return r;
+	}
+	if (exec_result_ok(&res) ||
+	    (res.err && (strstr(res.err, "not mapped") || strstr(res.err, "No such file")))) {
+		exec_result_done(&res);
+		return 0;
+	}
+	reason_take(ret_reason, exec_result_describe(&res, "rbd-nbd unmap"));
+	r = res.err && strstr(res.err, "Device or resource busy") ? -EBUSY : -EIO;
+	exec_result_done(&res);
+	return r;
+}

@@ -1,0 +1,1051 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <dirent.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "driver/base/exec.h"
+#include "driver/base/fileio.h"
+#include "driver/base/log.h"
+#include "driver/base/macro.h"
+#include "driver/host/blockdev.h"
+#include "driver/host/bounded.h"
+#include "driver/host/fs.h"
+#include "driver/host/loop.h"
+#include "driver/host/mapper_fuse.h"
+#include "driver/host/mapper_krbd.h"
+#include "driver/host/mapper_nbd.h"
+#include "driver/host/mount.h"
+#include "driver/host/reason.h"
+#include "driver/base/sha256.h"
+#include "driver/host/stage.h"
+
+#define STATE_VERSION  1
+#define VOLUME_ID_MAX  1024
+#define PHASE_MAPPING  "mapping"
+#define PHASE_MAPPED   "mapped"
+#define PHASE_STAGED   "staged"
+#define ABORT_GRACE_US (5ULL * USEC_PER_SEC)
+#define EXPAND_POLL_MS 100
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, exec_strv_free)
+
+static uint64_t remaining(uint64_t deadline)
+{
+	uint64_t now = exec_now_usec();
+
+	return deadline > now ? deadline - now : 1;
+}
+
+struct stage_info *stage_info_free(struct stage_info *info)
+{
+	if (!info)
+		return NULL;
+	free(info->volume_id);
+	free(info->phase);
+	free(info->device);
+	free(info->staging_path);
+	free(info->fstype);
+	free(info->mount_options);
+	free(info->cluster_id);
+	free(info->monitors);
+	free(info->user);
+	free(info->pool);
+	free(info->rados_namespace);
+	free(info->image);
+	free(info->unmap_options);
+	free(info->sys_root);
+	free(info->fuse_mount_dir);
+	free(info);
+	return NULL;
+}
+
+void stage_health_done(struct stage_health *h)
+{
+	if (!h)
+		return;
+	free(h->message);
+	*h = (struct stage_health){ 0 };
+}
+
+static const char *access_name(enum stage_access a)
+{
+	return a == STAGE_ACCESS_BLOCK ? "block" : "mount";
+}
+
+/* Replaces *dst with a copy of src (NULL stays NULL). */
+static int set_str(char **dst, const char *src)
+{
+	char *c = NULL;
+
+	if (src) {
+		c = strdup(src);
+		if (!c)
+			return -ENOMEM;
+	}
+	free(*dst);
+	*dst = c;
+	return 0;
+}
+
+/* ---- the state file ---- */
+
+int stage_state_path(const char *state_dir, const char *volume_id, char **ret_path)
+{
+	char hex[SHA256_HEX_SIZE];
+	char *s = NULL;
+
+	if (isempty(state_dir) || state_dir[0] != '/' || isempty(volume_id))
+		return -EINVAL;
+	sha256_hex(volume_id, strlen(volume_id), hex);
+	if (asprintf(&s, "%s/%s.json", state_dir, hex) < 0)
+		return -ENOMEM;
+	*ret_path = s;
+	return 0;
+}
+
+static int fuse_dir_path(const char *state_dir, const char *volume_id, char **ret)
+{
+	_cleanup_free_ char *real = realpath(state_dir, NULL);
+	char hex[SHA256_HEX_SIZE];
+	char *s = NULL;
+
+	if (!real)
+		return negative_errno();
+	sha256_hex(volume_id, strlen(volume_id), hex);
+	if (asprintf(&s, "%s/fuse/%s", real, hex) < 0)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+static void json_add_str(json_object *o, const char *key, const char *value)
+{
+	if (value)
+		json_object_object_add(o, key, json_object_new_string(value));
+}
+
+static int state_save(const char *path, const struct stage_info *info)
+{
+	_cleanup_(json_object_putp) json_object *o = json_object_new_object();
+	const char *text;
+
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(o, "version", json_object_new_int(STATE_VERSION));
+	json_add_str(o, "volume_id", info->volume_id);
+	json_add_str(o, "phase", info->phase);
+	json_add_str(o, "mapper", mapper_type_to_string(info->mapper));
+	json_add_str(o, "access", access_name(info->access));
+	json_add_str(o, "device", info->device);
+	json_add_str(o, "staging_path", info->staging_path);
+	json_add_str(o, "fstype", info->fstype);
+	json_add_str(o, "mount_options", info->mount_options);
+	json_object_object_add(o, "read_only", json_object_new_boolean(info->read_only));
+	json_object_object_add(o, "formatted", json_object_new_boolean(info->formatted));
+	json_add_str(o, "cluster_id", info->cluster_id);
+	json_add_str(o, "monitors", info->monitors);
+	json_add_str(o, "user", info->user);
+	json_add_str(o, "pool", info->pool);
+	json_add_str(o, "rados_namespace", info->rados_namespace);
+	json_add_str(o, "image", info->image);
+	json_add_str(o, "unmap_options", info->unmap_options);
+	json_add_str(o, "sys_root", info->sys_root);
+	if (info->mapper == MAPPER_FUSE) {
+		json_object *f = json_object_new_object();
+
+		if (!f)
+			return -ENOMEM;
+		json_object_object_add(f, "pid", json_object_new_int(info->fuse_pid));
+		json_add_str(f, "mount_dir", info->fuse_mount_dir);
+		json_object_object_add(o, "fuse", f);
+	}
+	if (info->mapper == MAPPER_KRBD)
+		json_object_object_add(o, "krbd_id", json_object_new_int(info->krbd_id));
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+	                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!text)
+		return -ENOMEM;
+	return fileio_write_atomic(path, text, strlen(text), 0600);
+}
+
+static int json_get_str(json_object *o, const char *key, char **dst)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+		return set_str(dst, NULL);
+	if (!json_object_is_type(v, json_type_string))
+		return -EINVAL;
+	return set_str(dst, json_object_get_string(v));
+}
+
+static bool json_get_bool(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && json_object_get_boolean(v);
+}
+
+static int state_parse(const char *text, struct stage_info **ret)
+{
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
+	_cleanup_free_ char *mapper = NULL, *access = NULL;
+	enum json_tokener_error jerr;
+	json_object *v, *f;
+	int r = 0;
+
+	o = json_tokener_parse_verbose(text, &jerr);
+	if (!o || !json_object_is_type(o, json_type_object))
+		return -EINVAL;
+	if (!json_object_object_get_ex(o, "version", &v) || json_object_get_int(v) != STATE_VERSION)
+		return -EINVAL;
+	info = calloc(1, sizeof(*info));
+	if (!info)
+		return -ENOMEM;
+	info->krbd_id = -1;
+	r = r ?: json_get_str(o, "volume_id", &info->volume_id);
+	r = r ?: json_get_str(o, "phase", &info->phase);
+	r = r ?: json_get_str(o, "mapper", &mapper);
+	r = r ?: json_get_str(o, "access", &access);
+	r = r ?: json_get_str(o, "device", &info->device);
+	r = r ?: json_get_str(o, "staging_path", &info->staging_path);
+	r = r ?: json_get_str(o, "fstype", &info->fstype);
+	r = r ?: json_get_str(o, "mount_options", &info->mount_options);
+	r = r ?: json_get_str(o, "cluster_id", &info->cluster_id);
+	r = r ?: json_get_str(o, "monitors", &info->monitors);
+	r = r ?: json_get_str(o, "user", &info->user);
+	r = r ?: json_get_str(o, "pool", &info->pool);
+	r = r ?: json_get_str(o, "rados_namespace", &info->rados_namespace);
+	r = r ?: json_get_str(o, "image", &info->image);
+	r = r ?: json_get_str(o, "unmap_options", &info->unmap_options);
+	r = r ?: json_get_str(o, "sys_root", &info->sys_root);
+	if (r < 0)
+		return r;
+	info->read_only = json_get_bool(o, "read_only");
+	info->formatted = json_get_bool(o, "formatted");
+	if (!info->volume_id || !info->phase || !mapper || !access || !info->pool || !info->image)
+		return -EINVAL;
+	info->mapper = mapper_type_from_string(mapper);
+	if (info->mapper <= MAPPER_AUTO)
+		return -EINVAL;
+	if (strcmp(access, "mount") == 0)
+		info->access = STAGE_ACCESS_MOUNT;
+	else if (strcmp(access, "block") == 0)
+		info->access = STAGE_ACCESS_BLOCK;
+	else
+		return -EINVAL;
+	if (json_object_object_get_ex(o, "fuse", &f)) {
+		if (json_object_object_get_ex(f, "pid", &v))
+			info->fuse_pid = (pid_t)json_object_get_int(v);
+		r = json_get_str(f, "mount_dir", &info->fuse_mount_dir);
+		if (r < 0)
+			return r;
+	}
+	if (json_object_object_get_ex(o, "krbd_id", &v))
+		info->krbd_id = json_object_get_int(v);
+	if (info->mapper == MAPPER_FUSE && !info->fuse_mount_dir)
+		return -EINVAL;
+	*ret = TAKE_PTR(info);
+	return 0;
+}
+
+int stage_load(const char *state_dir, const char *volume_id, struct stage_info **ret_info)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	struct stage_info *info;
+	int r;
+
+	r = stage_state_path(state_dir, volume_id, &path);
+	if (r < 0)
+		return r;
+	r = fileio_read_full(path, STAGE_STATE_MAX, &text, NULL);
+	if (r < 0)
+		return r;
+	r = state_parse(text, &info);
+	if (r < 0)
+		return log_debug_errno(r, "State file %s is not valid: %m", path);
+	if (strcmp(info->volume_id, volume_id) != 0) {
+		stage_info_free(info);
+		return -EINVAL;
+	}
+	*ret_info = info;
+	return 0;
+}
+
+int stage_list(const char *state_dir, char ***ret_volume_ids)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	_cleanup_(exec_strv_freep) char **ids = NULL;
+	size_t n = 0;
+	struct dirent *de;
+
+	if (isempty(state_dir))
+		return -EINVAL;
+	d = opendir(state_dir);
+	if (!d)
+		return negative_errno();
+	ids = calloc(1, sizeof(char *));
+	if (!ids)
+		return -ENOMEM;
+	while ((de = readdir(d))) {
+		_cleanup_free_ char *path = NULL, *text = NULL;
+		_cleanup_(stage_info_freep) struct stage_info *info = NULL;
+		size_t len = strlen(de->d_name);
+		char **grown;
+
+		if (len != SHA256_HEX_SIZE - 1 + 5 || strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
+		if (asprintf(&path, "%s/%s", state_dir, de->d_name) < 0)
+			return -ENOMEM;
+		if (fileio_read_full(path, STAGE_STATE_MAX, &text, NULL) < 0 ||
+		    state_parse(text, &info) < 0)
+			continue;
+		grown = realloc(ids, (n + 2) * sizeof(char *));
+		if (!grown)
+			return -ENOMEM;
+		ids = grown;
+		ids[n++] = TAKE_PTR(info->volume_id);
+		ids[n] = NULL;
+	}
+	*ret_volume_ids = TAKE_PTR(ids);
+	return 0;
+}
+
+/* ---- what exists ---- */
+
+/* Whether the mapping the state describes still exists; *why (may be NULL) when not. */
+static bool mapping_alive(const struct stage_info *info, char **why)
+{
+	struct stat st;
+
+	switch (info->mapper) {
+	case MAPPER_FUSE: {
+		struct mapper_fuse_status fs;
+
+		if (mapper_fuse_check(info->fuse_mount_dir, info->image, info->fuse_pid, &fs) < 0) {
+			reason_set(why, "cannot inspect the rbd-fuse mapping");
+			return false;
+		}
+		if (fs.pid <= 0) {
+			reason_set(why, "rbd-fuse for %s/%s is not running", info->pool,
+			           info->image);
+			return false;
+		}
+		if (!fs.mounted) {
+			reason_set(why, "rbd-fuse mount %s is gone", info->fuse_mount_dir);
+			return false;
+		}
+		if (!fs.loop_attached || !info->device ||
+		    strcmp(fs.loop_device, info->device) != 0) {
+			reason_set(why, "loop device %s is no longer attached to the image",
+			           strempty(info->device));
+			return false;
+		}
+		return true;
+	}
+	case MAPPER_KRBD: {
+		int id;
+
+		if (mapper_krbd_find(info->sys_root, info->pool, info->rados_namespace, info->image,
+		                     &id) < 0 ||
+		    id != info->krbd_id || !info->device || stat(info->device, &st) < 0) {
+			reason_set(why, "krbd device %s no longer maps %s/%s",
+			           strempty(info->device), info->pool, info->image);
+			return false;
+		}
+		return true;
+	}
+	case MAPPER_NBD: {
+		uint64_t size = 0;
+
+		if (!info->device || blockdev_get_size(info->device, &size) < 0 || size == 0) {
+			reason_set(why, "nbd device %s is not connected", strempty(info->device));
+			return false;
+		}
+		return true;
+	}
+	default:
+		return false;
+	}
+}
+
+/* Whether info->device is what is mounted at the staging path. */
+static bool device_mounted(const struct stage_info *info, char **why)
+{
+	_cleanup_(mount_info_freep) struct mount_info *mi = NULL;
+	struct stat st;
+
+	if (!info->staging_path || mount_find(info->staging_path, &mi) < 0) {
+		reason_set(why, "nothing is mounted at %s", strempty(info->staging_path));
+		return false;
+	}
+	if (!info->device || stat(info->device, &st) < 0 || !S_ISBLK(st.st_mode) ||
+	    st.st_rdev != mi->devno) {
+		reason_set(why, "%s holds %s, not %s", info->staging_path, mi->source,
+		           strempty(info->device));
+		return false;
+	}
+	return true;
+}
+
+/* ---- undo ---- */
+
+struct umount_arg {
+	char path[PATH_MAX];
+};
+
+static int umount_call(void *p)
+{
+	struct umount_arg *a = p;
+
+	return mount_umount(a->path, false);
+}
+
+struct abort_arg {
+	const struct stage_info *info;
+};
+
+static void abort_mapping(void *p)
+{
+	struct abort_arg *a = p;
+
+	/* Only rbd-fuse can be aborted from here; krbd/nbd I/O waits for the cluster. */
+	if (a->info->mapper == MAPPER_FUSE)
+		(void)mapper_fuse_kill(a->info->fuse_mount_dir, a->info->fuse_pid);
+}
+
+static int unmap(const struct stage_info *info, uint64_t deadline, bool *forced, char **ret_reason)
+{
+	_cleanup_free_ char *opts = NULL;
+	int r, id;
+
+	switch (info->mapper) {
+	case MAPPER_FUSE:
+		return mapper_fuse_unmap(info->fuse_mount_dir, info->image, info->fuse_pid,
+		                         info->device, remaining(deadline), forced, ret_reason);
+	case MAPPER_KRBD:
+		r = mapper_options_for(info->unmap_options, MAPPER_KRBD, &opts);
+		if (r < 0)
+			return r;
+		id = info->krbd_id;
+		/* Crash between the map and recording the id: find it by image. */
+		if (id < 0 && mapper_krbd_find(info->sys_root, info->pool, info->rados_namespace,
+		                               info->image, &id) < 0)
+			return 0;
+		return mapper_krbd_unmap(info->sys_root, id, info->pool, info->rados_namespace,
+		                         info->image, opts, ret_reason);
+	case MAPPER_NBD:
+		if (!info->device)
+			return 0; /* nothing recorded: the map never returned a device */
+		return mapper_nbd_unmap(info->device, remaining(deadline), ret_reason);
+	default:
+		return -EINVAL;
+	}
+}
+
+/*
+ * Undoes whatever info describes, in reverse: the filesystem mount, the mapping, the state
+ * file. Bounded by deadline.
+ */
+static int undo_all(const struct stage_info *info, const char *state_path, const char *staging_path,
+                    uint64_t deadline, bool *forced, char **ret_reason)
+{
+	struct abort_arg aa = { .info = info };
+	bool aborted = false, mapper_forced = false;
+	int r;
+
+	if (info->access == STAGE_ACCESS_MOUNT && staging_path &&
+	    mount_is_mountpoint(staging_path) > 0) {
+		struct umount_arg ua;
+
+		snprintf(ua.path, sizeof(ua.path), "%s", staging_path);
+		r = bounded_call(umount_call, &ua, sizeof(ua), remaining(deadline), abort_mapping,
+		                 &aa, ABORT_GRACE_US, &aborted);
+		*forced = *forced || aborted;
+		if (r < 0) {
+			reason_set(ret_reason, "cannot unmount %s: %s%s", staging_path,
+			           r == -ETIMEDOUT ? "it hangs (cluster unreachable?)"
+			                           : strerror(-r),
+			           aborted ? " even after aborting rbd-fuse" : "");
+			return r;
+		}
+	}
+	r = unmap(info, deadline, &mapper_forced, ret_reason);
+	*forced = *forced || mapper_forced;
+	if (r < 0)
+		return r;
+	if (unlink(state_path) < 0 && errno != ENOENT)
+		return negative_errno();
+	return 0;
+}
+
+/* ---- stage ---- */
+
+static int request_check(const struct stage_request *req, char **ret_reason)
+{
+	if (!req || isempty(req->state_dir) || req->state_dir[0] != '/') {
+		reason_set(ret_reason, "state directory must be an absolute path");
+		return -EINVAL;
+	}
+	if (isempty(req->volume_id) || strlen(req->volume_id) > VOLUME_ID_MAX) {
+		reason_set(ret_reason, "invalid volume id");
+		return -EINVAL;
+	}
+	if (req->access != STAGE_ACCESS_MOUNT && req->access != STAGE_ACCESS_BLOCK)
+		return -EINVAL;
+	if (req->access == STAGE_ACCESS_MOUNT &&
+	    (isempty(req->staging_path) || req->staging_path[0] != '/' ||
+	     strstr(req->staging_path, "/../") || strlen(req->staging_path) >= PATH_MAX - 1)) {
+		reason_set(ret_reason, "staging path must be an absolute path");
+		return -EINVAL;
+	}
+	if (req->access == STAGE_ACCESS_MOUNT && !isempty(req->fstype) &&
+	    !fs_type_supported(req->fstype)) {
+		reason_set(ret_reason, "unsupported filesystem type '%s' (ext4 or xfs)",
+		           req->fstype);
+		return -EINVAL;
+	}
+	if (req->mapper < MAPPER_AUTO || req->mapper >= _MAPPER_MAX)
+		return -EINVAL;
+	return mapper_params_validate(&req->map, ret_reason);
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return strcmp(strempty(a), strempty(b)) == 0;
+}
+
+/* The first parameter that differs between an existing state and a request, or NULL. */
+static const char *request_differs(const struct stage_info *info, const struct stage_request *req)
+{
+	if (!str_eq(info->pool, req->map.pool))
+		return "pool";
+	if (!str_eq(info->rados_namespace, req->map.rados_namespace))
+		return "rados namespace";
+	if (!str_eq(info->image, req->map.image))
+		return "image";
+	if (!str_eq(info->cluster_id, req->cluster_id))
+		return "cluster id";
+	if (info->access != req->access)
+		return "access type";
+	if (info->read_only != req->map.read_only)
+		return "read-only flag";
+	if (req->mapper != MAPPER_AUTO && req->mapper != info->mapper)
+		return "mapper";
+	if (req->access == STAGE_ACCESS_MOUNT) {
+		if (!str_eq(info->staging_path, req->staging_path))
+			return "staging path";
+		if (!isempty(req->fstype) && !str_eq(info->fstype, req->fstype))
+			return "filesystem type";
+		if (!str_eq(info->mount_options, req->mount_options))
+			return "mount options";
+	}
+	return NULL;
+}
+
+/* Picks the mapper: the requested one if available, else for auto krbd, nbd, fuse in turn. */
+static int choose_mapper(const struct stage_request *req, enum mapper_type *ret, char **ret_reason)
+{
+	static const enum mapper_type order[] = { MAPPER_KRBD, MAPPER_NBD, MAPPER_FUSE };
+	_cleanup_free_ char *why = NULL;
+	int r;
+
+	for (size_t i = 0; i < ELEMENTSOF(order); i++) {
+		enum mapper_type t = order[i];
+
+		if (req->mapper != MAPPER_AUTO && req->mapper != t)
+			continue;
+		r = mapper_available(t, req->sys_root, &why);
+		if (r == 0 && t == MAPPER_KRBD && req->map.image_features_known)
+			r = mapper_krbd_check_features(req->sys_root, req->map.image_features,
+			                               &why);
+		if (r == 0) {
+			*ret = t;
+			return 0;
+		}
+		if (r != -ENODEV)
+			break;
+		log_debug("Mapper %s not usable: %s", mapper_type_to_string(t), strempty(why));
+	}
+	if (req->mapper == MAPPER_AUTO)
+		reason_set(ret_reason,
+		           "no usable mapper on this host (krbd, nbd, rbd-fuse); last: %s",
+		           strempty(why));
+	else
+		reason_take(ret_reason, TAKE_PTR(why));
+	return -ENODEV;
+}
+
+static int do_map(struct stage_info *info, const struct stage_request *req, uint64_t deadline,
+                  char **ret_reason)
+{
+	_cleanup_free_ char *opts = NULL;
+	struct mapper_params p = req->map;
+	int r;
+
+	r = mapper_options_for(req->map.map_options, info->mapper, &opts);
+	if (r < 0) {
+		reason_set(ret_reason, "invalid map options: unknown mapper prefix");
+		return r;
+	}
+	p.map_options = opts;
+	p.timeout_usec = remaining(deadline);
+
+	switch (info->mapper) {
+	case MAPPER_FUSE: {
+		struct mapper_fuse_mapping m = { 0 };
+
+		r = mapper_fuse_map(&p, info->fuse_mount_dir, &m, ret_reason);
+		if (r < 0)
+			return r;
+		info->fuse_pid = m.pid;
+		free(info->device);
+		info->device = TAKE_PTR(m.loop_device);
+		mapper_fuse_mapping_done(&m);
+		return 0;
+	}
+	case MAPPER_KRBD: {
+		char *device = NULL;
+		int id;
+
+		r = mapper_krbd_map(req->sys_root, &p, &device, &id, ret_reason);
+		if (r < 0)
+			return r;
+		free(info->device);
+		info->device = device;
+		info->krbd_id = id;
+		return 0;
+	}
+	case MAPPER_NBD: {
+		char *device = NULL;
+
+		r = mapper_nbd_map(req->sys_root, &p, &device, ret_reason);
+		if (r < 0)
+			return r;
+		free(info->device);
+		info->device = device;
+		return 0;
+	}
+	default:
+		return -EINVAL;
+	}
+}
+
+static int info_from_request(const struct stage_request *req, enum mapper_type mapper,
+                             struct stage_info **ret)
+{
+	_cleanup_(stage_info_freep) struct stage_info *info = calloc(1, sizeof(*info));
+	int r = 0;
+
+	if (!info)
+		return -ENOMEM;
+	info->mapper = mapper;
+	info->access = req->access;
+	info->read_only = req->map.read_only;
+	info->krbd_id = -1;
+	r = r ?: set_str(&info->volume_id, req->volume_id);
+	r = r ?: set_str(&info->phase, PHASE_MAPPING);
+	r = r ?: set_str(&info->staging_path, req->staging_path);
+	r = r ?: set_str(&info->mount_options, req->mount_options);
+	r = r ?: set_str(&info->cluster_id, req->cluster_id);
+	r = r ?: set_str(&info->monitors, req->map.monitors);
+	r = r ?: set_str(&info->user, req->map.user);
+	r = r ?: set_str(&info->pool, req->map.pool);
+	r = r ?: set_str(&info->rados_namespace, req->map.rados_namespace);
+	r = r ?: set_str(&info->image, req->map.image);
+	r = r ?: set_str(&info->unmap_options, req->unmap_options);
+	r = r ?: set_str(&info->sys_root, req->sys_root);
+	if (r < 0)
+		return r;
+	if (mapper == MAPPER_FUSE) {
+		r = fuse_dir_path(req->state_dir, req->volume_id, &info->fuse_mount_dir);
+		if (r < 0)
+			return r;
+	}
+	*ret = TAKE_PTR(info);
+	return 0;
+}
+
+/* Decides the filesystem: keeps a matching one, formats a blank device, refuses the rest. */
+static int prepare_filesystem(struct stage_info *info, const struct stage_request *req,
+                              uint64_t deadline, char **ret_reason)
+{
+	_cleanup_free_ char *types = NULL;
+	const char *want = req->fstype;
+	int r;
+
+	r = blockdev_probe(info->device, &types);
+	if (r < 0) {
+		reason_set(ret_reason, "cannot probe %s: %s", info->device, strerror(-r));
+		return r;
+	}
+	if (isempty(want))
+		want = fs_type_supported(types) ? types : "ext4";
+	if (blockdev_types_blank(types)) {
+		if (info->read_only) {
+			reason_set(ret_reason,
+			           "device %s is blank and the volume is read-only: no "
+			           "filesystem to mount",
+			           info->device);
+			return -EROFS;
+		}
+		r = fs_format(info->device, want, req->mkfs_options, remaining(deadline),
+		              ret_reason);
+		if (r < 0)
+			return r;
+		info->formatted = true;
+	} else if (strcmp(types, want) != 0) {
+		reason_set(ret_reason, "device carries '%s', not '%s': refusing to format", types,
+		           want);
+		return -EMEDIUMTYPE;
+	}
+	return set_str(&info->fstype, want);
+}
+
+static int save_phase(struct stage_info *info, const char *phase, const char *state_path,
+                      char **ret_reason)
+{
+	int r = set_str(&info->phase, phase);
+
+	if (r == 0)
+		r = state_save(state_path, info);
+	if (r < 0)
+		reason_set(ret_reason, "cannot update state file %s: %s", state_path, strerror(-r));
+	return r;
+}
+
+/* The steps after the map: record it, then filesystem and mount (mount access). The caller
+ * undoes everything when this fails. */
+static int finish_stage(struct stage_info *info, const struct stage_request *req,
+                        const char *state_path, uint64_t deadline, char **ret_reason)
+{
+	int r;
+
+	r = save_phase(info, PHASE_MAPPED, state_path, ret_reason);
+	if (r < 0)
+		return r;
+	if (req->access == STAGE_ACCESS_MOUNT) {
+		r = prepare_filesystem(info, req, deadline, ret_reason);
+		if (r < 0)
+			return r;
+		r = save_phase(info, PHASE_MAPPED, state_path, ret_reason);
+		if (r < 0)
+			return r;
+		r = fileio_mkdir_p(req->staging_path, 0750);
+		if (r < 0) {
+			reason_set(ret_reason, "cannot create %s: %s", req->staging_path,
+			           strerror(-r));
+			return r;
+		}
+		r = mount_device(info->device, req->staging_path, info->fstype, req->mount_options,
+		                 info->read_only);
+		if (r < 0) {
+			reason_set(ret_reason, "cannot mount %s (%s) on %s: %s", info->device,
+			           info->fstype, req->staging_path, strerror(-r));
+			return r;
+		}
+	}
+	return save_phase(info, PHASE_STAGED, state_path, ret_reason);
+}
+
+int stage_volume(const struct stage_request *req, struct stage_info **ret_info, char **ret_reason)
+{
+	_cleanup_(stage_info_freep) struct stage_info *info = NULL, *old = NULL;
+	_cleanup_free_ char *state_path = NULL, *why = NULL;
+	enum mapper_type mapper;
+	uint64_t deadline;
+	bool forced = false;
+	int r;
+
+	r = request_check(req, ret_reason);
+	if (r < 0)
+		return r;
+	deadline = exec_now_usec() + (req->timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
+	r = fileio_mkdir_p(req->state_dir, 0700);
+	if (r < 0) {
+		reason_set(ret_reason, "cannot create state directory %s: %s", req->state_dir,
+		           strerror(-r));
+		return r;
+	}
+	r = stage_state_path(req->state_dir, req->volume_id, &state_path);
+	if (r < 0)
+		return r;
+
+	r = stage_load(req->state_dir, req->volume_id, &old);
+	if (r == 0) {
+		const char *diff = request_differs(old, req);
+
+		if (diff) {
+			reason_set(ret_reason, "volume %s is already staged with a different %s",
+			           req->volume_id, diff);
+			return -EEXIST;
+		}
+		if (strcmp(old->phase, PHASE_STAGED) == 0 && mapping_alive(old, &why) &&
+		    (old->access == STAGE_ACCESS_BLOCK || device_mounted(old, &why))) {
+			log_debug("Volume %s is already staged", req->volume_id);
+			if (ret_info)
+				*ret_info = TAKE_PTR(old);
+			return 0;
+		}
+		/* A crash mid-stage, a reboot, a dead daemon: clean up, then stage afresh. */
+		log_debug("Undoing stale state of %s (%s: %s)", req->volume_id, old->phase,
+		          strempty(why));
+		r = undo_all(old, state_path, old->staging_path, deadline, &forced, ret_reason);
+		if (r < 0)
+			return r;
+		old = stage_info_free(old);
+	} else if (r != -ENOENT) {
+		reason_set(ret_reason, "state file %s cannot be read: %s", state_path,
+		           strerror(-r));
+		return r;
+	}
+
+	if (req->access == STAGE_ACCESS_MOUNT && mount_is_mountpoint(req->staging_path) > 0) {
+		reason_set(ret_reason, "%s already has something mounted that rbdcsi did not stage",
+		           req->staging_path);
+		return -EBUSY;
+	}
+
+	r = choose_mapper(req, &mapper, ret_reason);
+	if (r < 0)
+		return r;
+	r = info_from_request(req, mapper, &info);
+	if (r < 0)
+		return r;
+
+	/* Recorded before anything happens, so that a crash from here on can be undone. */
+	r = state_save(state_path, info);
+	if (r < 0) {
+		reason_set(ret_reason, "cannot write state file %s: %s", state_path, strerror(-r));
+		return r;
+	}
+	r = do_map(info, req, deadline, ret_reason);
+	if (r < 0) {
+		/* The mapper cleaned up after itself. */
+		(void)unlink(state_path);
+		return r;
+	}
+	r = finish_stage(info, req, state_path, deadline, ret_reason);
+	if (r < 0) {
+		_cleanup_free_ char *undo_why = NULL;
+		int k;
+
+		/* Undo with a bound of its own: the stage may have used up its time. */
+		k = undo_all(info, state_path, req->staging_path,
+		             exec_now_usec() + (req->timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC),
+		             &forced, &undo_why);
+		if (k < 0)
+			log_debug("Undoing the failed stage of %s failed too: %s", req->volume_id,
+			          strempty(undo_why));
+		return r;
+	}
+	log_debug("Staged %s: %s via %s%s%s", req->volume_id, info->device,
+	          mapper_type_to_string(info->mapper),
+	          info->access == STAGE_ACCESS_MOUNT ? " on " : "",
+	          info->access == STAGE_ACCESS_MOUNT ? req->staging_path : "");
+	if (ret_info)
+		*ret_info = TAKE_PTR(info);
+	return 0;
+}
+
+/* ---- unstage ---- */
+
+int stage_unstage(const char *state_dir, const char *volume_id, const char *staging_path,
+                  uint64_t timeout_usec, bool *forced, char **ret_reason)
+{
+	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
+	_cleanup_free_ char *state_path = NULL;
+	uint64_t deadline = exec_now_usec() + (timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
+	bool was_forced = false;
+	int r;
+
+	if (forced)
+		*forced = false;
+	if (isempty(volume_id) || (staging_path && staging_path[0] != '/'))
+		return -EINVAL;
+	r = stage_state_path(state_dir, volume_id, &state_path);
+	if (r < 0)
+		return r;
+	r = stage_load(state_dir, volume_id, &info);
+	if (r == -ENOENT) {
+		/* Nothing recorded. A mount at the staging path is still this volume's. */
+		if (staging_path && mount_is_mountpoint(staging_path) > 0) {
+			struct umount_arg ua;
+
+			snprintf(ua.path, sizeof(ua.path), "%s", staging_path);
+			r = bounded_call(umount_call, &ua, sizeof(ua), remaining(deadline), NULL,
+			                 NULL, 0, NULL);
+			if (r < 0) {
+				reason_set(ret_reason, "cannot unmount %s: %s", staging_path,
+				           strerror(-r));
+				return r;
+			}
+		}
+		return 0;
+	}
+	if (r < 0) {
+		reason_set(ret_reason, "state file %s cannot be read: %s", state_path,
+		           strerror(-r));
+		return r;
+	}
+	if (info->access == STAGE_ACCESS_MOUNT && staging_path &&
+	    !str_eq(staging_path, info->staging_path))
+		log_debug("Unstage of %s at %s, staged at %s", volume_id, staging_path,
+		          info->staging_path);
+	r = undo_all(info, state_path, staging_path ? staging_path : info->staging_path, deadline,
+	             &was_forced, ret_reason);
+	if (forced)
+		*forced = was_forced;
+	if (r < 0)
+		return r;
+	log_debug("Unstaged %s%s", volume_id, was_forced ? " (forced)" : "");
+	return 0;
+}
+
+/* ---- recover ---- */
+
+int stage_recover(const char *state_dir, const char *volume_id, struct stage_health *ret_health)
+{
+	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
+	_cleanup_free_ char *why = NULL, *state_path = NULL;
+	struct stage_health h = { 0 };
+	int r;
+
+	r = stage_load(state_dir, volume_id, &info);
+	if (r < 0)
+		return r;
+	h.staged = strcmp(info->phase, PHASE_STAGED) == 0;
+	if (info->mapper == MAPPER_FUSE) {
+		pid_t pid = 0;
+
+		/* A daemon found under another pid (recorded pid lost in a crash): record it. */
+		if (mapper_fuse_find_pid(info->fuse_mount_dir, &pid) == 0 &&
+		    pid != info->fuse_pid &&
+		    stage_state_path(state_dir, volume_id, &state_path) == 0) {
+			info->fuse_pid = pid;
+			(void)state_save(state_path, info);
+		}
+	}
+	h.mapping_alive = mapping_alive(info, &why);
+	if (info->access == STAGE_ACCESS_MOUNT) {
+		h.mounted = h.mapping_alive && device_mounted(info, &why);
+		if (h.mounted) {
+			bool bad = false;
+			char *msg = NULL;
+
+			if (mount_check_health(info->staging_path, &bad, &msg) == 0 && bad)
+				reason_take(&why, msg);
+			else
+				free(msg);
+			h.abnormal = bad;
+		}
+	}
+	if (!h.staged)
+		reason_set(&why, "volume %s is only half staged (%s)", volume_id, info->phase);
+	h.abnormal = h.abnormal || !h.staged || !h.mapping_alive ||
+	             (info->access == STAGE_ACCESS_MOUNT && !h.mounted);
+	h.message = h.abnormal ? TAKE_PTR(why) : NULL;
+	*ret_health = h;
+	return 0;
+}
+
+/* ---- expand ---- */
+
+struct size_arg {
+	char path[PATH_MAX];
+	uint64_t size;
+};
+
+static int size_call(void *p)
+{
+	struct size_arg *a = p;
+	struct stat st;
+
+	if (stat(a->path, &st) < 0)
+		return negative_errno();
+	a->size = (uint64_t)st.st_size;
+	return 0;
+}
+
+int stage_expand(const char *state_dir, const char *volume_id, uint64_t new_size,
+                 uint64_t timeout_usec, uint64_t *ret_size, char **ret_reason)
+{
+	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
+	uint64_t deadline = exec_now_usec() + (timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
+	uint64_t size = 0;
+	int r;
+
+	r = stage_load(state_dir, volume_id, &info);
+	if (r < 0)
+		return r;
+	if (strcmp(info->phase, PHASE_STAGED) != 0 || !info->device)
+		return -ENOENT;
+
+	if (info->mapper == MAPPER_FUSE) {
+		struct size_arg a = { 0 };
+
+		/* rbd-fuse reports the new size once its attribute cache (1 s) expires; the loop
+		 * device reads the size of the file's inode, so stat it until it shows. */
+		snprintf(a.path, sizeof(a.path), "%s/%s", info->fuse_mount_dir, info->image);
+		for (;;) {
+			r = bounded_call(size_call, &a, sizeof(a), remaining(deadline), NULL, NULL,
+			                 0, NULL);
+			if (r < 0) {
+				reason_set(ret_reason, "cannot stat %s: %s", a.path, strerror(-r));
+				return r;
+			}
+			if (new_size == 0 || a.size >= new_size)
+				break;
+			if (exec_now_usec() >= deadline) {
+				reason_set(ret_reason, "rbd-fuse still shows %llu bytes, not %llu",
+				           (unsigned long long)a.size,
+				           (unsigned long long)new_size);
+				return -ETIMEDOUT;
+			}
+			(void)poll(NULL, 0, EXPAND_POLL_MS);
+		}
+		r = loop_refresh_capacity(info->device);
+		if (r < 0) {
+			reason_set(ret_reason, "cannot refresh the capacity of %s: %s",
+			           info->device, strerror(-r));
+			return r;
+		}
+	}
+	/* krbd and rbd-nbd follow the image size by themselves; wait for it to show. */
+	for (;;) {
+		r = blockdev_get_size(info->device, &size);
+		if (r < 0) {
+			reason_set(ret_reason, "cannot read the size of %s: %s", info->device,
+			           strerror(-r));
+			return r;
+		}
+		if (new_size == 0 || size >= new_size)
+			break;
+		if (exec_now_usec() >= deadline) {
+			reason_set(ret_reason, "%s still has %llu bytes, not %llu", info->device,
+			           (unsigned long long)size, (unsigned long long)new_size);
+			return -ETIMEDOUT;
+		}
+		(void)poll(NULL, 0, EXPAND_POLL_MS);
+	}
+	if (info->access == STAGE_ACCESS_MOUNT) {
+		r = fs_grow(info->device, info->fstype, info->staging_path, remaining(deadline),
+		            ret_reason);
+		if (r < 0)
+			return r;
+	}
+	log_debug("Expanded %s to %llu bytes", volume_id, (unsigned long long)size);
+	if (ret_size)
+		*ret_size = size;
+	return 0;
+}
