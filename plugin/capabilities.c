@@ -17,11 +17,30 @@ static const struct capability plugin_with_topology[] = {
 static const struct capability plugin_expansion =
         CAP(CSI__V1__PLUGIN_CAPABILITY__VOLUME_EXPANSION__TYPE__, ONLINE);
 
+#define CTRL_CAP(name) CAP(CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__, name)
+
 static const struct capability controller[] = {
+	CTRL_CAP(CREATE_DELETE_VOLUME),
+	CTRL_CAP(PUBLISH_UNPUBLISH_VOLUME),
+	CTRL_CAP(LIST_VOLUMES),
+	CTRL_CAP(GET_CAPACITY),
+	CTRL_CAP(EXPAND_VOLUME),
+	CTRL_CAP(LIST_VOLUMES_PUBLISHED_NODES),
+	CTRL_CAP(GET_VOLUME),
+	CTRL_CAP(VOLUME_CONDITION),
+	CTRL_CAP(PUBLISH_READONLY),
+	CTRL_CAP(SINGLE_NODE_MULTI_WRITER),
 	{ 0, NULL },
 };
 
+#define NODE_CAP(name) CAP(CSI__V1__NODE_SERVICE_CAPABILITY__RPC__TYPE__, name)
+
 static const struct capability node[] = {
+	NODE_CAP(STAGE_UNSTAGE_VOLUME),
+	NODE_CAP(GET_VOLUME_STATS),
+	NODE_CAP(EXPAND_VOLUME),
+	NODE_CAP(VOLUME_CONDITION),
+	NODE_CAP(SINGLE_NODE_MULTI_WRITER), /* SINGLE_NODE_SINGLE_WRITER enforced at publish */
 	{ 0, NULL },
 };
 
@@ -43,9 +62,8 @@ size_t capabilities_plugin_service(const struct plugin_options *o, const struct 
 
 const struct capability *capabilities_plugin_expansion(const struct plugin_options *o)
 {
-	(void)o;
-	(void)plugin_expansion;
-	return NULL;
+	/* Volumes grow while in use: the image online, the filesystem on the node. */
+	return (o->mode & PLUGIN_MODE_CONTROLLER) ? &plugin_expansion : NULL;
 }
 
 size_t capabilities_controller(const struct plugin_options *o, const struct capability **ret)

@@ -1,9 +1,998 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The CSI Controller service. */
+/*
+ * The CSI Controller service: request validation and CSI semantics on top of driver/ceph's
+ * crash-safe volume lifecycle (driver/ceph/volume.h). Every handler validates the whole request
+ * before it touches anything, takes the per-volume (or per-name) operation lock so a second
+ * operation on the same volume gets ABORTED at once, and reports failures through the status
+ * table.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "csi.pb-c.h"
+#include "driver/ceph/volume.h"
 #include "plugin/capabilities.h"
+#include "plugin/ceph_access.h"
 #include "plugin/controller.h"
+#include "plugin/locks.h"
+#include "plugin/metrics.h"
+#include "plugin/params.h"
 #include "plugin/plugin.h"
+
+#define SECRETS(req) ((void *const *)(req)->secrets), (req)->n_secrets
+
+/* Takes the operation lock for key or fails the call with ABORTED naming the holder. */
+static int lock_or_abort(struct call *c, const char *key, const char *what)
+{
+	const char *holder = NULL;
+	uint64_t age = 0;
+	int r;
+
+	r = locks_try(c->plugin->locks, key, c->method->name, &holder, &age);
+	if (r == -EAGAIN)
+		return call_fail(
+		        c, STATUS_ABORTED,
+		        "an operation on %s is already in progress (%s, running for %.1fs)", what,
+		        holder ? holder : "?", age / 1e6);
+	return r;
+}
+
+struct held_lock {
+	struct locks *locks;
+	char *key;
+};
+
+static void held_lock_release(struct held_lock *h)
+{
+	if (h->key) {
+		locks_release(h->locks, h->key);
+		free(h->key);
+		h->key = NULL;
+	}
+}
+
+static int lock_take(struct call *c, struct held_lock *h, const char *prefix, const char *id,
+                     const char *what)
+{
+	char *key = NULL;
+	int r;
+
+	if (asprintf(&key, "%s:%s", prefix, id) < 0)
+		return -ENOMEM;
+	r = lock_or_abort(c, key, what);
+	if (r < 0) {
+		free(key);
+		return r;
+	}
+	h->locks = c->plugin->locks;
+	h->key = key;
+	return 0;
+}
+
+/*
+ * The fingerprint stored with a volume: what a retry of CreateVolume must ask for again to get
+ * the same volume ("same name, other capabilities" is ALREADY_EXISTS). Canonical: capabilities
+ * sorted.
+ */
+static char *fingerprint(struct call *c, Csi__V1__VolumeCapability *const *caps, size_t n,
+                         const char *fs_type)
+{
+	char items[16][32];
+	size_t k = 0, len = 0;
+	char *out;
+
+	for (size_t i = 0; i < n && k < ELEMENTSOF(items); i++) {
+		bool block =
+		        caps[i]->access_type_case == CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_BLOCK;
+		char item[32];
+		bool dup = false;
+
+		snprintf(item, sizeof(item), "%s:%d", block ? "block" : "mount",
+		         caps[i]->access_mode ? (int)caps[i]->access_mode->mode : 0);
+		for (size_t j = 0; j < k; j++)
+			dup |= strcmp(items[j], item) == 0;
+		if (!dup)
+			snprintf(items[k++], sizeof(items[0]), "%s", item);
+	}
+	qsort(items, k, sizeof(items[0]), (int (*)(const void *, const void *))strcmp);
+	out = call_printf(c, "v1;fs=%s;caps=", fs_type);
+	for (size_t i = 0; out && i < k; i++)
+		out = call_printf(c, "%s%s%s", out, i ? "," : "", items[i]);
+	(void)len;
+	return out;
+}
+
+/* The fsType recorded in a fingerprint, or NULL. */
+static const char *fingerprint_fs(struct call *c, const char *fp)
+{
+	const char *s = fp ? strstr(fp, ";fs=") : NULL;
+	const char *e;
+
+	if (!s)
+		return NULL;
+	s += 4;
+	e = strchr(s, ';');
+	return call_printf(c, "%.*s", (int)(e ? e - s : (long)strlen(s)), s);
+}
+
+typedef Csi__V1__Volume__VolumeContextEntry ContextEntry;
+
+static int context_add(struct call *c, Csi__V1__Volume *v, const char *key, const char *value)
+{
+	ContextEntry *e;
+
+	if (isempty(value))
+		return 0;
+	e = call_alloc(c, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	csi__v1__volume__volume_context_entry__init(e);
+	e->key = (char *)key;
+	e->value = call_strdup(c, value);
+	if (!e->value)
+		return -ENOMEM;
+	v->volume_context[v->n_volume_context++] = e;
+	return 0;
+}
+
+/* Fills a CSI Volume from a driver volume (and, at creation, the parameters). */
+static int volume_to_csi(struct call *c, const struct volume *vol, const struct volume_params *p,
+                         const char *rados_namespace, Csi__V1__Volume **ret)
+{
+	Csi__V1__Volume *v = call_alloc(c, sizeof(*v));
+	int r = 0;
+
+	if (!v)
+		return -ENOMEM;
+	csi__v1__volume__init(v);
+	v->volume_id = call_strdup(c, vol->id);
+	v->capacity_bytes = (int64_t)vol->size;
+	v->volume_context = call_alloc(c, 16 * sizeof(*v->volume_context));
+	if (!v->volume_id || !v->volume_context)
+		return -ENOMEM;
+	/* What the node needs to stage without asking the controller. */
+	r = r ?: context_add(c, v, "clusterID", vol->vid.cluster_id);
+	r = r ?: context_add(c, v, "pool", vol->pool);
+	r = r ?: context_add(c, v, "radosNamespace", rados_namespace);
+	r = r ?: context_add(c, v, "imageName", vol->image);
+	r = r ?: context_add(c, v, "imageFeatures", vol->features);
+	r = r ?: context_add(c, v, "dataPool", vol->data_pool);
+	r = r ?: context_add(c, v, "fsType", fingerprint_fs(c, vol->fingerprint));
+	if (p) {
+		r = r ?: context_add(c, v, "mounter", p->mounter);
+		r = r ?: context_add(c, v, "mkfsOptions", p->mkfs_options);
+		r = r ?: context_add(c, v, "mapOptions", p->map_options);
+		r = r ?: context_add(c, v, "unmapOptions", p->unmap_options);
+	}
+	if (r < 0)
+		return r;
+	*ret = v;
+	return 0;
+}
+
+/* Decodes a request's volume_id; -EINVAL (unlogged) when it is not a volume id of ours. */
+static int decode_volume_id(const char *s, struct volume_id *ret)
+{
+	struct volume_id id;
+	int r = volume_id_decode(s, &id);
+
+	if (r < 0)
+		return r;
+	if (id.kind != VOLUME_ID_VOLUME)
+		return -EINVAL;
+	*ret = id;
+	return 0;
+}
+
+int controller_create_volume(struct call *c, const void *request, void *response)
+{
+	const Csi__V1__CreateVolumeRequest *req = request;
+	Csi__V1__CreateVolumeResponse *resp = response;
+	struct volume_params p;
+	struct access_summary access;
+	struct ceph_target t = { 0 };
+	struct held_lock lock = { 0 };
+	_cleanup_(volume_freep) struct volume *vol = NULL;
+	struct volume_request vr;
+	uint64_t size;
+	int r;
+
+	if (isempty(req->name))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "name is required");
+	if (strlen(req->name) > 1024)
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "name is longer than 1024 bytes");
+	r = params_check_capabilities(c, "volume_capabilities", req->volume_capabilities,
+	                              req->n_volume_capabilities, &access);
+	if (r < 0)
+		return r;
+	r = params_parse(c, req->parameters, req->n_parameters, &p);
+	if (r < 0)
+		return r;
+	if (access.fs_type) {
+		bool explicit_fs = params_map_get((void *const *)req->parameters, req->n_parameters,
+		                                  "fsType") ||
+		                   params_map_get((void *const *)req->parameters, req->n_parameters,
+		                                  "csi.storage.k8s.io/fstype");
+		if (explicit_fs && strcmp(access.fs_type, p.fs_type) != 0)
+			return call_fail(c, STATUS_INVALID_ARGUMENT,
+			                 "volume_capabilities: fs_type '%s' contradicts the fsType "
+			                 "parameter '%s'",
+			                 access.fs_type, p.fs_type);
+		p.fs_type = access.fs_type;
+	}
+	if (p.journal_pool && strcmp(p.journal_pool, p.pool) != 0)
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: journalPool '%s' differs from pool '%s': the journal "
+		                 "lives with the images in this version; omit journalPool",
+		                 p.journal_pool, p.pool);
+	if (req->volume_content_source)
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "volume_content_source: creating a volume from a snapshot or a "
+		                 "volume is not supported yet");
+	if (volume_features_check(p.image_features) < 0)
+		return call_fail(
+		        c, STATUS_INVALID_ARGUMENT,
+		        "parameters: imageFeatures '%s' is not a valid feature list (known: "
+		        "layering, exclusive-lock, object-map, fast-diff, deep-flatten, "
+		        "journaling; object-map and journaling need exclusive-lock, fast-diff "
+		        "needs object-map)",
+		        p.image_features);
+	r = params_capacity(c, req->capacity_range, &size);
+	if (r < 0)
+		return r;
+
+	r = lock_take(c, &lock, "name", req->name, "this volume name");
+	if (r < 0)
+		return r;
+	r = ceph_target_open(c, p.cluster_id, "parameters.clusterID", STATUS_INVALID_ARGUMENT,
+	                     SECRETS(req), true, p.rados_namespace, &t);
+	if (r < 0)
+		goto out;
+
+	for (int i = 0; i < 2; i++) {
+		const char *pool = i == 0 ? p.pool : p.data_pool;
+		int64_t pool_id;
+
+		if (!pool)
+			continue;
+		r = cluster_pool_lookup(t.conn, pool, &pool_id);
+		if (r == -ENOENT) {
+			r = call_fail(c, STATUS_INVALID_ARGUMENT,
+			              "parameters: %s '%s' does not exist in cluster '%s'",
+			              i == 0 ? "pool" : "dataPool", pool, p.cluster_id);
+			goto out;
+		}
+		if (r < 0) {
+			log_error_errno(r, "Cannot look pool '%s' up: %m", pool);
+			goto out;
+		}
+	}
+
+	vr = (struct volume_request){
+		.cluster_id = p.cluster_id,
+		.pool = p.pool,
+		.rados_namespace = t.rados_namespace,
+		.name = req->name,
+		.size = size,
+		.fingerprint = fingerprint(c, req->volume_capabilities, req->n_volume_capabilities,
+		                           p.fs_type),
+		.image_prefix = p.name_prefix,
+		.features = p.image_features,
+		.data_pool = p.data_pool,
+	};
+	if (!vr.fingerprint) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = volume_create(t.conn, &vr, &vol);
+	if (r == -EEXIST) {
+		log_warning_errno(
+		        r,
+		        "A volume named '%s' already exists with another size, capabilities "
+		        "or parameters",
+		        req->name);
+		goto out;
+	}
+	if (r == -EAGAIN) {
+		c->code = STATUS_ABORTED;
+		log_warning_errno(r,
+		                  "Volume '%s' is being deleted or created elsewhere; retry later",
+		                  req->name);
+		goto out;
+	}
+	if (r < 0) {
+		metrics_ceph_error(c->plugin->metrics, "create");
+		if (r == -EINVAL)
+			log_error_errno(
+			        r,
+			        "Failed to create volume '%s' in pool '%s'%s%s: %m (does the "
+			        "radosNamespace exist? 'rbd namespace create')",
+			        req->name, p.pool, t.rados_namespace ? " namespace " : "",
+			        strempty(t.rados_namespace));
+		else
+			log_error_errno(r, "Failed to create volume '%s' in pool '%s'%s%s: %m",
+			                req->name, p.pool, t.rados_namespace ? " namespace " : "",
+			                strempty(t.rados_namespace));
+		goto out;
+	}
+	log_context_set_volume(vol->id);
+	r = volume_to_csi(c, vol, &p, t.rados_namespace, &resp->volume);
+	if (r >= 0)
+		log_info("Volume '%s' is image '%s/%s' (%" PRIu64 " bytes)", req->name, p.pool,
+		         vol->image, vol->size);
+out:
+	ceph_target_done(&t);
+	held_lock_release(&lock);
+	return r;
+}
+
+int controller_delete_volume(struct call *c, const void *request, void *response)
+{
+	const Csi__V1__DeleteVolumeRequest *req = request;
+	struct ceph_target t = { 0 };
+	struct held_lock lock = { 0 };
+	struct volume_id id;
+	int r;
+
+	(void)response;
+	if (isempty(req->volume_id))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
+	if (decode_volume_id(req->volume_id, &id) < 0) {
+		/* CSI: a volume that does not exist is deleted. This id names none of ours. */
+		log_info("volume_id '%s' is not a volume of this driver: nothing to delete",
+		         req->volume_id);
+		return 0;
+	}
+	r = lock_take(c, &lock, "volume", req->volume_id, "this volume");
+	if (r < 0)
+		return r;
+	/* A well-formed id of a cluster we do not know is an admin error, not "already gone":
+	 * answering OK would leak the image, so the PV stays until the config is fixed. */
+	r = ceph_target_open(c, id.cluster_id, "volume_id", STATUS_FAILED_PRECONDITION,
+	                     SECRETS(req), false, id.rados_namespace, &t);
+	if (r < 0)
+		goto out;
+	r = volume_delete(t.conn, &id);
+	if (r == -EBUSY)
+		log_warning_errno(r,
+		                  "Volume is in use (mapped on a node, attached, or has snapshots "
+		                  "or clones): not deleted");
+	else if (r < 0) {
+		metrics_ceph_error(c->plugin->metrics, "delete");
+		log_error_errno(r, "Failed to delete the volume: %m");
+	} else
+		log_info("Volume deleted");
+out:
+	ceph_target_done(&t);
+	held_lock_release(&lock);
+	return r;
+}
+
+/* Looks a volume up for calls that address it by id; NOT_FOUND when it is not ours or gone. */
+static int open_volume(struct call *c, const char *volume_id, void *const *secrets,
+                       size_t n_secrets, struct volume_id *ret_id, struct ceph_target *ret_t)
+{
+	int r;
+
+	if (decode_volume_id(volume_id, ret_id) < 0)
+		return call_fail(c, STATUS_NOT_FOUND,
+		                 "volume_id '%s' is not a volume of this driver", volume_id);
+	r = ceph_target_open(c, ret_id->cluster_id, "volume_id", STATUS_NOT_FOUND, secrets,
+	                     n_secrets, false, ret_id->rados_namespace, ret_t);
+	return r;
+}
+
+int controller_publish_volume(struct call *c, const void *request, void *response)
+{
+	const Csi__V1__ControllerPublishVolumeRequest *req = request;
+	Csi__V1__ControllerPublishVolumeResponse *resp = response;
+	Csi__V1__ControllerPublishVolumeResponse__PublishContextEntry *e;
+	struct ceph_target t = { 0 };
+	struct held_lock lock = { 0 };
+	struct access_summary access;
+	struct volume_id id;
+	bool ro;
+	int r;
+
+	if (isempty(req->volume_id))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
+	if (isempty(req->node_id))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "node_id is required");
+	if (!req->volume_capability)
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_capability is required");
+	r = params_check_capabilities(c, "volume_capability", &req->volume_capability, 1, &access);
+	if (r < 0)
+		return r;
+	ro = req->readonly || access.read_only;
+
+	r = lock_take(c, &lock, "volume", req->volume_id, "this volume");
+	if (r < 0)
+		return r;
+	r = open_volume(c, req->volume_id, SECRETS(req), &id, &t);
+	if (r < 0)
+		goto out;
+	r = volume_attach(t.conn, &id, req->node_id, ro ? VOLUME_ACCESS_RO : VOLUME_ACCESS_RW,
+	                  !access.multi_node);
+	if (r == -ENOENT) {
+		c->code = STATUS_NOT_FOUND;
+		log_warning_errno(r, "Volume does not exist");
+		goto out;
+	}
+	if (r == -EBUSY) {
+		log_warning_errno(r,
+		                  "Volume is published to another node and its access mode "
+		                  "allows a single node: not published to '%s'",
+		                  req->node_id);
+		goto out;
+	}
+	if (r == -EEXIST) {
+		log_warning_errno(r, "Volume is already published to '%s' with %s access",
+		                  req->node_id, ro ? "read-write" : "read-only");
+		goto out;
+	}
+	if (r == -EINVAL) {
+		c->code = STATUS_INVALID_ARGUMENT;
+		log_warning_errno(r, "node_id '%s' is not a valid node id", req->node_id);
+		goto out;
+	}
+	if (r < 0) {
+		metrics_ceph_error(c->plugin->metrics, "attach");
+		log_error_errno(r, "Failed to record the attachment to '%s': %m", req->node_id);
+		goto out;
+	}
+	resp->publish_context = call_alloc(c, sizeof(*resp->publish_context));
+	e = call_alloc(c, sizeof(*e));
+	if (!resp->publish_context || !e) {
+		r = -ENOMEM;
+		goto out;
+	}
+	csi__v1__controller_publish_volume_response__publish_context_entry__init(e);
+	e->key = (char *)"readOnly";
+	e->value = (char *)(ro ? "true" : "false");
+	resp->publish_context[resp->n_publish_context++] = e;
+	log_info("Volume published to node '%s' (%s)", req->node_id, ro ? "ro" : "rw");
+out:
+	ceph_target_done(&t);
+	held_lock_release(&lock);
+	return r;
+}
+
+int controller_unpublish_volume(struct call *c, const void *request, void *response)
+{
+	const Csi__V1__ControllerUnpublishVolumeRequest *req = request;
+	struct ceph_target t = { 0 };
+	struct held_lock lock = { 0 };
+	_cleanup_(volume_freep) struct volume *vol = NULL;
+	struct volume_id id;
+	int r;
+
+	(void)response;
+	if (isempty(req->volume_id))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
+	if (decode_volume_id(req->volume_id, &id) < 0) {
+		log_info("volume_id '%s' is not a volume of this driver: nothing to unpublish",
+		         req->volume_id);
+		return 0;
+	}
+	r = lock_take(c, &lock, "volume", req->volume_id, "this volume");
+	if (r < 0)
+		return r;
+	r = ceph_target_open(c, id.cluster_id, "volume_id", STATUS_NOT_FOUND, SECRETS(req), false,
+	                     id.rados_namespace, &t);
+	if (r < 0)
+		goto out;
+	if (!isempty(req->node_id))
+		r = volume_detach(t.conn, &id, req->node_id);
+	else {
+		/* CSI: no node_id means unpublish from every node. */
+		r = volume_lookup(t.conn, &id, &vol);
+		if (r == -ENOENT)
+			r = 0;
+		for (size_t i = 0; r >= 0 && vol && i < vol->n_attachments; i++)
+			r = volume_detach(t.conn, &id, vol->attachments[i].node);
+	}
+	if (r == -EINVAL) {
+		c->code = STATUS_INVALID_ARGUMENT;
+		log_warning_errno(r, "node_id '%s' is not a valid node id", req->node_id);
+	} else if (r < 0) {
+		metrics_ceph_error(c->plugin->metrics, "attach");
+		log_error_errno(r, "Failed to remove the attachment record: %m");
+	} else
+		log_info("Volume unpublished from %s%s%s",
+		         isempty(req->node_id) ? "every node" : "'", strempty(req->node_id),
+		         isempty(req->node_id) ? "" : "'");
+out:
+	ceph_target_done(&t);
+	held_lock_release(&lock);
+	return r;
+}
+
+int controller_validate_volume_capabilities(struct call *c, const void *request, void *response)
+{
+	const Csi__V1__ValidateVolumeCapabilitiesRequest *req = request;
+	Csi__V1__ValidateVolumeCapabilitiesResponse *resp = response;
+	Csi__V1__ValidateVolumeCapabilitiesResponse__Confirmed *confirmed;
+	_cleanup_(volume_freep) struct volume *vol = NULL;
+	struct ceph_target t = { 0 };
+	struct access_summary access;
+	struct volume_id id;
+	const char *fs;
+	int r;
+
+	if (isempty(req->volume_id))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
+	if (req->n_volume_capabilities == 0)
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_capabilities are required");
+	r = open_volume(c, req->volume_id, SECRETS(req), &id, &t);
+	if (r < 0)
+		return r;
+	r = volume_lookup(t.conn, &id, &vol);
+	ceph_target_done(&t);
+	if (r == -ENOENT)
+		return call_fail(c, STATUS_NOT_FOUND, "volume does not exist");
+	if (r < 0)
+		return log_error_errno(r, "Failed to look the volume up: %m");
+
+	/* Unsupported capabilities are an answer ("not confirmed, because..."), not an error. */
+	r = params_check_capabilities(c, "volume_capabilities", req->volume_capabilities,
+	                              req->n_volume_capabilities, &access);
+	if (r < 0) {
+		resp->message = call_strdup(c, c->log.error_message);
+		c->code = STATUS_OK;
+		return 0;
+	}
+	fs = fingerprint_fs(c, vol->fingerprint);
+	if (access.fs_type && fs && strcmp(access.fs_type, fs) != 0) {
+		resp->message =
+		        call_printf(c, "the volume was created for %s, not %s", fs, access.fs_type);
+		return 0;
+	}
+	confirmed = call_alloc(c, sizeof(*confirmed));
+	if (!confirmed)
+		return -ENOMEM;
+	csi__v1__validate_volume_capabilities_response__confirmed__init(confirmed);
+	confirmed->n_volume_capabilities = req->n_volume_capabilities;
+	confirmed->volume_capabilities = req->volume_capabilities;
+	confirmed->n_volume_context = req->n_volume_context;
+	confirmed->volume_context = (void *)req->volume_context;
+	confirmed->n_parameters = req->n_parameters;
+	confirmed->parameters = (void *)req->parameters;
+	confirmed->n_mutable_parameters = req->n_mutable_parameters;
+	confirmed->mutable_parameters = (void *)req->mutable_parameters;
+	resp->confirmed = confirmed;
+	return 0;
+}
+
+int controller_expand_volume(struct call *c, const void *request, void *response)
+{
+	const Csi__V1__ControllerExpandVolumeRequest *req = request;
+	Csi__V1__ControllerExpandVolumeResponse *resp = response;
+	_cleanup_(volume_freep) struct volume *vol = NULL;
+	struct ceph_target t = { 0 };
+	struct held_lock lock = { 0 };
+	struct volume_id id;
+	uint64_t size;
+	int r;
+
+	if (isempty(req->volume_id))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
+	if (!req->capacity_range)
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "capacity_range is required");
+	r = params_capacity(c, req->capacity_range, &size);
+	if (r < 0)
+		return r;
+	if (req->volume_capability) {
+		struct access_summary access;
+
+		r = params_check_capabilities(c, "volume_capability", &req->volume_capability, 1,
+		                              &access);
+		if (r < 0)
+			return r;
+	}
+	r = lock_take(c, &lock, "volume", req->volume_id, "this volume");
+	if (r < 0)
+		return r;
+	r = open_volume(c, req->volume_id, SECRETS(req), &id, &t);
+	if (r < 0)
+		goto out;
+	r = volume_expand(t.conn, &id, size, &vol);
+	if (r == -ENOENT) {
+		c->code = STATUS_NOT_FOUND;
+		log_warning_errno(r, "Volume does not exist");
+		goto out;
+	}
+	if (r < 0) {
+		metrics_ceph_error(c->plugin->metrics, "resize");
+		log_error_errno(r, "Failed to grow the volume to %" PRIu64 " bytes: %m", size);
+		goto out;
+	}
+	resp->capacity_bytes = (int64_t)vol->size;
+	/* A filesystem has to grow on the node; a raw block volume is done. */
+	resp->node_expansion_required =
+	        !(req->volume_capability && req->volume_capability->access_type_case ==
+	                                            CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_BLOCK);
+	log_info("Volume is now %" PRIu64 " bytes", vol->size);
+out:
+	ceph_target_done(&t);
+	held_lock_release(&lock);
+	return r;
+}
+
+/* Fills a ControllerGetVolume/ListVolumes status from the attachment records. */
+static int volume_status(struct call *c, const struct volume *vol, bool with_condition,
+                         Csi__V1__ListVolumesResponse__VolumeStatus *ret)
+{
+	csi__v1__list_volumes_response__volume_status__init(ret);
+	ret->published_node_ids = call_alloc(c, (vol->n_attachments + 1) * sizeof(char *));
+	if (!ret->published_node_ids)
+		return -ENOMEM;
+	for (size_t i = 0; i < vol->n_attachments; i++) {
+		ret->published_node_ids[i] = call_strdup(c, vol->attachments[i].node);
+		if (!ret->published_node_ids[i])
+			return -ENOMEM;
+	}
+	ret->n_published_node_ids = vol->n_attachments;
+	if (with_condition) {
+		Csi__V1__VolumeCondition *cond = call_alloc(c, sizeof(*cond));
+
+		if (!cond)
+			return -ENOMEM;
+		csi__v1__volume_condition__init(cond);
+		cond->abnormal = false;
+		cond->message = call_printf(c, "image %s/%s exists, %" PRIu64 " bytes", vol->pool,
+		                            vol->image, vol->size);
+		ret->volume_condition = cond;
+	}
+	return 0;
+}
+
+int controller_get_volume(struct call *c, const void *request, void *response)
+{
+	const Csi__V1__ControllerGetVolumeRequest *req = request;
+	Csi__V1__ControllerGetVolumeResponse *resp = response;
+	_cleanup_(volume_freep) struct volume *vol = NULL;
+	Csi__V1__ListVolumesResponse__VolumeStatus st;
+	Csi__V1__ControllerGetVolumeResponse__VolumeStatus *status;
+	struct ceph_target t = { 0 };
+	struct volume_id id;
+	int r;
+
+	if (isempty(req->volume_id))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
+	r = open_volume(c, req->volume_id, NULL, 0, &id, &t);
+	if (r < 0)
+		return r;
+	r = volume_lookup(t.conn, &id, &vol);
+	if (r == -ENOENT) {
+		ceph_target_done(&t);
+		return call_fail(c, STATUS_NOT_FOUND, "volume does not exist");
+	}
+	if (r < 0) {
+		ceph_target_done(&t);
+		return log_error_errno(r, "Failed to look the volume up: %m");
+	}
+	r = volume_to_csi(c, vol, NULL, t.rados_namespace, &resp->volume);
+	ceph_target_done(&t);
+	if (r < 0)
+		return r;
+	r = volume_status(c, vol, true, &st);
+	if (r < 0)
+		return r;
+	status = call_alloc(c, sizeof(*status));
+	if (!status)
+		return -ENOMEM;
+	csi__v1__controller_get_volume_response__volume_status__init(status);
+	status->n_published_node_ids = st.n_published_node_ids;
+	status->published_node_ids = st.published_node_ids;
+	status->volume_condition = st.volume_condition;
+	resp->status = status;
+	return 0;
+}
+
+int controller_get_capacity(struct call *c, const void *request, void *response)
+{
+	const Csi__V1__GetCapacityRequest *req = request;
+	Csi__V1__GetCapacityResponse *resp = response;
+	const char *cluster_id =
+	        params_map_get((void *const *)req->parameters, req->n_parameters, "clusterID");
+	const char *pool =
+	        params_map_get((void *const *)req->parameters, req->n_parameters, "pool");
+	struct volume_pool_usage usage;
+	struct ceph_target t = { 0 };
+	int r;
+
+	if (req->n_volume_capabilities > 0) {
+		struct access_summary access;
+
+		r = params_check_capabilities(c, "volume_capabilities", req->volume_capabilities,
+		                              req->n_volume_capabilities, &access);
+		if (r < 0)
+			return r;
+	}
+	resp->minimum_volume_size = call_alloc(c, sizeof(*resp->minimum_volume_size));
+	if (!resp->minimum_volume_size)
+		return -ENOMEM;
+	google__protobuf__int64_value__init(resp->minimum_volume_size);
+	resp->minimum_volume_size->value = 1024 * 1024;
+	if (isempty(cluster_id) || isempty(pool)) {
+		/* Without a StorageClass there is no pool to measure: report nothing available
+		 * rather than guess. */
+		resp->available_capacity = 0;
+		return 0;
+	}
+	if (!params_name_valid(pool, PARAMS_MAX_NAME_BYTES))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: pool '%s' is not a valid pool name", pool);
+	r = ceph_target_open(c, cluster_id, "parameters.clusterID", STATUS_INVALID_ARGUMENT, NULL,
+	                     0, false, NULL, &t);
+	if (r < 0)
+		return r;
+	r = volume_pool_usage(t.conn, pool, &usage);
+	ceph_target_done(&t);
+	if (r == -ENOENT)
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "parameters: pool '%s' does not exist",
+		                 pool);
+	if (r < 0)
+		return log_error_errno(r, "Failed to read the usage of pool '%s': %m", pool);
+	/* Pool statistics come from the ceph-mgr; without one they are all 0 (see README). */
+	resp->available_capacity = (int64_t)(usage.cluster_kb_avail * 1024);
+	return 0;
+}
+
+/*
+ * ListVolumes walks "shards": (cluster, pool, rados namespace) for every cluster the controller
+ * holds credentials for, every pool of that cluster, the default namespace and the cluster's
+ * configured one. The token is "<shard index>|<cluster>|<pool>|<namespace>|<volume token>".
+ */
+struct shard {
+	char *cluster_id;
+	char *pool;
+	char *rados_namespace; /* "" for the default */
+};
+
+static void shards_free(struct shard *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(s[i].cluster_id);
+		free(s[i].pool);
+		free(s[i].rados_namespace);
+	}
+	free(s);
+}
+
+static int shard_cmp(const void *a, const void *b)
+{
+	const struct shard *x = a, *y = b;
+	int r = strcmp(x->cluster_id, y->cluster_id);
+
+	if (r == 0)
+		r = strcmp(x->pool, y->pool);
+	if (r == 0)
+		r = strcmp(x->rados_namespace, y->rados_namespace);
+	return r;
+}
+
+static int shards_collect(struct call *c, struct shard **ret, size_t *ret_n)
+{
+	struct plugin *p = c->plugin;
+	char **clusters = NULL;
+	struct shard *s = NULL;
+	size_t n_clusters = 0, n = 0, cap = 0;
+	int r;
+
+	r = credentials_store_clusters(p->credentials, &clusters, &n_clusters);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n_clusters; i++) {
+		struct ceph_target t = { 0 };
+		char **pools = NULL;
+		size_t n_pools = 0;
+
+		r = ceph_target_open(c, clusters[i], "cluster", STATUS_NOT_FOUND, NULL, 0, false,
+		                     NULL, &t);
+		if (r < 0) {
+			log_warning_errno(r, "Skipping cluster '%s' in ListVolumes", clusters[i]);
+			c->code = STATUS_OK;
+			r = 0;
+			continue;
+		}
+		r = cluster_pool_list(t.conn, &pools, &n_pools);
+		for (size_t k = 0; r >= 0 && k < n_pools; k++)
+			for (int ns = 0; ns < 2; ns++) {
+				const char *nsname = ns ? t.cluster.rados_namespace : "";
+
+				if (ns && isempty(nsname))
+					continue;
+				if (n == cap) {
+					struct shard *g;
+
+					cap = cap ? cap * 2 : 16;
+					g = realloc(s, cap * sizeof(*s));
+					if (!g) {
+						r = -ENOMEM;
+						break;
+					}
+					s = g;
+				}
+				s[n].cluster_id = strdup(clusters[i]);
+				s[n].pool = strdup(pools[k]);
+				s[n].rados_namespace = strdup(nsname);
+				n++;
+			}
+		for (size_t k = 0; k < n_pools; k++)
+			free(pools[k]);
+		free(pools);
+		ceph_target_done(&t);
+		if (r < 0)
+			break;
+	}
+	for (size_t i = 0; i < n_clusters; i++)
+		free(clusters[i]);
+	free(clusters);
+	if (r < 0) {
+		shards_free(s, n);
+		return r;
+	}
+	if (n > 1)
+		qsort(s, n, sizeof(*s), shard_cmp);
+	*ret = s;
+	*ret_n = n;
+	return 0;
+}
+
+int controller_list_volumes(struct call *c, const void *request, void *response)
+{
+	const Csi__V1__ListVolumesRequest *req = request;
+	Csi__V1__ListVolumesResponse *resp = response;
+	struct shard *shards = NULL;
+	size_t n_shards = 0, start = 0, max;
+	char *inner = NULL;
+	int r;
+
+	if (req->max_entries < 0)
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "max_entries must not be negative");
+	max = req->max_entries == 0 ? SIZE_MAX : (size_t)req->max_entries;
+
+	r = shards_collect(c, &shards, &n_shards);
+	if (r < 0)
+		return log_error_errno(r, "Failed to list the pools to scan: %m");
+
+	if (!isempty(req->starting_token)) {
+		char *tok = call_strdup(c, req->starting_token), *save = NULL;
+		char *f[5];
+		int nf = 0;
+
+		for (char *s = tok; s && nf < 5; nf++) {
+			f[nf] = s;
+			s = nf < 4 ? strchr(s, '|') : NULL;
+			if (s)
+				*s++ = 0;
+		}
+		(void)save;
+		if (nf != 5)
+			goto bad_token;
+		start = SIZE_MAX;
+		for (size_t i = 0; i < n_shards; i++)
+			if (strcmp(shards[i].cluster_id, f[1]) == 0 &&
+			    strcmp(shards[i].pool, f[2]) == 0 &&
+			    strcmp(shards[i].rados_namespace, f[3]) == 0)
+				start = i;
+		if (start == SIZE_MAX)
+			goto bad_token;
+		inner = f[4];
+	}
+
+	resp->entries = call_alloc(c, sizeof(*resp->entries) * (max == SIZE_MAX ? 64 : max + 1));
+	if (!resp->entries) {
+		r = -ENOMEM;
+		goto out;
+	}
+	{
+		size_t cap = max == SIZE_MAX ? 64 : max + 1;
+
+		for (size_t i = start; i < n_shards && resp->n_entries < max; i++) {
+			struct ceph_target t = { 0 };
+			const char *token = i == start ? inner : NULL;
+
+			r = ceph_target_open(c, shards[i].cluster_id, "cluster", STATUS_NOT_FOUND,
+			                     NULL, 0, false, shards[i].rados_namespace, &t);
+			if (r < 0)
+				goto out;
+			for (;;) {
+				struct volume *vols = NULL;
+				size_t n = 0, want = MIN(max - resp->n_entries,
+				                         (size_t)VOLUME_LIST_PAGE_MAX);
+				char *next = NULL;
+
+				r = volume_list(t.conn, shards[i].cluster_id, shards[i].pool,
+				                shards[i].rados_namespace, token, want, &vols, &n,
+				                &next);
+				if (r == -EAGAIN) {
+					ceph_target_done(&t);
+					goto bad_token;
+				}
+				if (r == -ENOENT || r == -EPERM || r == -EACCES) {
+					/* Pool gone, or not ours to read: nothing listed there. */
+					r = 0;
+					break;
+				}
+				if (r < 0) {
+					ceph_target_done(&t);
+					log_error_errno(r,
+					                "Failed to list volumes in pool '%s': %m",
+					                shards[i].pool);
+					goto out;
+				}
+				for (size_t k = 0; k < n && r >= 0; k++) {
+					Csi__V1__ListVolumesResponse__Entry *e;
+					Csi__V1__ListVolumesResponse__VolumeStatus *st;
+
+					if (resp->n_entries + 1 >= cap) {
+						void *g = call_alloc(
+						        c, 2 * cap * sizeof(*resp->entries));
+
+						if (!g) {
+							r = -ENOMEM;
+							break;
+						}
+						memcpy(g, resp->entries,
+						       cap * sizeof(*resp->entries));
+						resp->entries = g;
+						cap *= 2;
+					}
+					e = call_alloc(c, sizeof(*e));
+					st = call_alloc(c, sizeof(*st));
+					if (!e || !st) {
+						r = -ENOMEM;
+						break;
+					}
+					csi__v1__list_volumes_response__entry__init(e);
+					r = volume_to_csi(c, &vols[k], NULL,
+					                  shards[i].rados_namespace, &e->volume);
+					if (r >= 0)
+						r = volume_status(c, &vols[k], false, st);
+					e->status = st;
+					resp->entries[resp->n_entries++] = e;
+				}
+				volume_list_free(vols, n);
+				if (r < 0) {
+					free(next);
+					ceph_target_done(&t);
+					goto out;
+				}
+				token = next ? call_strdup(c, next) : NULL;
+				free(next);
+				if (!token)
+					break;
+				if (resp->n_entries >= max) {
+					resp->next_token = call_printf(
+					        c, "%zu|%s|%s|%s|%s", i, shards[i].cluster_id,
+					        shards[i].pool, shards[i].rados_namespace, token);
+					break;
+				}
+			}
+			ceph_target_done(&t);
+			if (resp->next_token)
+				break;
+			if (resp->n_entries >= max && i + 1 < n_shards)
+				resp->next_token = call_printf(
+				        c, "%zu|%s|%s|%s|", i + 1, shards[i + 1].cluster_id,
+				        shards[i + 1].pool, shards[i + 1].rados_namespace);
+		}
+	}
+	r = 0;
+	goto out;
+
+bad_token:
+	r = call_fail(c, STATUS_ABORTED, "starting_token '%s' is not a token this driver issued",
+	              req->starting_token);
+out:
+	shards_free(shards, n_shards);
+	return r;
+}
 
 int controller_get_capabilities(struct call *c, const void *request, void *response)
 {

@@ -19,12 +19,16 @@
 
 #include <json-c/json.h>
 
+#include "driver/base/failpoint.h"
 #include "driver/base/log.h"
+#include "driver/ceph/cluster.h"
+#include "plugin/ceph_access.h"
 #include "plugin/capabilities.h"
 #include "plugin/config.h"
 #include "plugin/endpoint.h"
 #include "plugin/locks.h"
 #include "plugin/metrics.h"
+#include "plugin/node.h"
 #include "plugin/plugin.h"
 #include "plugin/transport.h"
 
@@ -437,6 +441,8 @@ static int serve(struct plugin *p)
 		log_info("Serving metrics on http://%s/metrics", p->opt.metrics_address);
 	}
 
+	if (p->opt.mode & PLUGIN_MODE_NODE)
+		node_report_staged(p);
 	atomic_store(&p->ready, true);
 	log_info("Serving %s%s%s as '%s' on '%s' with %u workers",
 	         p->opt.mode & PLUGIN_MODE_CONTROLLER ? "controller" : "",
@@ -453,6 +459,12 @@ static int serve(struct plugin *p)
 		if (sig < 0 && errno != EAGAIN && errno != EINTR)
 			return log_error_errno(errno, "sigtimedwait failed: %m");
 		config_refresh(p->config);
+		if (p->clusters) {
+			unsigned closed = cluster_cache_expire(p->clusters, cluster_now_usec());
+
+			if (closed > 0)
+				log_debug("Closed %u idle Ceph connection(s)", closed);
+		}
 	}
 
 	log_info("Received %s, stopping (grace period %us)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
@@ -504,7 +516,23 @@ int main(int argc, char *argv[])
 		plugin_methods(&n_methods);
 		p.metrics = metrics_new(n_methods);
 	}
-	if (!p.config || !p.locks || !p.metrics) {
+	p.credentials = credentials_store_new();
+	{
+		struct cluster_timeouts to = {
+			.connect_sec = p.opt.ceph_connect_timeout,
+			.mon_op_sec = p.opt.ceph_op_timeout,
+			.osd_op_sec = p.opt.ceph_op_timeout,
+		};
+
+		if (cluster_cache_new(&to, CLUSTER_IDLE_DEFAULT_USEC, &p.clusters) < 0)
+			p.clusters = NULL;
+	}
+	/* Test-only crash points (RBDCSI_FAILPOINTS): armed once, before any thread starts. */
+	if (failpoint_init(secure_getenv("RBDCSI_FAILPOINTS")) < 0) {
+		fprintf(stderr, "rbdcsi: RBDCSI_FAILPOINTS is malformed\n");
+		return EXIT_USAGE;
+	}
+	if (!p.config || !p.locks || !p.metrics || !p.credentials || !p.clusters) {
 		fprintf(stderr, "rbdcsi: out of memory\n");
 		return EXIT_FAILURE;
 	}
@@ -514,6 +542,8 @@ int main(int argc, char *argv[])
 	else
 		r = serve(&p) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 
+	p.clusters = cluster_cache_free(p.clusters);
+	p.credentials = credentials_store_free(p.credentials);
 	p.metrics = metrics_free(p.metrics);
 	p.locks = locks_free(p.locks);
 	p.config = config_free(p.config);

@@ -197,9 +197,9 @@ int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *
 
 int params_check_capabilities(struct call *c, const char *field,
                               Csi__V1__VolumeCapability *const *caps, size_t n,
-                              struct volume_access *ret)
+                              struct access_summary *ret)
 {
-	struct volume_access a = { .read_only = true };
+	struct access_summary a = { .read_only = true };
 
 	if (n == 0)
 		return call_fail(c, STATUS_INVALID_ARGUMENT,

@@ -31,7 +31,7 @@ struct volume_params {
 };
 
 /* Access summary of a list of volume capabilities. */
-struct volume_access {
+struct access_summary {
 	bool block;          /* at least one block capability */
 	bool mount;          /* at least one mount capability */
 	bool multi_node;     /* some MULTI_NODE_* mode */
@@ -50,7 +50,7 @@ int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *
  */
 int params_check_capabilities(struct call *c, const char *field,
                               Csi__V1__VolumeCapability *const *caps, size_t n,
-                              struct volume_access *ret);
+                              struct access_summary *ret);
 
 /*
  * The size to create from a capacity range: required_bytes rounded up to whole MiB (default

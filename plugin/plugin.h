@@ -45,12 +45,16 @@ struct plugin_options {
 struct config;
 struct locks;
 struct metrics;
+struct cluster_cache;
+struct credentials_store;
 
 struct plugin {
 	struct plugin_options opt;
 	struct config *config;
 	struct locks *locks;
-	struct metrics *metrics; /* NULL-safe to record into */
+	struct metrics *metrics;               /* NULL-safe to record into */
+	struct cluster_cache *clusters;        /* Ceph connections (controller) */
+	struct credentials_store *credentials; /* last good credentials per cluster */
 	atomic_uint_fast64_t next_request_id;
 	atomic_bool ready;
 };

@@ -13,10 +13,10 @@ PACKAGES=(
 	build-essential pkg-config curl unzip git ca-certificates
 	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
 	librados-dev librbd-dev libblkid-dev libmount-dev libudev-dev libjson-c-dev
-	libcmocka-dev libmicrohttpd-dev
+	libcmocka-dev libmicrohttpd-dev libssl-dev
 	# a throwaway Ceph and the node data path (tests/ceph/)
 	ceph-mon ceph-osd ceph-common rbd-fuse
-	e2fsprogs xfsprogs util-linux uuid-runtime
+	e2fsprogs xfsprogs util-linux fdisk uuid-runtime
 	# lint and analysis
 	clang-format cppcheck valgrind
 	# test clients and services

@@ -90,6 +90,7 @@ class Driver:
         self.log_path = os.path.join(LOG_DIR, "%s-%d.log" % (self.name, os.getpid()))
         args = [RBDCSI, "--mode=" + mode, "--endpoint=" + self.endpoint,
                 "--state-dir=" + os.path.join(self.dir, "state"), "--log-level=debug",
+                "--kubelet-dir=" + self.dir,
                 "--grace-period=5"]
         if nodeid and mode != "controller":
             args.append("--nodeid=" + nodeid)
@@ -182,3 +183,45 @@ def mount_cap(fs_type="", mode=csi.VolumeCapability.AccessMode.SINGLE_NODE_WRITE
 def block_cap(mode=csi.VolumeCapability.AccessMode.SINGLE_NODE_WRITER):
     return csi.VolumeCapability(block=csi.VolumeCapability.BlockVolume(),
                                 access_mode=csi.VolumeCapability.AccessMode(mode=mode))
+
+
+def ceph_cli(*args, timeout=30, check=True):
+    """Runs a Ceph CLI tool as client.admin against the test cluster; returns stdout."""
+    c = ceph()
+    r = subprocess.run([args[0], "-c", c["conf"], *args[1:]], capture_output=True, text=True,
+                       timeout=timeout, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    if check and r.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(args), r.returncode, r.stderr))
+    return r.stdout
+
+
+def pool_images(pool=None):
+    pool = pool or ceph()["pool"]
+    return sorted(ceph_cli("rbd", "ls", pool).split())
+
+
+def pool_objects(pool=None):
+    pool = pool or ceph()["pool"]
+    return sorted(ceph_cli("rados", "-p", pool, "ls").split())
+
+
+def omap_keys(obj, pool=None):
+    pool = pool or ceph()["pool"]
+    r = ceph_cli("rados", "-p", pool, "listomapkeys", obj, check=False)
+    return sorted(r.split())
+
+
+def journal_state(pool=None):
+    """Every rbdcsi journal object and directory key of a pool: what crash tests compare."""
+    objs = [o for o in pool_objects(pool) if o.startswith("rbdcsi.")]
+    keys = {}
+    for o in objs:
+        if o in ("rbdcsi.volumes", "rbdcsi.snapshots"):
+            keys[o] = omap_keys(o, pool)
+    return {"objects": objs, "directory": keys, "images": pool_images(pool)}
+
+
+def sc_params(**extra):
+    p = {"clusterID": "test", "pool": ceph()["pool"]}
+    p.update(extra)
+    return p

@@ -125,7 +125,7 @@ static void test_params__access_modes(void **state)
 	Csi__V1__VolumeCapability__MountVolume mv;
 	Csi__V1__VolumeCapability__BlockVolume bv;
 	Csi__V1__VolumeCapability *list[1] = { &vc };
-	struct volume_access a;
+	struct access_summary a;
 	struct call c = { 0 };
 
 	(void)state;
