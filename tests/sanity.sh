@@ -30,7 +30,7 @@ trap cleanup EXIT
 
 umask 077
 cat >"$work/config.json" <<JSON
-[{"clusterID": "test", "monitors": ["${RBDCSI_TEST_MONITORS//,/\",\"}"]}]
+[{"clusterID": "test", "monitors": ["${RBDCSI_TEST_MONITORS}"]}]
 JSON
 cat >"$work/params.yaml" <<YAML
 clusterID: test

@@ -332,16 +332,16 @@ phase "compat, user client.csi"
 # ---------------------------------------------------------------------------------------------
 # Env file
 
-# RBDCSI_TEST_MONITORS is "ip:port", as CSI monitors lists are. librados takes an untyped
-# address on a port other than 6789 as msgr2, so it must be the v2 port (with the v1 port it
-# still connects, after logging "peer ... is using msgr V1 protocol").
+# RBDCSI_TEST_MONITORS is the mon's address vector, as a --config "monitors" entry may be. An
+# untyped "ip:port" on a non-default port is taken as msgr2 only, and with it a wrong key ends
+# in a connect timeout instead of EACCES (measured): the typed vector avoids both.
 ENV_TMP=${D}/.env.tmp
 (
 	umask 077
 	cat >"${ENV_TMP}" <<EOF
 export CEPH_DIR='${D}'
 export CEPH_CONF='${CONF}'
-export RBDCSI_TEST_MONITORS='127.0.0.1:${MON_V2_PORT}'
+export RBDCSI_TEST_MONITORS='[v2:127.0.0.1:${MON_V2_PORT},v1:127.0.0.1:${MON_V1_PORT}]'
 export RBDCSI_TEST_USER='csi'
 export RBDCSI_TEST_KEY='${CSI_KEY}'
 export RBDCSI_TEST_POOL='rbd'

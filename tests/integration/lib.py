@@ -45,6 +45,12 @@ def ceph():
     }
 
 
+def monitors_list():
+    """RBDCSI_TEST_MONITORS as a --config "monitors" list (an address vector is one entry)."""
+    m = ceph()["monitors"]
+    return [m] if m.startswith("[") else m.split(",")
+
+
 def need_ceph(test):
     return unittest.skipUnless(ceph(), "no test Ceph cluster (run through make check)")(test)
 
@@ -64,8 +70,9 @@ def write_config(directory, clusters=None):
     if clusters is None:
         clusters = []
         if c:
-            clusters.append({"clusterID": "test", "monitors": c["monitors"].split(",")})
-            clusters.append({"clusterID": "test-ns", "monitors": c["monitors"].split(","),
+            mons = monitors_list()
+            clusters.append({"clusterID": "test", "monitors": mons})
+            clusters.append({"clusterID": "test-ns", "monitors": mons,
                              "radosNamespace": "ns1"})
         # A cluster nobody listens for: calls to it must fail fast, not hang.
         clusters.append({"clusterID": "dead", "monitors": ["127.0.0.1:1"]})
