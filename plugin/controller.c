@@ -81,7 +81,7 @@ static char *fingerprint(struct call *c, Csi__V1__VolumeCapability *const *caps,
                          const char *fs_type)
 {
 	char items[16][32];
-	size_t k = 0, len = 0;
+	size_t k = 0;
 	char *out;
 
 	for (size_t i = 0; i < n && k < ELEMENTSOF(items); i++) {
@@ -101,7 +101,6 @@ static char *fingerprint(struct call *c, Csi__V1__VolumeCapability *const *caps,
 	out = call_printf(c, "v1;fs=%s;caps=", fs_type);
 	for (size_t i = 0; out && i < k; i++)
 		out = call_printf(c, "%s%s%s", out, i ? "," : "", items[i]);
-	(void)len;
 	return out;
 }
 
