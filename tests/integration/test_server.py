@@ -147,6 +147,25 @@ class TestServer(unittest.TestCase):
             self.assertRegex(l, r"^ts=\S+ level=\w+ req=\d+ method=GetPluginInfo ")
 
 
+class TestLogFormat(unittest.TestCase):
+    def test_logging__json_lines_have_the_fields(self):
+        import json as j
+        d = Driver("--log-format=json", name="jsonlog")
+        d.identity.GetPluginInfo(csi.GetPluginInfoRequest())
+        code_of(d.controller.DeleteVolume, csi.DeleteVolumeRequest(), timeout=5)
+        self.assertEqual(d.stop(), 0)
+        lines = [j.loads(l) for l in d.log_text().splitlines() if l.startswith("{")]
+        self.assertTrue(lines)
+        for o in lines:
+            self.assertIn("ts", o)
+            self.assertIn(o["level"], ("debug", "info", "warn", "error"))
+            self.assertIn("msg", o)
+        calls = [o for o in lines if o.get("method") == "DeleteVolume"]
+        self.assertTrue(calls)
+        self.assertTrue(all("req" in o for o in calls))
+        self.assertTrue(any("volume_id is required" in o["msg"] for o in calls))
+
+
 class TestShutdown(unittest.TestCase):
     def test_shutdown__sigterm_under_load_exits_0_and_removes_socket(self):
         d = Driver(name="shutdown")
