@@ -156,7 +156,7 @@ int ceph_target_open(struct call *c, const char *cluster_id, const char *field,
 	/* Nothing reaches Ceph once the caller has given up on the answer. */
 	if (call_is_cancelled(c))
 		return call_fail(c, STATUS_DEADLINE_EXCEEDED,
-				 "the call's deadline passed before Ceph was contacted");
+		                 "the call's deadline passed before Ceph was contacted");
 	if (n_secrets > 0 || secrets_required) {
 		if (isempty(user) || isempty(key))
 			return call_fail(c, STATUS_INVALID_ARGUMENT,
