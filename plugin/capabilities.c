@@ -30,6 +30,11 @@ static const struct capability controller[] = {
 	CTRL_CAP(VOLUME_CONDITION),
 	CTRL_CAP(PUBLISH_READONLY),
 	CTRL_CAP(SINGLE_NODE_MULTI_WRITER),
+	CTRL_CAP(CREATE_DELETE_SNAPSHOT),
+	CTRL_CAP(LIST_SNAPSHOTS),
+	/* GetSnapshot is served but GET_SNAPSHOT (alpha in CSI 1.12) is not advertised:
+	 * csi-sanity v5.4.0 fails on capabilities it does not know. */
+	CTRL_CAP(CLONE_VOLUME),
 	{ 0, NULL },
 };
 

@@ -21,6 +21,7 @@
 #include "plugin/metrics.h"
 #include "plugin/params.h"
 #include "plugin/plugin.h"
+#include "plugin/snapshot.h"
 
 #define SECRETS(req) ((void *const *)(req)->secrets), (req)->n_secrets
 
@@ -196,7 +197,8 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	struct held_lock lock = { 0 };
 	_cleanup_(volume_freep) struct volume *vol = NULL;
 	struct volume_request vr;
-	uint64_t size;
+	struct volume_id source;
+	uint64_t size, size_limit = 0;
 	int r;
 
 	if (isempty(req->name))
@@ -227,10 +229,12 @@ int controller_create_volume(struct call *c, const void *request, void *response
 		                 "parameters: journalPool '%s' differs from pool '%s': the journal "
 		                 "lives with the images in this version; omit journalPool",
 		                 p.journal_pool, p.pool);
-	if (req->volume_content_source)
-		return call_fail(c, STATUS_INVALID_ARGUMENT,
-		                 "volume_content_source: creating a volume from a snapshot or a "
-		                 "volume is not supported yet");
+	if (req->volume_content_source) {
+		/* Restore a snapshot, or clone a volume, of the same cluster. */
+		r = controller_content_source(c, req->volume_content_source, p.cluster_id, &source);
+		if (r < 0)
+			return r;
+	}
 	if (volume_features_check(p.image_features) < 0)
 		return call_fail(
 		        c, STATUS_INVALID_ARGUMENT,
@@ -242,6 +246,13 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	r = params_capacity(c, req->capacity_range, &size);
 	if (r < 0)
 		return r;
+	if (req->volume_content_source) {
+		/* No size asked for: the source's (0); a limit below the source is OUT_OF_RANGE. */
+		if (!req->capacity_range || req->capacity_range->required_bytes == 0)
+			size = 0;
+		if (req->capacity_range)
+			size_limit = (uint64_t)req->capacity_range->limit_bytes;
+	}
 
 	r = lock_take(c, &lock, "name", req->name, "this volume name");
 	if (r < 0)
@@ -281,6 +292,10 @@ int controller_create_volume(struct call *c, const void *request, void *response
 		.image_prefix = p.name_prefix,
 		.features = p.image_features,
 		.data_pool = p.data_pool,
+		.source = req->volume_content_source ? &source : NULL,
+		.size_limit = size_limit,
+		.clone_depth_max = c->plugin->opt.clone_depth_soft,
+		.deadline_usec = controller_flatten_deadline(c),
 	};
 	if (!vr.fingerprint) {
 		r = -ENOMEM;
@@ -297,13 +312,31 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	}
 	if (r == -EAGAIN) {
 		c->code = STATUS_ABORTED;
-		log_warning_errno(r,
-		                  "Volume '%s' is being deleted or created elsewhere; retry later",
-		                  req->name);
+		log_warning_errno(
+		        r, "Volume '%s' is being deleted or created elsewhere%s; retry later",
+		        req->name, vr.source ? ", or its source snapshot is not ready yet" : "");
+		goto out;
+	}
+	if (vr.source && r == -EINPROGRESS) {
+		r = call_fail(c, STATUS_ABORTED,
+		              "volume '%s' is being flattened (its clone chain would be deeper "
+		              "than %u): retry later",
+		              req->name, vr.clone_depth_max);
+		goto out;
+	}
+	if (vr.source && r == -ENOENT) {
+		r = call_fail(c, STATUS_NOT_FOUND, "volume_content_source: %s does not exist",
+		              source.kind == VOLUME_ID_SNAPSHOT ? "the snapshot" : "the volume");
+		goto out;
+	}
+	if (vr.source && r == -ERANGE) {
+		r = call_fail(c, STATUS_OUT_OF_RANGE,
+		              "capacity_range: the volume would be smaller than its source "
+		              "(or limit_bytes is)");
 		goto out;
 	}
 	if (r < 0) {
-		metrics_ceph_error(c->plugin->metrics, "create");
+		metrics_ceph_error(c->plugin->metrics, vr.source ? "clone" : "create");
 		if (r == -EINVAL)
 			log_error_errno(
 			        r,
@@ -319,6 +352,8 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	}
 	log_context_set_volume(vol->id);
 	r = volume_to_csi(c, vol, &p, t.rados_namespace, &resp->volume);
+	if (r >= 0 && req->volume_content_source)
+		resp->volume->content_source = req->volume_content_source; /* packed before freed */
 	if (r >= 0)
 		log_info("Volume '%s' is image '%s/%s' (%" PRIu64 " bytes)", req->name, p.pool,
 		         vol->image, vol->size);
@@ -356,9 +391,8 @@ int controller_delete_volume(struct call *c, const void *request, void *response
 		goto out;
 	r = volume_delete(t.conn, &id);
 	if (r == -EBUSY)
-		log_warning_errno(r,
-		                  "Volume is in use (mapped on a node, attached, or has snapshots "
-		                  "or clones): not deleted");
+		log_warning_errno(r, "Volume is in use (mapped on a node, attached, or carries RBD "
+		                     "snapshots this driver did not take): not deleted");
 	else if (r < 0) {
 		metrics_ceph_error(c->plugin->metrics, "delete");
 		log_error_errno(r, "Failed to delete the volume: %m");

@@ -12,6 +12,7 @@
 #include "plugin/controller.h"
 #include "plugin/node.h"
 #include "plugin/plugin.h"
+#include "plugin/snapshot.h"
 
 struct handler_entry {
 	const char *path;
@@ -41,6 +42,10 @@ static const struct handler_entry handlers[] = {
 	  false },
 	{ "/csi.v1.Controller/ControllerExpandVolume", controller_expand_volume, CTRL, false },
 	{ "/csi.v1.Controller/ControllerGetVolume", controller_get_volume, CTRL, false },
+	{ "/csi.v1.Controller/CreateSnapshot", controller_create_snapshot, CTRL, false },
+	{ "/csi.v1.Controller/DeleteSnapshot", controller_delete_snapshot, CTRL, false },
+	{ "/csi.v1.Controller/ListSnapshots", controller_list_snapshots, CTRL, false },
+	{ "/csi.v1.Controller/GetSnapshot", controller_get_snapshot, CTRL, false },
 	{ "/csi.v1.Node/NodeStageVolume", node_stage_volume, NODE, false },
 	{ "/csi.v1.Node/NodeUnstageVolume", node_unstage_volume, NODE, false },
 	{ "/csi.v1.Node/NodePublishVolume", node_publish_volume, NODE, false },

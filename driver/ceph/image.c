@@ -274,7 +274,8 @@ int image_stat(rados_ioctx_t io, const char *name, struct image_info **ret)
 	if ((r = rbd_get_size(img, &info->size)) < 0 ||
 	    (r = rbd_get_features(img, &info->features)) < 0 ||
 	    (r = rbd_get_id(img, id, sizeof(id))) < 0 ||
-	    (r = read_parent(img, &info->parent)) < 0) {
+	    (r = read_parent(img, &info->parent)) < 0 ||
+	    (r = rbd_get_create_timestamp(img, &info->created)) < 0) {
 		image_info_free(info);
 		return log_debug_errno(r, "Reading image %s failed: %m", name);
 	}
@@ -579,7 +580,7 @@ int image_clone(rados_ioctx_t parent_io, const char *parent, const char *snap,
 
 	if (isempty(parent) || isempty(snap) || isempty(child))
 		return -EINVAL;
-	r = image_options_new(features, data_pool, true, &opts);
+	r = image_options_new(features | RBD_FEATURE_LAYERING, data_pool, true, &opts);
 	if (r < 0)
 		return r;
 	r = rbd_clone3(parent_io, parent, snap, child_io, child, opts);
@@ -630,17 +631,69 @@ static bool pool_id_known(rados_t rados, int64_t pool_id)
 	return false;
 }
 
-int image_clone_depth(rados_ioctx_t io, const char *name, unsigned *ret_depth)
+void image_chain_free(struct image_link *links, size_t n)
 {
+	if (!links)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(links[i].pool_namespace);
+		free(links[i].image_id);
+	}
+	free(links);
+}
+
+static int chain_append(struct image_link **links, size_t *n, int64_t pool_id, const char *ns,
+                        const char *id)
+{
+	struct image_link *l = reallocarray(*links, *n + 1, sizeof(**links));
+
+	if (!l)
+		return -ENOMEM;
+	*links = l;
+	l[*n] = (struct image_link){
+		.pool_id = pool_id,
+		.pool_namespace = strdup(strempty(ns)),
+		.image_id = strdup(strempty(id)),
+	};
+	if (!l[*n].pool_namespace || !l[*n].image_id) {
+		free(l[*n].pool_namespace);
+		free(l[*n].image_id);
+		return -ENOMEM;
+	}
+	(*n)++;
+	return 0;
+}
+
+/* Appends the open image itself (in io) to the chain. */
+static int chain_append_self(rados_ioctx_t io, rbd_image_t img, struct image_link **links,
+                             size_t *n)
+{
+	char id[128], ns[128];
+	int r;
+
+	r = rbd_get_id(img, id, sizeof(id));
+	if (r < 0)
+		return r;
+	r = rados_ioctx_get_namespace(io, ns, sizeof(ns));
+	if (r < 0)
+		return r;
+	ns[MIN((size_t)r, sizeof(ns) - 1)] = 0;
+	return chain_append(links, n, rados_ioctx_get_id(io), ns, id);
+}
+
+static int chain_walk(rados_ioctx_t io, const char *name, struct image_link **ret, size_t *ret_n)
+{
+	struct image_link *links = NULL;
 	rbd_image_t img = NULL;
 	rados_ioctx_t img_io = NULL; /* the parent's ioctx, kept while the parent is open */
-	unsigned depth = 0;
+	size_t n = 0;
 	int r;
 
 	r = open_ro(io, name, &img);
 	if (r < 0)
 		return r;
-	for (;;) {
+	r = chain_append_self(io, img, &links, &n);
+	while (r >= 0) {
 		struct image_parent *p = NULL;
 
 		r = read_parent(img, &p);
@@ -648,19 +701,20 @@ int image_clone_depth(rados_ioctx_t io, const char *name, unsigned *ret_depth)
 		img = NULL;
 		ioctx_destroyp(&img_io);
 		img_io = NULL;
-		if (r < 0)
-			return r;
-		if (r == 0)
+		if (r <= 0)
 			break;
-		if (++depth > CLONE_DEPTH_MAX) {
+		/* n links so far: the image and n - 1 parents; this parent makes depth n. */
+		if (n > CLONE_DEPTH_MAX) {
 			image_parent_free(p);
-			return -ELOOP;
+			r = -ELOOP;
+			break;
 		}
+		r = chain_append(&links, &n, p->pool_id, p->pool_namespace, p->image_id);
 		/* Open the parent at the snapshot the child hangs from, wherever it lives (another
 		 * pool or namespace, or the trash). */
-		if (!pool_id_known(rados_ioctx_get_cluster(io), p->pool_id))
+		if (r >= 0 && !pool_id_known(rados_ioctx_get_cluster(io), p->pool_id))
 			r = -ENOENT;
-		else
+		else if (r >= 0)
 			r = rados_ioctx_create2(rados_ioctx_get_cluster(io), p->pool_id, &img_io);
 		if (r < 0)
 			img_io = NULL;
@@ -676,14 +730,180 @@ int image_clone_depth(rados_ioctx_t io, const char *name, unsigned *ret_depth)
 			log_debug_errno(r, "Opening parent %s/%s@%llu of %s failed: %m",
 			                p->pool_name, p->image_name, (unsigned long long)p->snap_id,
 			                name);
-			if (img)
-				rbd_close(img);
-			ioctx_destroyp(&img_io);
-			image_parent_free(p);
-			return r;
+			if (r == -ENOENT)
+				r = -ESTALE; /* the chain changed while we walked it */
 		}
 		image_parent_free(p);
 	}
-	*ret_depth = depth;
+	if (img)
+		rbd_close(img);
+	ioctx_destroyp(&img_io);
+	if (r < 0) {
+		image_chain_free(links, n);
+		return r;
+	}
+	*ret = links;
+	*ret_n = n;
 	return 0;
+}
+
+int image_chain(rados_ioctx_t io, const char *name, struct image_link **ret, size_t *ret_n)
+{
+	int r = -ESTALE;
+
+	/* A parent (or the snapshot its child hangs from) that vanishes under the walk means
+	 * the chain just got shorter: a flatten finished, or a parent left the trash. Walk
+	 * again. */
+	for (int attempt = 0; attempt < 5 && r == -ESTALE; attempt++)
+		r = chain_walk(io, name, ret, ret_n);
+	return r == -ESTALE ? -EAGAIN : r;
+}
+
+int image_clone_depth(rados_ioctx_t io, const char *name, unsigned *ret_depth)
+{
+	struct image_link *links = NULL;
+	size_t n = 0;
+	int r;
+
+	r = image_chain(io, name, &links, &n);
+	if (r < 0)
+		return r;
+	image_chain_free(links, n);
+	*ret_depth = (unsigned)(n - 1);
+	return 0;
+}
+
+/* Counts the snapshots of an open image by namespace type. */
+static int snap_counts_open(rbd_image_t img, size_t *ret_user, size_t *ret_other)
+{
+	rbd_snap_info_t *info = NULL;
+	size_t user = 0, other = 0;
+	int max = 16, n, r;
+
+	for (;;) {
+		info = calloc((size_t)max, sizeof(*info));
+		if (!info)
+			return -ENOMEM;
+		n = max;
+		r = rbd_snap_list(img, info, &n);
+		if (r == -ERANGE && max < 65536) {
+			free(info);
+			max = MAX(n, 2 * max);
+			continue;
+		}
+		if (r < 0) {
+			free(info);
+			return r;
+		}
+		n = r;
+		break;
+	}
+	for (int i = 0; i < n; i++) {
+		rbd_snap_namespace_type_t type = RBD_SNAP_NAMESPACE_TYPE_USER;
+
+		r = rbd_snap_get_namespace_type(img, info[i].id, &type);
+		if (r < 0)
+			break;
+		if (type == RBD_SNAP_NAMESPACE_TYPE_USER)
+			user++;
+		else
+			other++;
+	}
+	rbd_snap_list_end(info);
+	free(info);
+	if (r < 0)
+		return r;
+	*ret_user = user;
+	*ret_other = other;
+	return 0;
+}
+
+int image_snap_counts(rados_ioctx_t io, const char *name, size_t *ret_user, size_t *ret_other)
+{
+	_cleanup_image_close_ rbd_image_t img = NULL;
+	int r;
+
+	r = open_ro(io, name, &img);
+	if (r < 0)
+		return r;
+	r = snap_counts_open(img, ret_user, ret_other);
+	if (r < 0)
+		return log_debug_errno(r, "Counting snapshots of %s failed: %m", name);
+	return 0;
+}
+
+int image_trash_move(rados_ioctx_t io, const char *name)
+{
+	int r;
+
+	if (isempty(name))
+		return -EINVAL;
+	r = rbd_trash_move(io, name, 0);
+	if (r == -ENOENT) {
+		log_debug("Image %s is not there to move to the trash", name);
+		return 0;
+	}
+	if (r < 0)
+		return log_debug_errno(r, "Moving image %s to the trash failed: %m", name);
+	log_debug("Moved image %s to the trash", name);
+	return 0;
+}
+
+int image_trash_collect(rados_ioctx_t io, const char *image_id)
+{
+	_cleanup_image_close_ rbd_image_t img = NULL;
+	rbd_trash_image_info_t info = {};
+	size_t user = 0, other = 0;
+	int r;
+
+	if (isempty(image_id))
+		return -EINVAL;
+	r = rbd_trash_get(io, image_id, &info);
+	if (r == -ENOENT) {
+		/* Not in the trash: a live image (which protects its parents), or gone. */
+		r = rbd_open_by_id_read_only(io, image_id, &img, NULL);
+		if (r == -ENOENT)
+			return 1;
+		if (r < 0) {
+			img = NULL;
+			return log_debug_errno(r, "Opening image id %s failed: %m", image_id);
+		}
+		return 0;
+	}
+	if (r < 0)
+		return log_debug_errno(r, "Looking up image id %s in the trash failed: %m",
+		                       image_id);
+	rbd_trash_get_cleanup(&info);
+
+	r = rbd_open_by_id_read_only(io, image_id, &img, NULL);
+	if (r == -ENOENT) {
+		img = NULL;
+		return 1;
+	}
+	if (r < 0) {
+		img = NULL;
+		return log_debug_errno(r, "Opening trashed image id %s failed: %m", image_id);
+	}
+	r = snap_counts_open(img, &user, &other);
+	rbd_close(img);
+	img = NULL;
+	if (r < 0)
+		return r;
+	if (user + other > 0) {
+		log_debug("Trashed image id %s still has %zu snapshots, kept", image_id,
+		          user + other);
+		return 0;
+	}
+	r = rbd_trash_remove_with_progress(io, image_id, false, progress_ignore, NULL);
+	if (r == -ENOENT)
+		return 1;
+	if (r == -ENOTEMPTY || r == -EBUSY || r == -EMLINK || r == -EPERM) {
+		log_debug_errno(r, "Trashed image id %s is not removable yet: %m", image_id);
+		return 0;
+	}
+	if (r < 0)
+		return log_debug_errno(r, "Removing image id %s from the trash failed: %m",
+		                       image_id);
+	log_debug("Removed image id %s from the trash", image_id);
+	return 2;
 }

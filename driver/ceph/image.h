@@ -69,6 +69,7 @@ struct image_info {
 	uint64_t features;
 	int64_t data_pool_id;        /* == the image's pool when there is no separate data pool */
 	struct image_parent *parent; /* NULL when the image is not a clone */
+	struct timespec created;     /* creation time */
 };
 
 /* Frees info and what it owns. Accepts NULL, returns NULL. */
@@ -158,7 +159,8 @@ int image_snap_list(rados_ioctx_t io, const char *image, struct image_snap **ret
 
 /*
  * Clones parent@snap (in parent_io) to child (in child_io) as a clone-format-2 child: the
- * snapshot needs no protection. features and data_pool as image_create(). Returns 0; -EEXIST
+ * snapshot needs no protection. features (layering is always added: a clone needs it) and
+ * data_pool as image_create(). Returns 0; -EEXIST
  * when child exists; -ENOENT when parent or snap does not exist; -EINVAL when the parent lacks
  * the layering feature.
  */
@@ -172,6 +174,52 @@ int image_flatten(rados_ioctx_t io, const char *name);
 /*
  * How many parents the image has: 0 for a plain image, 1 for a clone of a plain image's
  * snapshot, and so on (walked through pools, namespaces and trashed parents). Returns 0 and the
- * depth; -ENOENT; -ELOOP beyond 64 levels.
+ * depth; -ENOENT; -ELOOP beyond 64 levels; -EAGAIN as image_chain().
  */
 int image_clone_depth(rados_ioctx_t io, const char *name, unsigned *ret_depth);
+
+/* ---- clone chains and the trash ---- */
+
+/* One image of a clone chain, named by pool id, namespace and image id: the image id stays the
+ * same when the image moves to the trash, the name does not. */
+struct image_link {
+	int64_t pool_id;
+	char *pool_namespace; /* "" for the default namespace */
+	char *image_id;
+};
+
+/* Frees an array from image_chain(). Accepts NULL. */
+void image_chain_free(struct image_link *links, size_t n);
+
+/*
+ * The image itself, then its parent, grandparent... up to the first image that is no clone
+ * (each parent looked at through the snapshot its child hangs from, wherever it lives: another
+ * pool or namespace, or the trash). Returns 0, the array (free with image_chain_free()) and its
+ * length (>= 1); -ENOENT when the image does not exist; -ELOOP beyond 64 levels; -EAGAIN when
+ * the chain kept changing under the walk (a parent vanished each time: flattens finishing).
+ */
+int image_chain(rados_ioctx_t io, const char *name, struct image_link **ret, size_t *ret_n);
+
+/*
+ * Counts the snapshots of an image: user snapshots, and the others (mostly those in the trash
+ * namespace, which librbd keeps for clone-v2 children and drops with the last child). Returns
+ * 0; -ENOENT when the image does not exist.
+ */
+int image_snap_counts(rados_ioctx_t io, const char *name, size_t *ret_user, size_t *ret_other);
+
+/*
+ * Moves an image to the RBD trash, removable at once (no deferment). For an image that cannot
+ * be removed yet because clone-v2 children hang from it: it leaves the image namespace (its name
+ * is free, "rbd ls" no longer shows it) and stays readable for the children. Idempotent: no
+ * image of that name is success. Returns 0; -ETIMEDOUT.
+ */
+int image_trash_move(rados_ioctx_t io, const char *name);
+
+/*
+ * Garbage collection of one trashed image, by id, in io's pool and namespace: removes it from
+ * the trash when it has no snapshots left (so no clone child hangs from it any more). Returns 2
+ * when this call removed it, 1 when it was already gone; 0 when it stays: it is not in the
+ * trash (a live image), still has snapshots, or its trash deferment has not expired (moved
+ * there by someone else); < 0 on error.
+ */
+int image_trash_collect(rados_ioctx_t io, const char *image_id);

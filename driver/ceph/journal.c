@@ -522,3 +522,55 @@ int journal_list(rados_ioctx_t io, enum journal_kind kind, const char *start_aft
 	*ret_more = more;
 	return 0;
 }
+
+int journal_token_decode(const char *token, char **ret)
+{
+	size_t n = strnlen(token, 2 * JOURNAL_NAME_MAX + 1);
+	char *s;
+
+	if (n == 0 || n % 2 != 0 || n > 2 * JOURNAL_NAME_MAX)
+		return -EAGAIN;
+	s = malloc(n / 2 + 1);
+	if (!s)
+		return -ENOMEM;
+	for (size_t i = 0; i < n / 2; i++) {
+		int v = 0;
+		for (size_t j = 0; j < 2; j++) {
+			char ch = token[2 * i + j];
+			v <<= 4;
+			if (ch >= '0' && ch <= '9')
+				v |= ch - '0';
+			else if (ch >= 'a' && ch <= 'f')
+				v |= ch - 'a' + 10;
+			else {
+				free(s);
+				return -EAGAIN;
+			}
+		}
+		if (v == 0) {
+			free(s);
+			return -EAGAIN;
+		}
+		s[i] = (char)v;
+	}
+	s[n / 2] = 0;
+	*ret = s;
+	return 0;
+}
+
+int journal_token_encode(const char *name, char **ret)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strlen(name);
+	char *s = malloc(2 * n + 1);
+
+	if (!s)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		s[2 * i] = hex[(unsigned char)name[i] >> 4];
+		s[2 * i + 1] = hex[(unsigned char)name[i] & 0xf];
+	}
+	s[2 * n] = 0;
+	*ret = s;
+	return 0;
+}

@@ -141,3 +141,13 @@ int journal_list(rados_ioctx_t io, enum journal_kind kind, const char *start_aft
                  struct journal_name **ret, size_t *ret_n, bool *ret_more);
 
 void journal_names_free(struct journal_name *names, size_t n);
+
+/*
+ * List tokens: a directory key (the last one a page listed) as lowercase hex, so a token is
+ * opaque, printable and survives the deletion of its entry. journal_token_encode() returns 0
+ * and a malloc'ed token, or -ENOMEM. journal_token_decode() returns 0 and the malloc'ed key;
+ * -EAGAIN for anything it did not produce (odd length, non-hex, NUL bytes, longer than a
+ * name), which callers report as ABORTED as CSI wants for a bad starting_token; -ENOMEM.
+ */
+int journal_token_encode(const char *name, char **ret);
+int journal_token_decode(const char *token, char **ret);

@@ -14,6 +14,7 @@
 #include "driver/ceph/cluster_ioctx.h"
 #include "driver/ceph/image.h"
 #include "driver/ceph/journal.h"
+#include "driver/ceph/snapshot.h"
 #include "driver/ceph/volume.h"
 
 /* Entry fields. */
@@ -28,6 +29,8 @@
 #define F_PREV_STATE  "prev_state"
 #define F_RESERVED_AT "reserved_at"
 #define F_EXCLUSIVE   "exclusive"
+#define F_SOURCE      "source"
+#define F_CHAIN       "chain"
 #define ATTACH_PREFIX "attach."
 
 #define STATE_RESERVED "reserved"
@@ -107,6 +110,7 @@ static void volume_done(struct volume *v)
 	free(v->data_pool);
 	free(v->features);
 	free(v->fingerprint);
+	free(v->source_id);
 	free(v->exclusive_node);
 	for (size_t i = 0; i < v->n_attachments; i++)
 		free(v->attachments[i].node);
@@ -140,6 +144,7 @@ static int volume_fill(struct volume *v, const struct journal_entry *e, const st
 	const char *image = journal_entry_get(e, F_IMAGE);
 	const char *excl = journal_entry_get(e, F_EXCLUSIVE);
 	const char *data_pool = journal_entry_get(e, F_DATA_POOL);
+	const char *source = journal_entry_get(e, F_SOURCE);
 	uint64_t features = 0;
 	size_t n_att = 0;
 	int r;
@@ -162,8 +167,9 @@ static int volume_fill(struct volume *v, const struct journal_entry *e, const st
 	v->fingerprint = strdup(strempty(journal_entry_get(e, F_PARAMS)));
 	v->data_pool = data_pool ? strdup(data_pool) : NULL;
 	v->exclusive_node = excl ? strdup(excl) : NULL;
+	v->source_id = source ? strdup(source) : NULL;
 	if (!v->name || !v->pool || !v->image || !v->fingerprint || (data_pool && !v->data_pool) ||
-	    (excl && !v->exclusive_node))
+	    (excl && !v->exclusive_node) || (source && !v->source_id))
 		return -ENOMEM;
 
 	for (size_t i = 0; i < e->n_fields; i++)
@@ -248,6 +254,11 @@ struct create_params {
 	const char *data_pool; /* NULL when none */
 	char size_str[24];
 	char features_str[24];
+	const struct volume_id *source; /* NULL when none */
+	char source_str[VOLUME_ID_MAX + 1];
+	uint64_t size_limit;
+	unsigned depth_max;
+	uint64_t deadline_usec;
 };
 
 static int create_params_init(const struct volume_request *req, struct create_params *p)
@@ -255,8 +266,22 @@ static int create_params_init(const struct volume_request *req, struct create_pa
 	struct volume_id probe;
 	int r;
 
-	if (!req || !journal_name_valid(req->name) || req->size == 0 || isempty(req->pool))
+	if (!req || !journal_name_valid(req->name) || (req->size == 0 && !req->source) ||
+	    isempty(req->pool))
 		return -EINVAL;
+	if (req->source) {
+		if (req->source->kind != VOLUME_ID_VOLUME &&
+		    req->source->kind != VOLUME_ID_SNAPSHOT)
+			return -EINVAL;
+		r = volume_id_encode(req->source, p->source_str);
+		if (r < 0)
+			return -EINVAL;
+		p->source = req->source;
+		p->size_limit = req->size_limit;
+		p->depth_max =
+		        req->clone_depth_max ? req->clone_depth_max : SNAPSHOT_CLONE_DEPTH_DEFAULT;
+		p->deadline_usec = req->deadline_usec;
+	}
 	if (req->fingerprint &&
 	    strnlen(req->fingerprint, VOLUME_FINGERPRINT_MAX + 1) > VOLUME_FINGERPRINT_MAX)
 		return -EINVAL;
@@ -292,6 +317,7 @@ static int entry_matches(const struct journal_entry *e, const struct create_para
 	    !streq_ptr(journal_entry_get(e, F_PARAMS), p->fingerprint) ||
 	    !streq_ptr(journal_entry_get(e, F_FEATURES), p->features_str) ||
 	    !streq_ptr(journal_entry_get(e, F_DATA_POOL), p->data_pool) ||
+	    !streq_ptr(journal_entry_get(e, F_SOURCE), p->source ? p->source_str : NULL) ||
 	    !streq_ptr(journal_entry_get(e, F_IMAGE), image))
 		return log_debug_errno(-EEXIST, "Volume %s exists with other parameters", p->name);
 	return 0;
@@ -300,7 +326,7 @@ static int entry_matches(const struct journal_entry *e, const struct create_para
 static int entry_create(rados_ioctx_t io, const char *uuid, const struct create_params *p)
 {
 	char image[VOLUME_IMAGE_PREFIX_MAX + JOURNAL_UUID_LEN + 1], now[24];
-	struct journal_field fields[10];
+	struct journal_field fields[11];
 	size_t n = 0;
 
 	snprintf(image, sizeof(image), "%s%s", p->prefix, uuid);
@@ -316,6 +342,8 @@ static int entry_create(rados_ioctx_t io, const char *uuid, const struct create_
 		fields[n++] = (struct journal_field){ F_PARAMS, (char *)p->fingerprint };
 	if (p->data_pool)
 		fields[n++] = (struct journal_field){ F_DATA_POOL, (char *)p->data_pool };
+	if (p->source)
+		fields[n++] = (struct journal_field){ F_SOURCE, (char *)p->source_str };
 	return journal_entry_create(io, JOURNAL_VOLUME, uuid, fields, n);
 }
 
@@ -379,6 +407,220 @@ static int ensure_image(rados_ioctx_t io, const struct journal_entry *e,
 	return 1;
 }
 
+/* Where a clone comes from: the parent image and the RBD snapshot it is cloned at. */
+struct clone_parent {
+	rados_ioctx_t io; /* the parent's pool and namespace */
+	char *image;
+	char snap[sizeof(SNAPSHOT_TEMP_CLONE_PREFIX) + JOURNAL_UUID_LEN];
+	uint64_t size;  /* what the clone starts with */
+	bool temporary; /* snap is a temporary snapshot of ours (volume source) */
+};
+
+static void clone_parent_done(struct clone_parent *cp)
+{
+	cluster_ioctx_close(cp->io);
+	free(cp->image);
+	*cp = (struct clone_parent){};
+}
+
+/*
+ * Looks the source up. -ENOENT when it does not exist; -EAGAIN for a snapshot that is not
+ * ready (still being flattened).
+ */
+static int clone_parent_resolve(struct cluster *c, const struct create_params *p, const char *uuid,
+                                struct clone_parent *ret)
+{
+	struct clone_parent cp = {};
+	int r;
+
+	if (p->source->kind == VOLUME_ID_SNAPSHOT) {
+		_cleanup_(snapshot_freep) struct snapshot *snap = NULL;
+
+		r = snapshot_lookup(c, p->source, &snap);
+		if (r < 0)
+			return log_debug_errno(r, "Source snapshot %s: %m", p->source_str);
+		if (!snap->ready)
+			return log_debug_errno(-EAGAIN, "Source snapshot %s is not ready yet",
+			                       p->source_str);
+		cp.image = TAKE_PTR(snap->image);
+		cp.size = snap->size;
+		snprintf(cp.snap, sizeof(cp.snap), "%s", SNAPSHOT_RESTORE_POINT);
+	} else {
+		_cleanup_(volume_freep) struct volume *vol = NULL;
+
+		r = volume_lookup(c, p->source, &vol);
+		if (r < 0)
+			return log_debug_errno(r, "Source volume %s: %m", p->source_str);
+		cp.image = TAKE_PTR(vol->image);
+		cp.size = vol->size;
+		snprintf(cp.snap, sizeof(cp.snap), SNAPSHOT_TEMP_CLONE_PREFIX "%s", uuid);
+		cp.temporary = true;
+	}
+	r = cluster_ioctx_open_by_id(c, p->source->pool_id, p->source->rados_namespace, &cp.io);
+	if (r < 0) {
+		clone_parent_done(&cp);
+		return r;
+	}
+	*ret = cp;
+	return 0;
+}
+
+/* The size a clone gets; -ERANGE when the request does not fit the source. */
+static int clone_size(const struct create_params *p, uint64_t source_size, uint64_t *ret)
+{
+	uint64_t want = p->size ? p->size : source_size;
+
+	if (want < source_size || (p->size_limit && want > p->size_limit))
+		return log_debug_errno(-ERANGE,
+		                       "Volume %s: %" PRIu64 " bytes (limit %" PRIu64
+		                       ") does not fit the source's %" PRIu64 " bytes",
+		                       p->name, want, p->size_limit, source_size);
+	*ret = want;
+	return 0;
+}
+
+/*
+ * Checks a new request's source before anything is written, so that a missing source or a
+ * size that does not fit leaves nothing behind.
+ */
+static int clone_check(struct cluster *c, const struct create_params *p)
+{
+	_cleanup_(clone_parent_done) struct clone_parent parent = {};
+	uint64_t want;
+	int r;
+
+	r = clone_parent_resolve(c, p, "00000000-0000-0000-0000-000000000000", &parent);
+	if (r < 0)
+		return r;
+	return clone_size(p, parent.size, &want);
+}
+
+/*
+ * The image step of a create from a source: clone (through a temporary snapshot for a volume
+ * source), remove the temporary snapshot, grow, flatten a chain that is too deep. Each part is
+ * idempotent, so a retry after a crash anywhere finishes the same image. Returns 1 when this
+ * call cloned the image, 0 when it existed; the errors of volume_create() for sources.
+ */
+static int ensure_clone(struct cluster *c, rados_ioctx_t io, const char *rados_namespace,
+                        const struct journal_entry *e, const struct create_params *p,
+                        uint64_t *ret_size)
+{
+	_cleanup_(clone_parent_done) struct clone_parent parent = {};
+	const char *image = journal_entry_get(e, F_IMAGE);
+	struct image_info *info = NULL;
+	bool exists, have_parent = true;
+	uint64_t size = 0, want;
+	unsigned depth = 0;
+	int made = 0, r;
+
+	r = image_stat(io, image, &info);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	exists = r == 0;
+	if (exists) {
+		size = info->size;
+		info = image_info_free(info);
+	}
+
+	/* The parent: to clone from, and to take the temporary snapshot off again. A source
+	 * that went away after the clone was made leaves nothing of ours behind on it. */
+	r = clone_parent_resolve(c, p, e->uuid, &parent);
+	if (r == -ENOENT && exists)
+		have_parent = false;
+	else if (r < 0)
+		return r;
+
+	if (!exists) {
+		r = clone_size(p, parent.size, &want);
+		if (r < 0)
+			return r;
+		if (parent.temporary) {
+			r = image_snap_create(parent.io, parent.image, parent.snap);
+			if (r == -ENOENT)
+				return log_debug_errno(r, "Source image %s is gone", parent.image);
+			if (r < 0 && r != -EEXIST)
+				return r;
+			if (r == 0)
+				failpoint("volume-clone:after-source-snap");
+		}
+		r = image_clone(parent.io, parent.image, parent.snap, io, image, p->features,
+		                p->data_pool);
+		made = 1;
+		if (r == -EEXIST) {
+			/* Taken: a peer cloned it meanwhile, or it is half cloned (see
+			 * ensure_image()). */
+			made = 0;
+			r = image_stat(io, image, &info);
+			info = image_info_free(info);
+			if (r == -ENOENT && !reservation_stale(e))
+				return log_debug_errno(-EAGAIN,
+				                       "Image %s is being cloned elsewhere", image);
+			if (r == -ENOENT) {
+				r = image_remove(io, image);
+				if (r < 0)
+					return r;
+				r = image_clone(parent.io, parent.image, parent.snap, io, image,
+				                p->features, p->data_pool);
+				if (r == -EEXIST)
+					return -EAGAIN;
+				made = 1;
+			}
+		}
+		if (r == -ENOENT)
+			return log_debug_errno(r, "Source %s@%s is gone", parent.image,
+			                       parent.snap);
+		if (r < 0)
+			return r;
+		if (made)
+			failpoint("volume-clone:after-clone");
+		r = image_stat(io, image, &info);
+		if (r < 0)
+			return r;
+		size = info->size;
+		info = image_info_free(info);
+	}
+
+	if (have_parent && parent.temporary) {
+		r = image_snap_exists(parent.io, parent.image, parent.snap);
+		if (r > 0) {
+			r = image_snap_remove(parent.io, parent.image, parent.snap);
+			if (r == 0)
+				failpoint("volume-clone:after-source-unsnap");
+		}
+		if (r < 0)
+			return r;
+	}
+
+	want = p->size ? p->size : size;
+	if (want > size) {
+		r = image_resize(io, image, want);
+		if (r < 0)
+			return r;
+		failpoint("volume-clone:after-resize");
+		size = want;
+	}
+
+	/* A flatten this process started for it earlier (the call before ran out of time):
+	 * wait for it, rather than look at a chain that is changing. */
+	r = snapshot_flatten(c, rados_ioctx_get_id(io), rados_namespace, image, false,
+	                     p->deadline_usec);
+	if (r < 0)
+		return r;
+	r = image_clone_depth(io, image, &depth);
+	if (r < 0)
+		return r;
+	if (depth > p->depth_max) {
+		log_debug("Clone %s has depth %u > %u: flattening", image, depth, p->depth_max);
+		r = snapshot_flatten(c, rados_ioctx_get_id(io), rados_namespace, image, true,
+		                     p->deadline_usec);
+		if (r < 0)
+			return r;
+		failpoint("volume-clone:after-flatten");
+	}
+	*ret_size = size;
+	return made;
+}
+
 static int create_once(struct cluster *c, const struct volume_request *req, struct volume **ret)
 {
 	_cleanup_ioctx_ rados_ioctx_t io = NULL;
@@ -415,11 +657,23 @@ static int create_once(struct cluster *c, const struct volume_request *req, stru
 	r = pool_name_of(io, &pool_name);
 	if (r < 0)
 		return r;
+	if (p.source) {
+		char uuid[JOURNAL_UUID_LEN + 1];
+
+		/* A new name: check the source first, so that a request that cannot succeed
+		 * reserves nothing. (A reserved name is finished from its source below, or
+		 * answered from what it made even when the source is gone since.) */
+		r = journal_lookup(io, JOURNAL_VOLUME, p.name, uuid);
+		if (r == -ENOENT)
+			r = clone_check(c, &p);
+		if (r < 0)
+			return r;
+	}
 
 	for (unsigned attempt = 0; attempt < ATTEMPTS; attempt++) {
 		_cleanup_journal_entry_ struct journal_entry *e = NULL;
-		char candidate[JOURNAL_UUID_LEN + 1], uuid[JOURNAL_UUID_LEN + 1];
-		struct journal_field mark[] = { { F_STATE, STATE_CREATED } };
+		char candidate[JOURNAL_UUID_LEN + 1], uuid[JOURNAL_UUID_LEN + 1], size_str[24];
+		struct journal_field mark[] = { { F_STATE, STATE_CREATED }, { F_SIZE, size_str } };
 		struct volume_id vid;
 		const char *state;
 		uint64_t size = 0;
@@ -461,14 +715,24 @@ static int create_once(struct cluster *c, const struct volume_request *req, stru
 			return log_debug_errno(-EAGAIN, "Volume %s is being deleted", p.name);
 
 		/* 3. The image (also re-created when a created volume's image vanished). */
-		created = ensure_image(io, e, &p, &size);
+		if (p.source && strcmp(state, STATE_CREATED) != 0)
+			created = ensure_clone(c, io, req->rados_namespace, e, &p, &size);
+		else {
+			struct create_params q = p;
+
+			/* A created clone asked for "the source's size": its recorded size. */
+			if (q.size == 0 && parse_u64(journal_entry_get(e, F_SIZE), &q.size) < 0)
+				return -EUCLEAN;
+			created = ensure_image(io, e, &q, &size);
+		}
 		if (created < 0)
 			return created;
-		if (created > 0)
+		if (created > 0 && !p.source)
 			failpoint("volume-create:after-image");
 
-		/* 4. Mark it created. */
+		/* 4. Mark it created, with the size it has. */
 		if (strcmp(state, STATE_CREATED) != 0) {
+			snprintf(size_str, sizeof(size_str), "%" PRIu64, size);
 			r = journal_entry_update(io, e, mark, ELEMENTSOF(mark), NULL, 0);
 			if (r == -ESTALE || r == -ENOENT) {
 				/* Changed under us. If it is gone or going, an image we made
@@ -535,7 +799,7 @@ int volume_lookup(struct cluster *c, const struct volume_id *id, struct volume *
 static void delete_unmark(rados_ioctx_t io, const char *uuid)
 {
 	_cleanup_journal_entry_ struct journal_entry *e = NULL;
-	const char *rm[] = { F_PREV_STATE };
+	const char *rm[] = { F_PREV_STATE, F_CHAIN };
 	struct journal_field back[] = { { F_STATE, STATE_CREATED } };
 	const char *prev;
 
@@ -561,6 +825,7 @@ int volume_delete(struct cluster *c, const struct volume_id *id)
 
 	for (unsigned attempt = 0; attempt < ATTEMPTS; attempt++) {
 		_cleanup_journal_entry_ struct journal_entry *e = NULL;
+		_cleanup_free_ char *chain = NULL;
 		const char *name, *image, *state;
 
 		r = journal_entry_read(io, JOURNAL_VOLUME, id->uuid, &e);
@@ -576,11 +841,12 @@ int volume_delete(struct cluster *c, const struct volume_id *id)
 		if (!image)
 			return -EUCLEAN;
 
-		/* 1. Check it is unused, and mark it, atomically against attach and create. */
+		/* 1. Check it is unused, record its clone chain (for garbage collection), and mark
+		 * it, atomically against attach and create. */
 		if (strcmp(state, STATE_DELETING) != 0) {
-			struct journal_field mark[] = { { F_STATE, STATE_DELETING },
-				                        { F_PREV_STATE, (char *)state } };
-			size_t watchers = 0;
+			struct journal_field mark[3] = { { F_STATE, STATE_DELETING },
+				                         { F_PREV_STATE, (char *)state } };
+			size_t watchers = 0, n_mark = 2;
 
 			if (has_attachments(e))
 				return log_debug_errno(-EBUSY, "Volume %s is still published",
@@ -593,7 +859,12 @@ int volume_delete(struct cluster *c, const struct volume_id *id)
 				                       watchers);
 			if (isempty(state))
 				mark[1].value = STATE_RESERVED;
-			r = journal_entry_update(io, e, mark, ELEMENTSOF(mark), NULL, 0);
+			r = snapshot_chain_get(c, id->pool_id, id->rados_namespace, image, &chain);
+			if (r < 0)
+				return r;
+			if (chain)
+				mark[n_mark++] = (struct journal_field){ F_CHAIN, chain };
+			r = journal_entry_update(io, e, mark, n_mark, NULL, 0);
 			if (r == -ESTALE)
 				continue;
 			if (r == -ENOENT)
@@ -601,18 +872,33 @@ int volume_delete(struct cluster *c, const struct volume_id *id)
 			if (r < 0)
 				return r;
 			failpoint("volume-delete:after-mark");
+		} else {
+			const char *recorded = journal_entry_get(e, F_CHAIN);
+
+			if (recorded) {
+				chain = strdup(recorded);
+				if (!chain)
+					return -ENOMEM;
+			}
 		}
 
-		/* 2. The image. */
-		r = image_remove(io, image);
+		/* 2. The image: removed, or moved to the trash while snapshots or clones hang
+		 * from it. */
+		r = snapshot_image_retire(c, id->pool_id, id->rados_namespace, image);
 		if (r == -EBUSY) {
-			/* Mapped between our check and the removal: undo the mark. */
+			/* Mapped between our check and the removal, or snapshots that are not
+			 * ours: undo the mark. */
 			delete_unmark(io, id->uuid);
 			return -EBUSY;
 		}
 		if (r < 0)
 			return r;
 		failpoint("volume-delete:after-image");
+
+		/* 3. Trashed ancestors whose last child this was. */
+		r = snapshot_chain_collect(c, chain);
+		if (r < 0)
+			return r;
 
 		/* 3. The directory key (only if it still names this uuid). */
 		if (name) {
@@ -802,58 +1088,6 @@ int volume_detach(struct cluster *c, const struct volume_id *id, const char *nod
 
 /* ---- list ---- */
 
-static int token_decode(const char *token, char **ret)
-{
-	size_t n = strnlen(token, 2 * JOURNAL_NAME_MAX + 1);
-	char *s;
-
-	if (n == 0 || n % 2 != 0 || n > 2 * JOURNAL_NAME_MAX)
-		return -EAGAIN;
-	s = malloc(n / 2 + 1);
-	if (!s)
-		return -ENOMEM;
-	for (size_t i = 0; i < n / 2; i++) {
-		int v = 0;
-		for (size_t j = 0; j < 2; j++) {
-			char ch = token[2 * i + j];
-			v <<= 4;
-			if (ch >= '0' && ch <= '9')
-				v |= ch - '0';
-			else if (ch >= 'a' && ch <= 'f')
-				v |= ch - 'a' + 10;
-			else {
-				free(s);
-				return -EAGAIN;
-			}
-		}
-		if (v == 0) {
-			free(s);
-			return -EAGAIN;
-		}
-		s[i] = (char)v;
-	}
-	s[n / 2] = 0;
-	*ret = s;
-	return 0;
-}
-
-static int token_encode(const char *name, char **ret)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t n = strlen(name);
-	char *s = malloc(2 * n + 1);
-
-	if (!s)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		s[2 * i] = hex[(unsigned char)name[i] >> 4];
-		s[2 * i + 1] = hex[(unsigned char)name[i] & 0xf];
-	}
-	s[2 * n] = 0;
-	*ret = s;
-	return 0;
-}
-
 /* Appends the volume of one directory key to vols[*n] if it is fully created. */
 static int list_one(rados_ioctx_t io, const char *cluster_id, int64_t pool_id,
                     const char *rados_namespace, const char *pool_name,
@@ -905,7 +1139,7 @@ int volume_list(struct cluster *c, const char *cluster_id, const char *pool,
 	if (!volume_id_cluster_id_valid(cluster_id) || isempty(pool))
 		return -EINVAL;
 	if (!isempty(token)) {
-		r = token_decode(token, &after);
+		r = journal_token_decode(token, &after);
 		if (r < 0)
 			return log_debug_errno(r, "Malformed list token");
 	}
@@ -929,7 +1163,7 @@ int volume_list(struct cluster *c, const char *cluster_id, const char *pool,
 		r = list_one(io, cluster_id, pool_id, rados_namespace, pool_name, &names[i], vols,
 		             &n);
 	if (r >= 0 && more && n_names > 0)
-		r = token_encode(names[n_names - 1].name, &next);
+		r = journal_token_encode(names[n_names - 1].name, &next);
 	journal_names_free(names, n_names);
 	if (r < 0) {
 		volume_list_free(vols, n);

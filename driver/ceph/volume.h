@@ -16,24 +16,33 @@
  *   state       "reserved" -> "created" -> "deleting"; prev_state while deleting
  *   reserved_at wall-clock seconds of the reservation
  *   attach.<node>  "rw" or "ro"; exclusive = the node holding it exclusively
+ *   source      the snapshot or volume id it was made from (compared on retries)
+ *   chain       set when deleting: the image and its ancestors, for garbage collection
  *
  * Create: reserve the name in the directory (guarded: exactly one uuid wins any race between
  * processes) -> create the entry object (exclusive create) -> create the image -> mark
  * "created". Every step is idempotent, and a retry after a crash anywhere adopts the existing
  * uuid and rolls forward, so there is exactly one image and one entry for a name, never an
- * orphan. The directory key is written first so that a crash can never leave an entry object
+ * orphan. From a source, the image step is: (for a volume source) a temporary RBD snapshot
+ * "rbdcsi-clone-<uuid>" on the source -> clone v2 -> remove the temporary snapshot -> grow to the
+ * requested size -> flatten when the chain is too deep (driver/ceph/snapshot.h).
+ * The directory key is written first so that a crash can never leave an entry object
  * that nothing points to. (A create the CO abandons for good after a failure leaves its
  * reservation, and maybe its image, in state "reserved" under the request name; nothing here
  * collects those.)
- * Delete: refuse while the image has watchers or attachments (nothing changed) -> mark
- * "deleting" (a concurrent create of the same name now backs off with -EAGAIN instead of
- * re-creating the image) -> remove the image -> remove the directory key -> remove the entry
- * object. The entry object goes last because it is what a retry finds by the volume id; the
- * directory key before it, because the entry holds the name that finds the key (removing the
- * entry first would strand the key if we crashed in between: ceph-csi issue #2059/#5175).
+ * Delete: refuse while the image has watchers or attachments (nothing changed) -> record the
+ * image's clone chain and mark "deleting" (a concurrent create of the same name now backs off
+ * with -EAGAIN instead of re-creating the image) -> remove the image, or move it to the RBD
+ * trash while snapshots or clones hang from it -> garbage-collect trashed ancestors -> remove
+ * the directory key -> remove the entry object. The entry object goes last because it is what
+ * a retry finds by the volume id; the directory key before it, because the entry holds the
+ * name that finds the key (removing the entry first would strand the key if we crashed in
+ * between: ceph-csi issue #2059/#5175).
  * Failpoints (driver/base/failpoint.h): volume-create:after-reserve, volume-create:after-object,
  * volume-create:after-image, volume-delete:after-mark, volume-delete:after-image,
- * volume-delete:after-unreserve, volume-expand:after-image.
+ * volume-delete:after-unreserve, volume-expand:after-image; for clones
+ * volume-clone:after-source-snap, :after-clone, :after-source-unsnap, :after-resize and
+ * :after-flatten.
  *
  * Concurrency: safe between threads and processes for the same name (create/create) and the
  * same volume (attach/attach, attach/delete: guarded by the entry's object version). A create
@@ -69,11 +78,17 @@ struct volume_request {
 	const char *pool;            /* pool of the image and its journal */
 	const char *rados_namespace; /* NULL or "" for the default namespace */
 	const char *name;            /* CSI request name, 1..1024 bytes */
-	uint64_t size;               /* bytes, > 0, used as given (the plugin rounds) */
+	uint64_t size;               /* bytes, > 0 (0 with a source: the source's size) */
 	const char *fingerprint;     /* opaque, compared on retries; NULL = "" */
 	const char *image_prefix;    /* NULL = VOLUME_IMAGE_PREFIX_DEFAULT; [A-Za-z0-9._-] */
 	const char *features;        /* comma list, NULL = VOLUME_FEATURES_DEFAULT */
 	const char *data_pool;       /* NULL or "" for none */
+	/* Content source (CSI volume_content_source): NULL for an empty volume, else a snapshot id
+	 * (restore) or a volume id (clone) of the same cluster, copied as a clone v2. */
+	const struct volume_id *source;
+	uint64_t size_limit;      /* with a source: the size may not exceed it; 0 = no limit */
+	unsigned clone_depth_max; /* flatten a new clone deeper than this; 0 = the default (4) */
+	uint64_t deadline_usec;   /* CLOCK_MONOTONIC µs to answer by (flattening); 0 = none */
 };
 
 enum volume_access {
@@ -97,6 +112,7 @@ struct volume {
 	uint64_t requested_size;    /* bytes asked for at create */
 	uint64_t size;              /* capacity: image size (recorded size in volume_list()) */
 	char *fingerprint;          /* "" when none */
+	char *source_id;            /* the snapshot or volume it was made from, or NULL */
 	char *exclusive_node;       /* node holding an exclusive attachment, or NULL */
 	size_t n_attachments;
 	struct volume_attachment *attachments;
@@ -123,6 +139,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct volume *, volume_free)
  *   -ENOSPC   the pool is over its quota (-EDQUOT from the OSDs; not tested here). A full
  *             cluster makes writes wait, so that ends in -ETIMEDOUT instead
  *   -EUCLEAN  the journal is inconsistent (directory and entry disagree on the name): INTERNAL
+ * With a source, also:
+ *   -ENOENT   the source snapshot or volume does not exist (NOT_FOUND)
+ *   -ERANGE   size (or size_limit) is smaller than the source (OUT_OF_RANGE)
+ *   -EAGAIN   the source snapshot is not ready yet (still being flattened)
+ *   -EINPROGRESS  the new clone is being flattened (its chain would be deeper than
+ *             clone_depth_max) and that did not finish by the deadline: it goes on in the
+ *             background, call again (ABORTED)
  * A create that fails after the reservation leaves it in place for the retry to complete.
  */
 int volume_create(struct cluster *c, const struct volume_request *req, struct volume **ret);
@@ -135,9 +158,12 @@ int volume_lookup(struct cluster *c, const struct volume_id *id, struct volume *
 
 /*
  * Deletes a volume. Idempotent: returns 0 when it does not exist (pool, entry gone; a snapshot
- * id), and a retry after a crash at any step finishes the job.
- *   -EBUSY    the image has watchers (mapped somewhere), snapshots or clone children, or the
- *             volume has attachment records: nothing was changed (FAILED_PRECONDITION)
+ * id), and a retry after a crash at any step finishes the job. A volume that CSI snapshots or
+ * clones hang from (clone-v2 children) goes to the RBD trash until the last of them is deleted
+ * (driver/ceph/snapshot.h, "Garbage collection"); the volume itself is gone at once.
+ *   -EBUSY    the image has watchers (mapped somewhere) or RBD snapshots this driver did not
+ *             take, or the volume has attachment records: nothing was changed
+ *             (FAILED_PRECONDITION)
  */
 int volume_delete(struct cluster *c, const struct volume_id *id);
 

@@ -1,0 +1,690 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The CSI snapshot calls: request validation and CSI semantics on top of driver/ceph's
+ * crash-safe snapshot lifecycle (driver/ceph/snapshot.h), in the style of controller.c: every
+ * handler validates the whole request before it touches anything, takes the operation lock of
+ * the name or id (a second operation on it gets ABORTED at once), and reports failures through
+ * the status table.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csi.pb-c.h"
+#include "driver/ceph/snapshot.h"
+#include "plugin/ceph_access.h"
+#include "plugin/config.h"
+#include "plugin/locks.h"
+#include "plugin/metrics.h"
+#include "plugin/params.h"
+#include "plugin/plugin.h"
+#include "plugin/snapshot.h"
+
+#define SECRETS(req)          ((void *const *)(req)->secrets), (req)->n_secrets
+#define FLATTEN_MARGIN_MAX_US (2ULL * 1000000ULL)
+
+/* ---- small helpers ---- */
+
+/* An operation lock held by a handler; released by lock_release(). */
+struct op_lock {
+	struct locks *locks;
+	char *key;
+};
+
+static int lock_take(struct call *c, struct op_lock *l, const char *prefix, const char *id,
+                     const char *what)
+{
+	const char *holder = NULL;
+	uint64_t age = 0;
+	char *key = NULL;
+	int r;
+
+	if (asprintf(&key, "%s:%s", prefix, id) < 0)
+		return -ENOMEM;
+	r = locks_try(c->plugin->locks, key, c->method->name, &holder, &age);
+	if (r == -EAGAIN) {
+		free(key);
+		return call_fail(
+		        c, STATUS_ABORTED,
+		        "an operation on %s is already in progress (%s, running for %.1fs)", what,
+		        holder ? holder : "?", (double)age / 1e6);
+	}
+	if (r < 0) {
+		free(key);
+		return r;
+	}
+	l->locks = c->plugin->locks;
+	l->key = key;
+	return 0;
+}
+
+static void lock_release(struct op_lock *l)
+{
+	if (l->key) {
+		locks_release(l->locks, l->key);
+		free(l->key);
+		l->key = NULL;
+	}
+}
+
+uint64_t controller_flatten_deadline(const struct call *c)
+{
+	uint64_t now = now_usec(), left, margin;
+
+	if (c->deadline_usec == UINT64_MAX)
+		return 0;
+	if (c->deadline_usec <= now)
+		return now; /* already late: do not wait at all */
+	left = c->deadline_usec - now;
+	margin = MIN(left / 10, FLATTEN_MARGIN_MAX_US);
+	return c->deadline_usec - margin;
+}
+
+/* Decodes an id of the given kind; -EINVAL (unlogged) when it is not one of ours. */
+static int decode_id(const char *s, enum volume_id_kind kind, struct volume_id *ret)
+{
+	struct volume_id id;
+	int r = volume_id_decode(s, &id);
+
+	if (r < 0)
+		return r;
+	if (id.kind != kind)
+		return -EINVAL;
+	*ret = id;
+	return 0;
+}
+
+static int snapshot_to_csi(struct call *c, const struct snapshot *s, Csi__V1__Snapshot **ret)
+{
+	Csi__V1__Snapshot *out = call_alloc(c, sizeof(*out));
+	Google__Protobuf__Timestamp *ts = call_alloc(c, sizeof(*ts));
+
+	if (!out || !ts)
+		return -ENOMEM;
+	csi__v1__snapshot__init(out);
+	google__protobuf__timestamp__init(ts);
+	ts->seconds = (int64_t)s->created.tv_sec;
+	ts->nanos = (int32_t)s->created.tv_nsec;
+	out->snapshot_id = call_strdup(c, s->id);
+	out->source_volume_id = call_strdup(c, s->source_id);
+	out->size_bytes = (int64_t)s->size;
+	out->creation_time = ts;
+	out->ready_to_use = s->ready;
+	if (!out->snapshot_id || !out->source_volume_id)
+		return -ENOMEM;
+	*ret = out;
+	return 0;
+}
+
+/* VolumeSnapshotClass parameters: clusterID and pool may repeat what the source implies. */
+static int check_parameters(struct call *c, const Csi__V1__CreateSnapshotRequest *req,
+                            const struct volume_id *source)
+{
+	for (size_t i = 0; i < req->n_parameters; i++) {
+		const char *k = req->parameters[i]->key, *v = req->parameters[i]->value;
+
+		if (strncmp(k, "csi.storage.k8s.io/", 19) == 0)
+			continue; /* added by external-snapshotter (--extra-create-metadata) */
+		if (strlen(v) > PARAMS_MAX_VALUE_BYTES)
+			return call_fail(c, STATUS_INVALID_ARGUMENT,
+			                 "parameters: '%s' is longer than %d bytes", k,
+			                 PARAMS_MAX_VALUE_BYTES);
+		if (strcmp(k, "clusterID") == 0) {
+			if (strcmp(v, source->cluster_id) != 0)
+				return call_fail(
+				        c, STATUS_INVALID_ARGUMENT,
+				        "parameters: clusterID '%s' differs from the source "
+				        "volume's cluster '%s': a snapshot stays in the "
+				        "cluster of its volume",
+				        v, source->cluster_id);
+			continue;
+		}
+		if (strcmp(k, "pool") == 0) {
+			if (!params_name_valid(v, PARAMS_MAX_NAME_BYTES))
+				return call_fail(c, STATUS_INVALID_ARGUMENT,
+				                 "parameters: pool '%s' is not a valid pool name",
+				                 v);
+			continue; /* compared with the source's pool once connected */
+		}
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: unknown snapshot class parameter '%s' (known: "
+		                 "clusterID, pool)",
+		                 k);
+	}
+	return 0;
+}
+
+/* ---- CreateVolume's content source ---- */
+
+int controller_content_source(struct call *c, const Csi__V1__VolumeContentSource *source,
+                              const char *cluster_id, struct volume_id *ret)
+{
+	enum volume_id_kind kind;
+	const char *field, *id = NULL, *what;
+	struct volume_id sid;
+
+	switch (source->type_case) {
+	case CSI__V1__VOLUME_CONTENT_SOURCE__TYPE_SNAPSHOT:
+		kind = VOLUME_ID_SNAPSHOT;
+		field = "volume_content_source.snapshot.snapshot_id";
+		what = "snapshot";
+		id = source->snapshot ? source->snapshot->snapshot_id : NULL;
+		break;
+	case CSI__V1__VOLUME_CONTENT_SOURCE__TYPE_VOLUME:
+		kind = VOLUME_ID_VOLUME;
+		field = "volume_content_source.volume.volume_id";
+		what = "volume";
+		id = source->volume ? source->volume->volume_id : NULL;
+		break;
+	default:
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "volume_content_source: neither a snapshot nor a volume is set");
+	}
+	if (isempty(id))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "%s is required", field);
+	if (decode_id(id, kind, &sid) < 0)
+		return call_fail(c, STATUS_NOT_FOUND, "%s: '%s' is not a %s of this driver", field,
+		                 id, what);
+	if (strcmp(sid.cluster_id, cluster_id) != 0)
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "%s: %s '%s' is in cluster '%s', not in cluster '%s' where the "
+		                 "volume is to be created: restores and clones stay in one cluster",
+		                 field, what, id, sid.cluster_id, cluster_id);
+	*ret = sid;
+	return 0;
+}
+
+/* ---- CreateSnapshot ---- */
+
+int controller_create_snapshot(struct call *c, const void *request, void *response)
+{
+	const Csi__V1__CreateSnapshotRequest *req = request;
+	Csi__V1__CreateSnapshotResponse *resp = response;
+	_cleanup_(snapshot_freep) struct snapshot *snap = NULL;
+	struct ceph_target t = { 0 };
+	struct op_lock lock = { 0 };
+	struct snapshot_request sr;
+	struct volume_id source;
+	const char *pool;
+	int r;
+
+	if (isempty(req->name))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "name is required");
+	if (strlen(req->name) > 1024)
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "name is longer than 1024 bytes");
+	if (isempty(req->source_volume_id))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "source_volume_id is required");
+	if (decode_id(req->source_volume_id, VOLUME_ID_VOLUME, &source) < 0)
+		return call_fail(c, STATUS_NOT_FOUND,
+		                 "source_volume_id '%s' is not a volume of this driver",
+		                 req->source_volume_id);
+	r = check_parameters(c, req, &source);
+	if (r < 0)
+		return r;
+
+	r = lock_take(c, &lock, "snapshot-name", req->name, "this snapshot name");
+	if (r < 0)
+		return r;
+	r = ceph_target_open(c, source.cluster_id, "source_volume_id", STATUS_NOT_FOUND,
+	                     SECRETS(req), false, source.rados_namespace, &t);
+	if (r < 0)
+		goto out;
+	pool = params_map_get((void *const *)req->parameters, req->n_parameters, "pool");
+	if (pool) {
+		int64_t pool_id = -1;
+
+		r = cluster_pool_lookup(t.conn, pool, &pool_id);
+		if (r < 0 && r != -ENOENT) {
+			log_error_errno(r, "Cannot look pool '%s' up: %m", pool);
+			goto out;
+		}
+		if (pool_id != source.pool_id) {
+			r = call_fail(c, STATUS_INVALID_ARGUMENT,
+			              "parameters: pool '%s' is not the source volume's pool: a "
+			              "snapshot is stored with its volume",
+			              pool);
+			goto out;
+		}
+	}
+
+	sr = (struct snapshot_request){
+		.name = req->name,
+		.source = &source,
+		.clone_depth_max = c->plugin->opt.clone_depth_soft,
+		.deadline_usec = controller_flatten_deadline(c),
+	};
+	r = snapshot_create(t.conn, &sr, &snap);
+	if (r == -ENOENT) {
+		r = call_fail(c, STATUS_NOT_FOUND, "source volume '%s' does not exist",
+		              req->source_volume_id);
+		goto out;
+	}
+	if (r == -EEXIST) {
+		log_warning_errno(r,
+		                  "A snapshot named '%s' already exists with another source "
+		                  "volume",
+		                  req->name);
+		goto out;
+	}
+	if (r == -EAGAIN) {
+		c->code = STATUS_ABORTED;
+		log_warning_errno(r, "Snapshot '%s' is being deleted; retry later", req->name);
+		goto out;
+	}
+	if (r < 0) {
+		metrics_ceph_error(c->plugin->metrics, "snapshot");
+		log_error_errno(r, "Failed to snapshot volume '%s' as '%s': %m",
+		                req->source_volume_id, req->name);
+		goto out;
+	}
+	r = snapshot_to_csi(c, snap, &resp->snapshot);
+	if (r >= 0)
+		log_info("Snapshot '%s' is image '%s/%s' (%" PRIu64 " bytes, %s)", req->name,
+		         snap->pool, snap->image, snap->size,
+		         snap->ready ? "ready" : "being flattened, not ready yet");
+out:
+	ceph_target_done(&t);
+	lock_release(&lock);
+	return r;
+}
+
+/* ---- DeleteSnapshot ---- */
+
+int controller_delete_snapshot(struct call *c, const void *request, void *response)
+{
+	const Csi__V1__DeleteSnapshotRequest *req = request;
+	struct ceph_target t = { 0 };
+	struct op_lock lock = { 0 };
+	struct volume_id id;
+	int r;
+
+	(void)response;
+	if (isempty(req->snapshot_id))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "snapshot_id is required");
+	if (decode_id(req->snapshot_id, VOLUME_ID_SNAPSHOT, &id) < 0) {
+		/* CSI: a snapshot that does not exist is deleted. This id names none of ours. */
+		log_info("snapshot_id '%s' is not a snapshot of this driver: nothing to delete",
+		         req->snapshot_id);
+		return 0;
+	}
+	r = lock_take(c, &lock, "snapshot", req->snapshot_id, "this snapshot");
+	if (r < 0)
+		return r;
+	/* As DeleteVolume: a cluster we do not know is an admin error, not "already gone". */
+	r = ceph_target_open(c, id.cluster_id, "snapshot_id", STATUS_FAILED_PRECONDITION,
+	                     SECRETS(req), false, id.rados_namespace, &t);
+	if (r < 0)
+		goto out;
+	r = snapshot_delete(t.conn, &id, controller_flatten_deadline(c));
+	if (r == -EAGAIN) {
+		c->code = STATUS_ABORTED;
+		log_warning_errno(r, "Snapshot is still being flattened; retry later");
+	} else if (r == -EBUSY)
+		log_warning_errno(r, "Snapshot image is open elsewhere or carries RBD snapshots "
+		                     "this driver did not take: not deleted");
+	else if (r < 0) {
+		metrics_ceph_error(c->plugin->metrics, "delete");
+		log_error_errno(r, "Failed to delete the snapshot: %m");
+	} else
+		log_info("Snapshot deleted");
+out:
+	ceph_target_done(&t);
+	lock_release(&lock);
+	return r;
+}
+
+/* ---- GetSnapshot ---- */
+
+int controller_get_snapshot(struct call *c, const void *request, void *response)
+{
+	const Csi__V1__GetSnapshotRequest *req = request;
+	Csi__V1__GetSnapshotResponse *resp = response;
+	_cleanup_(snapshot_freep) struct snapshot *snap = NULL;
+	struct ceph_target t = { 0 };
+	struct volume_id id;
+	int r;
+
+	if (isempty(req->snapshot_id))
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "snapshot_id is required");
+	if (decode_id(req->snapshot_id, VOLUME_ID_SNAPSHOT, &id) < 0)
+		return call_fail(c, STATUS_NOT_FOUND,
+		                 "snapshot_id '%s' is not a snapshot of this driver",
+		                 req->snapshot_id);
+	r = ceph_target_open(c, id.cluster_id, "snapshot_id", STATUS_NOT_FOUND, SECRETS(req), false,
+	                     id.rados_namespace, &t);
+	if (r < 0)
+		return r;
+	r = snapshot_lookup(t.conn, &id, &snap);
+	ceph_target_done(&t);
+	if (r == -ENOENT)
+		return call_fail(c, STATUS_NOT_FOUND, "snapshot does not exist");
+	if (r < 0) {
+		metrics_ceph_error(c->plugin->metrics, "lookup");
+		return log_error_errno(r, "Failed to look the snapshot up: %m");
+	}
+	return snapshot_to_csi(c, snap, &resp->snapshot);
+}
+
+/* ---- ListSnapshots ---- */
+
+/*
+ * Like ListVolumes, ListSnapshots walks "shards": (cluster, pool, rados namespace). Without a
+ * filter: every cluster the controller holds credentials for, every pool, the default
+ * namespace and the cluster's configured one. With source_volume_id: the source's shard (where
+ * its snapshots live). The token is "<cluster>|<pool>|<namespace>|<journal token>".
+ */
+struct shard {
+	char *cluster_id;
+	char *pool;
+	char *rados_namespace; /* "" for the default */
+};
+
+static void shards_free(struct shard *s, size_t n)
+{
+	for (size_t i = 0; s && i < n; i++) {
+		free(s[i].cluster_id);
+		free(s[i].pool);
+		free(s[i].rados_namespace);
+	}
+	free(s);
+}
+
+static int shard_cmp(const void *a, const void *b)
+{
+	const struct shard *x = a, *y = b;
+	int r = strcmp(x->cluster_id, y->cluster_id);
+
+	if (r == 0)
+		r = strcmp(x->pool, y->pool);
+	if (r == 0)
+		r = strcmp(x->rados_namespace, y->rados_namespace);
+	return r;
+}
+
+static int shard_add(struct shard **s, size_t *n, size_t *cap, const char *cluster_id,
+                     const char *pool, const char *ns)
+{
+	if (*n == *cap) {
+		size_t new_cap = *cap ? *cap * 2 : 16;
+		struct shard *g = reallocarray(*s, new_cap, sizeof(**s));
+
+		if (!g)
+			return -ENOMEM;
+		*s = g;
+		*cap = new_cap;
+	}
+	(*s)[*n] = (struct shard){ strdup(cluster_id), strdup(pool), strdup(strempty(ns)) };
+	if (!(*s)[*n].cluster_id || !(*s)[*n].pool || !(*s)[*n].rados_namespace) {
+		free((*s)[*n].cluster_id);
+		free((*s)[*n].pool);
+		free((*s)[*n].rados_namespace);
+		return -ENOMEM;
+	}
+	(*n)++;
+	return 0;
+}
+
+static int shards_all(struct call *c, struct shard **ret, size_t *ret_n)
+{
+	char **clusters = NULL;
+	struct shard *s = NULL;
+	size_t n_clusters = 0, n = 0, cap = 0;
+	int r;
+
+	r = credentials_store_clusters(c->plugin->credentials, &clusters, &n_clusters);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n_clusters; i++) {
+		struct ceph_target t = { 0 };
+		char **pools = NULL;
+		size_t n_pools = 0;
+
+		r = ceph_target_open(c, clusters[i], "cluster", STATUS_NOT_FOUND, NULL, 0, false,
+		                     NULL, &t);
+		if (r < 0) {
+			log_warning_errno(r, "Skipping cluster '%s' in ListSnapshots", clusters[i]);
+			c->code = STATUS_OK;
+			r = 0;
+			continue;
+		}
+		r = cluster_pool_list(t.conn, &pools, &n_pools);
+		for (size_t k = 0; r >= 0 && k < n_pools; k++) {
+			r = shard_add(&s, &n, &cap, clusters[i], pools[k], "");
+			if (r >= 0 && !isempty(t.cluster.rados_namespace))
+				r = shard_add(&s, &n, &cap, clusters[i], pools[k],
+				              t.cluster.rados_namespace);
+		}
+		for (size_t k = 0; k < n_pools; k++)
+			free(pools[k]);
+		free(pools);
+		ceph_target_done(&t);
+		if (r < 0)
+			break;
+	}
+	for (size_t i = 0; i < n_clusters; i++)
+		free(clusters[i]);
+	free(clusters);
+	if (r < 0) {
+		shards_free(s, n);
+		return r;
+	}
+	if (n > 1)
+		qsort(s, n, sizeof(*s), shard_cmp);
+	*ret = s;
+	*ret_n = n;
+	return 0;
+}
+
+static int append_entry(struct call *c, Csi__V1__ListSnapshotsResponse *resp, size_t *cap,
+                        const struct snapshot *s)
+{
+	Csi__V1__ListSnapshotsResponse__Entry *e;
+
+	if (resp->n_entries + 1 >= *cap) {
+		size_t new_cap = *cap ? *cap * 2 : 16;
+		void *g = call_alloc(c, new_cap * sizeof(*resp->entries));
+
+		if (!g)
+			return -ENOMEM;
+		if (resp->n_entries)
+			memcpy(g, resp->entries, resp->n_entries * sizeof(*resp->entries));
+		resp->entries = g;
+		*cap = new_cap;
+	}
+	e = call_alloc(c, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	csi__v1__list_snapshots_response__entry__init(e);
+	resp->entries[resp->n_entries++] = e;
+	return snapshot_to_csi(c, s, &e->snapshot);
+}
+
+/* Lists the shards from the token's position on, up to max entries. */
+static int list_shards(struct call *c, const Csi__V1__ListSnapshotsRequest *req,
+                       Csi__V1__ListSnapshotsResponse *resp, const struct shard *shards,
+                       size_t n_shards, const char *source_id, void *const *secrets,
+                       size_t n_secrets)
+{
+	size_t start = 0, cap = 0, max;
+	const char *inner = NULL;
+	int r = 0;
+
+	if (req->max_entries < 0)
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "max_entries must not be negative");
+	max = req->max_entries == 0 ? SIZE_MAX : (size_t)req->max_entries;
+
+	if (!isempty(req->starting_token)) {
+		char *tok = call_strdup(c, req->starting_token), *f[4];
+		int nf = 0;
+
+		if (!tok)
+			return -ENOMEM;
+		for (char *s = tok; s && nf < 4; nf++) {
+			f[nf] = s;
+			s = nf < 3 ? strchr(s, '|') : NULL;
+			if (s)
+				*s++ = 0;
+		}
+		start = SIZE_MAX;
+		for (size_t i = 0; nf == 4 && i < n_shards; i++)
+			if (strcmp(shards[i].cluster_id, f[0]) == 0 &&
+			    strcmp(shards[i].pool, f[1]) == 0 &&
+			    strcmp(shards[i].rados_namespace, f[2]) == 0)
+				start = i;
+		if (start == SIZE_MAX)
+			goto bad_token;
+		inner = f[3];
+	}
+
+	for (size_t i = start; i < n_shards; i++) {
+		struct ceph_target t = { 0 };
+		const char *token = i == start ? inner : NULL;
+
+		r = ceph_target_open(c, shards[i].cluster_id, "cluster", STATUS_NOT_FOUND, secrets,
+		                     n_secrets, false, shards[i].rados_namespace, &t);
+		if (r < 0)
+			return r;
+		do {
+			struct snapshot *snaps = NULL;
+			size_t n = 0, want = MIN(max - resp->n_entries, SNAPSHOT_LIST_PAGE_MAX);
+			char *next = NULL;
+
+			r = snapshot_list(t.conn, shards[i].cluster_id, shards[i].pool,
+			                  shards[i].rados_namespace, source_id, token, want, &snaps,
+			                  &n, &next);
+			if (r == -EAGAIN) {
+				ceph_target_done(&t);
+				goto bad_token;
+			}
+			if (r == -ENOENT || r == -EPERM || r == -EACCES) {
+				/* Pool gone, or not ours to read: nothing listed there. */
+				r = 0;
+				break;
+			}
+			if (r < 0) {
+				ceph_target_done(&t);
+				metrics_ceph_error(c->plugin->metrics, "list");
+				return log_error_errno(r,
+				                       "Failed to list snapshots in pool '%s': %m",
+				                       shards[i].pool);
+			}
+			for (size_t k = 0; r >= 0 && k < n; k++)
+				r = append_entry(c, resp, &cap, &snaps[k]);
+			snapshot_list_free(snaps, n);
+			token = next ? call_strdup(c, next) : NULL;
+			if (next && !token)
+				r = -ENOMEM;
+			free(next);
+			if (r < 0) {
+				ceph_target_done(&t);
+				return r;
+			}
+			if (resp->n_entries >= max) {
+				if (token)
+					resp->next_token = call_printf(
+					        c, "%s|%s|%s|%s", shards[i].cluster_id,
+					        shards[i].pool, shards[i].rados_namespace, token);
+				else if (i + 1 < n_shards)
+					resp->next_token = call_printf(
+					        c, "%s|%s|%s|", shards[i + 1].cluster_id,
+					        shards[i + 1].pool, shards[i + 1].rados_namespace);
+				ceph_target_done(&t);
+				return 0;
+			}
+		} while (token);
+		ceph_target_done(&t);
+	}
+	return 0;
+
+bad_token:
+	return call_fail(c, STATUS_ABORTED, "starting_token '%s' is not a token this driver issued",
+	                 req->starting_token);
+}
+
+/* ListSnapshots by snapshot_id: that snapshot (if its source matches any source filter). */
+static int list_one(struct call *c, const Csi__V1__ListSnapshotsRequest *req,
+                    Csi__V1__ListSnapshotsResponse *resp)
+{
+	_cleanup_(snapshot_freep) struct snapshot *snap = NULL;
+	struct config_cluster cc;
+	struct ceph_target t = { 0 };
+	struct volume_id id;
+	size_t cap = 0;
+	int r;
+
+	if (decode_id(req->snapshot_id, VOLUME_ID_SNAPSHOT, &id) < 0)
+		return 0; /* not ours: no such snapshot */
+	config_refresh(c->plugin->config);
+	if (config_get_cluster(c->plugin->config, id.cluster_id, &cc) < 0)
+		return 0;
+	config_cluster_done(&cc);
+	r = ceph_target_open(c, id.cluster_id, "snapshot_id", STATUS_NOT_FOUND, SECRETS(req), false,
+	                     id.rados_namespace, &t);
+	if (r < 0)
+		return r;
+	r = snapshot_lookup(t.conn, &id, &snap);
+	ceph_target_done(&t);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return log_error_errno(r, "Failed to look the snapshot up: %m");
+	if (!isempty(req->source_volume_id) && strcmp(req->source_volume_id, snap->source_id) != 0)
+		return 0;
+	return append_entry(c, resp, &cap, snap);
+}
+
+/* ListSnapshots by source_volume_id: the source's shard, filtered. */
+static int list_of_source(struct call *c, const Csi__V1__ListSnapshotsRequest *req,
+                          Csi__V1__ListSnapshotsResponse *resp)
+{
+	_cleanup_free_ char *pool = NULL;
+	struct config_cluster cc;
+	struct ceph_target t = { 0 };
+	struct shard shard;
+	struct volume_id id;
+	int r;
+
+	if (decode_id(req->source_volume_id, VOLUME_ID_VOLUME, &id) < 0)
+		return 0; /* not ours: it has no snapshots */
+	config_refresh(c->plugin->config);
+	if (config_get_cluster(c->plugin->config, id.cluster_id, &cc) < 0)
+		return 0;
+	config_cluster_done(&cc);
+	r = ceph_target_open(c, id.cluster_id, "source_volume_id", STATUS_NOT_FOUND, SECRETS(req),
+	                     false, id.rados_namespace, &t);
+	if (r < 0)
+		return r;
+	r = cluster_pool_name(t.conn, id.pool_id, &pool);
+	ceph_target_done(&t);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return log_error_errno(r, "Cannot look pool %" PRId64 " up: %m", id.pool_id);
+	shard = (struct shard){ id.cluster_id, pool, id.rados_namespace };
+	return list_shards(c, req, resp, &shard, 1, req->source_volume_id, SECRETS(req));
+}
+
+int controller_list_snapshots(struct call *c, const void *request, void *response)
+{
+	const Csi__V1__ListSnapshotsRequest *req = request;
+	Csi__V1__ListSnapshotsResponse *resp = response;
+	struct shard *shards = NULL;
+	size_t n_shards = 0;
+	int r;
+
+	if (req->max_entries < 0)
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "max_entries must not be negative");
+	if (!isempty(req->snapshot_id))
+		return list_one(c, req, resp);
+	if (!isempty(req->source_volume_id))
+		return list_of_source(c, req, resp);
+
+	r = shards_all(c, &shards, &n_shards);
+	if (r < 0)
+		return log_error_errno(r, "Failed to list the pools to scan: %m");
+	r = list_shards(c, req, resp, shards, n_shards, NULL, NULL, 0);
+	shards_free(shards, n_shards);
+	return r;
+}
