@@ -104,6 +104,52 @@ def main():
         if got != want:
             sys.exit(1)
 
+        step("CreateSnapshot 'demo-snap', then overwrite the file in the live volume")
+        snap = d.controller.CreateSnapshot(csi.CreateSnapshotRequest(
+            source_volume_id=vol.volume_id, name="demo-snap", secrets=secrets())).snapshot
+        show("snapshot_id %s, %d MiB, ready_to_use=%s" % (
+            snap.snapshot_id, snap.size_bytes // MiB, snap.ready_to_use))
+        with open(os.path.join(target, "hello.bin"), "wb") as f:
+            f.write(os.urandom(4 * MiB))
+            f.flush()
+            os.fsync(f.fileno())
+        show("hello.bin overwritten with other random data")
+
+        step("CreateVolume 'demo-restore' from the snapshot, stage and publish it, read")
+        rvol = d.controller.CreateVolume(csi.CreateVolumeRequest(
+            name="demo-restore", volume_capabilities=[cap], parameters=sc_params(mounter="fuse"),
+            volume_content_source=csi.VolumeContentSource(
+                snapshot=csi.VolumeContentSource.SnapshotSource(snapshot_id=snap.snapshot_id)),
+            secrets=secrets())).volume
+        rstaging = os.path.join(d.dir, "plugins", "globalmount-restore")
+        rtarget = os.path.join(d.dir, "pods", "demo-pod-2", "volume")
+        os.makedirs(rstaging)
+        os.makedirs(os.path.dirname(rtarget))
+        d.node.NodeStageVolume(csi.NodeStageVolumeRequest(
+            volume_id=rvol.volume_id, staging_target_path=rstaging, volume_capability=cap,
+            volume_context=rvol.volume_context, secrets=secrets()), timeout=120)
+        d.node.NodePublishVolume(csi.NodePublishVolumeRequest(
+            volume_id=rvol.volume_id, staging_target_path=rstaging, target_path=rtarget,
+            volume_capability=cap))
+        with open(os.path.join(rtarget, "hello.bin"), "rb") as f:
+            got = hashlib.sha256(f.read()).hexdigest()
+        show("restored image %s: sha256 %s: %s" % (
+            rvol.volume_context["imageName"], got,
+            "the original data" if got == want else "MISMATCH"))
+        d.node.NodeUnpublishVolume(csi.NodeUnpublishVolumeRequest(
+            volume_id=rvol.volume_id, target_path=rtarget))
+        d.node.NodeUnstageVolume(csi.NodeUnstageVolumeRequest(
+            volume_id=rvol.volume_id, staging_target_path=rstaging), timeout=120)
+        d.controller.DeleteVolume(csi.DeleteVolumeRequest(volume_id=rvol.volume_id,
+                                                          secrets=secrets()))
+        d.controller.DeleteSnapshot(csi.DeleteSnapshotRequest(snapshot_id=snap.snapshot_id,
+                                                              secrets=secrets()))
+        show("restored volume and snapshot deleted")
+        if got != want:
+            sys.exit(1)
+        with open(os.path.join(target, "hello.bin"), "rb") as f:
+            want = hashlib.sha256(f.read()).hexdigest()
+
         step("NodeUnpublishVolume + NodeUnstageVolume (umount, loop detach, rbd-fuse stopped)")
         d.node.NodeUnpublishVolume(csi.NodeUnpublishVolumeRequest(
             volume_id=vol.volume_id, target_path=target))
@@ -136,7 +182,10 @@ def main():
                                                           secrets=secrets()))
         left = subprocess.run(["rbd", "-c", c["conf"], "ls", c["pool"]], capture_output=True,
                               text=True).stdout.split()
-        show("images left in pool '%s': %d" % (c["pool"], len(left)))
+        trash = subprocess.run(["rbd", "-c", c["conf"], "trash", "ls", c["pool"]],
+                               capture_output=True, text=True).stdout.split()
+        show("images left in pool '%s': %d, in its trash: %d" % (c["pool"], len(left),
+                                                                 len(trash)))
     finally:
         step("stopping rbdcsi (SIGTERM)")
         if d2:
