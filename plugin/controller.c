@@ -21,57 +21,10 @@
 #include "plugin/metrics.h"
 #include "plugin/params.h"
 #include "plugin/plugin.h"
+#include "plugin/shards.h"
 #include "plugin/snapshot.h"
 
 #define SECRETS(req) ((void *const *)(req)->secrets), (req)->n_secrets
-
-/* Takes the operation lock for key or fails the call with ABORTED naming the holder. */
-static int lock_or_abort(struct call *c, const char *key, const char *what)
-{
-	const char *holder = NULL;
-	uint64_t age = 0;
-	int r;
-
-	r = locks_try(c->plugin->locks, key, c->method->name, &holder, &age);
-	if (r == -EAGAIN)
-		return call_fail(
-		        c, STATUS_ABORTED,
-		        "an operation on %s is already in progress (%s, running for %.1fs)", what,
-		        holder ? holder : "?", age / 1e6);
-	return r;
-}
-
-struct held_lock {
-	struct locks *locks;
-	char *key;
-};
-
-static void held_lock_release(struct held_lock *h)
-{
-	if (h->key) {
-		locks_release(h->locks, h->key);
-		free(h->key);
-		h->key = NULL;
-	}
-}
-
-static int lock_take(struct call *c, struct held_lock *h, const char *prefix, const char *id,
-                     const char *what)
-{
-	char *key = NULL;
-	int r;
-
-	if (asprintf(&key, "%s:%s", prefix, id) < 0)
-		return -ENOMEM;
-	r = lock_or_abort(c, key, what);
-	if (r < 0) {
-		free(key);
-		return r;
-	}
-	h->locks = c->plugin->locks;
-	h->key = key;
-	return 0;
-}
 
 /*
  * The fingerprint stored with a volume: what a retry of CreateVolume must ask for again to get
@@ -194,7 +147,7 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	struct volume_params p;
 	struct access_summary access;
 	struct ceph_target t = { 0 };
-	struct held_lock lock = { 0 };
+	struct op_lock lock = { 0 };
 	_cleanup_(volume_freep) struct volume *vol = NULL;
 	struct volume_request vr;
 	struct volume_id source;
@@ -254,7 +207,7 @@ int controller_create_volume(struct call *c, const void *request, void *response
 			size_limit = (uint64_t)req->capacity_range->limit_bytes;
 	}
 
-	r = lock_take(c, &lock, "name", req->name, "this volume name");
+	r = op_lock_take(c, &lock, "name", req->name, "this volume name");
 	if (r < 0)
 		return r;
 	r = ceph_target_open(c, p.cluster_id, "parameters.clusterID", STATUS_INVALID_ARGUMENT,
@@ -359,7 +312,7 @@ int controller_create_volume(struct call *c, const void *request, void *response
 		         vol->image, vol->size);
 out:
 	ceph_target_done(&t);
-	held_lock_release(&lock);
+	op_lock_release(&lock);
 	return r;
 }
 
@@ -367,7 +320,7 @@ int controller_delete_volume(struct call *c, const void *request, void *response
 {
 	const Csi__V1__DeleteVolumeRequest *req = request;
 	struct ceph_target t = { 0 };
-	struct held_lock lock = { 0 };
+	struct op_lock lock = { 0 };
 	struct volume_id id;
 	int r;
 
@@ -380,7 +333,7 @@ int controller_delete_volume(struct call *c, const void *request, void *response
 		         req->volume_id);
 		return 0;
 	}
-	r = lock_take(c, &lock, "volume", req->volume_id, "this volume");
+	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0)
 		return r;
 	/* A well-formed id of a cluster we do not know is an admin error, not "already gone":
@@ -400,7 +353,7 @@ int controller_delete_volume(struct call *c, const void *request, void *response
 		log_info("Volume deleted");
 out:
 	ceph_target_done(&t);
-	held_lock_release(&lock);
+	op_lock_release(&lock);
 	return r;
 }
 
@@ -424,7 +377,7 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 	Csi__V1__ControllerPublishVolumeResponse *resp = response;
 	Csi__V1__ControllerPublishVolumeResponse__PublishContextEntry *e;
 	struct ceph_target t = { 0 };
-	struct held_lock lock = { 0 };
+	struct op_lock lock = { 0 };
 	struct access_summary access;
 	struct volume_id id;
 	bool ro;
@@ -441,7 +394,7 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 		return r;
 	ro = req->readonly || access.read_only;
 
-	r = lock_take(c, &lock, "volume", req->volume_id, "this volume");
+	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0)
 		return r;
 	r = open_volume(c, req->volume_id, SECRETS(req), &id, &t);
@@ -489,7 +442,7 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 	log_info("Volume published to node '%s' (%s)", req->node_id, ro ? "ro" : "rw");
 out:
 	ceph_target_done(&t);
-	held_lock_release(&lock);
+	op_lock_release(&lock);
 	return r;
 }
 
@@ -497,7 +450,7 @@ int controller_unpublish_volume(struct call *c, const void *request, void *respo
 {
 	const Csi__V1__ControllerUnpublishVolumeRequest *req = request;
 	struct ceph_target t = { 0 };
-	struct held_lock lock = { 0 };
+	struct op_lock lock = { 0 };
 	_cleanup_(volume_freep) struct volume *vol = NULL;
 	struct volume_id id;
 	int r;
@@ -510,7 +463,7 @@ int controller_unpublish_volume(struct call *c, const void *request, void *respo
 		         req->volume_id);
 		return 0;
 	}
-	r = lock_take(c, &lock, "volume", req->volume_id, "this volume");
+	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0)
 		return r;
 	r = ceph_target_open(c, id.cluster_id, "volume_id", STATUS_NOT_FOUND, SECRETS(req), false,
@@ -539,7 +492,7 @@ int controller_unpublish_volume(struct call *c, const void *request, void *respo
 		         isempty(req->node_id) ? "" : "'");
 out:
 	ceph_target_done(&t);
-	held_lock_release(&lock);
+	op_lock_release(&lock);
 	return r;
 }
 
@@ -605,7 +558,7 @@ int controller_expand_volume(struct call *c, const void *request, void *response
 	Csi__V1__ControllerExpandVolumeResponse *resp = response;
 	_cleanup_(volume_freep) struct volume *vol = NULL;
 	struct ceph_target t = { 0 };
-	struct held_lock lock = { 0 };
+	struct op_lock lock = { 0 };
 	struct volume_id id;
 	uint64_t size;
 	int r;
@@ -625,7 +578,7 @@ int controller_expand_volume(struct call *c, const void *request, void *response
 		if (r < 0)
 			return r;
 	}
-	r = lock_take(c, &lock, "volume", req->volume_id, "this volume");
+	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0)
 		return r;
 	r = open_volume(c, req->volume_id, SECRETS(req), &id, &t);
@@ -650,7 +603,7 @@ int controller_expand_volume(struct call *c, const void *request, void *response
 	log_info("Volume is now %" PRIu64 " bytes", vol->size);
 out:
 	ceph_target_done(&t);
-	held_lock_release(&lock);
+	op_lock_release(&lock);
 	return r;
 }
 
@@ -776,106 +729,9 @@ int controller_get_capacity(struct call *c, const void *request, void *response)
 }
 
 /*
- * ListVolumes walks "shards": (cluster, pool, rados namespace) for every cluster the controller
- * holds credentials for, every pool of that cluster, the default namespace and the cluster's
- * configured one. The token is "<shard index>|<cluster>|<pool>|<namespace>|<volume token>".
+ * ListVolumes walks the shards (plugin/shards.h). The token is
+ * "<shard index>|<cluster>|<pool>|<namespace>|<volume token>".
  */
-struct shard {
-	char *cluster_id;
-	char *pool;
-	char *rados_namespace; /* "" for the default */
-};
-
-static void shards_free(struct shard *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(s[i].cluster_id);
-		free(s[i].pool);
-		free(s[i].rados_namespace);
-	}
-	free(s);
-}
-
-static int shard_cmp(const void *a, const void *b)
-{
-	const struct shard *x = a, *y = b;
-	int r = strcmp(x->cluster_id, y->cluster_id);
-
-	if (r == 0)
-		r = strcmp(x->pool, y->pool);
-	if (r == 0)
-		r = strcmp(x->rados_namespace, y->rados_namespace);
-	return r;
-}
-
-static int shards_collect(struct call *c, struct shard **ret, size_t *ret_n)
-{
-	struct plugin *p = c->plugin;
-	char **clusters = NULL;
-	struct shard *s = NULL;
-	size_t n_clusters = 0, n = 0, cap = 0;
-	int r;
-
-	r = credentials_store_clusters(p->credentials, &clusters, &n_clusters);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n_clusters; i++) {
-		struct ceph_target t = { 0 };
-		char **pools = NULL;
-		size_t n_pools = 0;
-
-		r = ceph_target_open(c, clusters[i], "cluster", STATUS_NOT_FOUND, NULL, 0, false,
-		                     NULL, &t);
-		if (r < 0) {
-			log_warning_errno(r, "Skipping cluster '%s' in ListVolumes", clusters[i]);
-			c->code = STATUS_OK;
-			r = 0;
-			continue;
-		}
-		r = cluster_pool_list(t.conn, &pools, &n_pools);
-		for (size_t k = 0; r >= 0 && k < n_pools; k++)
-			for (int ns = 0; ns < 2; ns++) {
-				const char *nsname = ns ? t.cluster.rados_namespace : "";
-
-				if (ns && isempty(nsname))
-					continue;
-				if (n == cap) {
-					struct shard *g;
-
-					cap = cap ? cap * 2 : 16;
-					g = realloc(s, cap * sizeof(*s));
-					if (!g) {
-						r = -ENOMEM;
-						break;
-					}
-					s = g;
-				}
-				s[n].cluster_id = strdup(clusters[i]);
-				s[n].pool = strdup(pools[k]);
-				s[n].rados_namespace = strdup(nsname);
-				n++;
-			}
-		for (size_t k = 0; k < n_pools; k++)
-			free(pools[k]);
-		free(pools);
-		ceph_target_done(&t);
-		if (r < 0)
-			break;
-	}
-	for (size_t i = 0; i < n_clusters; i++)
-		free(clusters[i]);
-	free(clusters);
-	if (r < 0) {
-		shards_free(s, n);
-		return r;
-	}
-	if (n > 1)
-		qsort(s, n, sizeof(*s), shard_cmp);
-	*ret = s;
-	*ret_n = n;
-	return 0;
-}
-
 int controller_list_volumes(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__ListVolumesRequest *req = request;
@@ -889,7 +745,7 @@ int controller_list_volumes(struct call *c, const void *request, void *response)
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "max_entries must not be negative");
 	max = req->max_entries == 0 ? SIZE_MAX : (size_t)req->max_entries;
 
-	r = shards_collect(c, &shards, &n_shards);
+	r = shards_all(c, &shards, &n_shards);
 	if (r < 0)
 		return log_error_errno(r, "Failed to list the pools to scan: %m");
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "driver/base/macro.h"
 #include "plugin/call.h"
 #include "plugin/locks.h"
+#include "plugin/plugin.h"
 
 struct lock_entry {
 	char *key;
@@ -100,4 +102,40 @@ unsigned locks_count(struct locks *l)
 	n = (unsigned)l->n;
 	pthread_mutex_unlock(&l->mutex);
 	return n;
+}
+
+int op_lock_take(struct call *c, struct op_lock *l, const char *prefix, const char *id,
+                 const char *what)
+{
+	const char *holder = NULL;
+	uint64_t age = 0;
+	char *key = NULL;
+	int r;
+
+	if (asprintf(&key, "%s:%s", prefix, id) < 0)
+		return -ENOMEM;
+	r = locks_try(c->plugin->locks, key, c->method->name, &holder, &age);
+	if (r == -EAGAIN) {
+		free(key);
+		return call_fail(
+		        c, STATUS_ABORTED,
+		        "an operation on %s is already in progress (%s, running for %.1fs)", what,
+		        holder ? holder : "?", (double)age / 1e6);
+	}
+	if (r < 0) {
+		free(key);
+		return r;
+	}
+	l->locks = c->plugin->locks;
+	l->key = key;
+	return 0;
+}
+
+void op_lock_release(struct op_lock *l)
+{
+	if (l->key) {
+		locks_release(l->locks, l->key);
+		free(l->key);
+		l->key = NULL;
+	}
 }

@@ -25,3 +25,20 @@ void locks_release(struct locks *l, const char *key);
 
 /* Number of keys held (for tests and metrics). */
 unsigned locks_count(struct locks *l);
+
+struct call;
+
+/* An operation lock held by a handler: "<prefix>:<id>" in the plugin's lock table. */
+struct op_lock {
+	struct locks *locks;
+	char *key;
+};
+
+/*
+ * Takes "<prefix>:<id>" for the call's method, or fails the call with ABORTED naming what is
+ * locked (what, e.g. "this volume"), the operation that holds it and for how long.
+ * Release with op_lock_release(), which accepts a lock never taken.
+ */
+int op_lock_take(struct call *c, struct op_lock *l, const char *prefix, const char *id,
+                 const char *what);
+void op_lock_release(struct op_lock *l);

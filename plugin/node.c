@@ -98,39 +98,6 @@ static int check_parent(struct call *c, const char *field, const char *path)
 	return 0;
 }
 
-static int lock_volume(struct call *c, const char *volume_id, char **ret_key)
-{
-	const char *holder = NULL;
-	uint64_t age = 0;
-	char *key = NULL;
-	int r;
-
-	if (asprintf(&key, "volume:%s", volume_id) < 0)
-		return -ENOMEM;
-	r = locks_try(c->plugin->locks, key, c->method->name, &holder, &age);
-	if (r == -EAGAIN) {
-		free(key);
-		return call_fail(c, STATUS_ABORTED,
-		                 "an operation on this volume is already in progress (%s, running "
-		                 "for %.1fs)",
-		                 holder ? holder : "?", age / 1e6);
-	}
-	if (r < 0) {
-		free(key);
-		return r;
-	}
-	*ret_key = key;
-	return 0;
-}
-
-static void unlock_volume(struct call *c, char *key)
-{
-	if (key) {
-		locks_release(c->plugin->locks, key);
-		free(key);
-	}
-}
-
 /* ---- published targets of a volume: <stage dir>/<sha256(volume id)>.targets ---- */
 
 static char *targets_path(struct call *c, const char *volume_id)
@@ -230,7 +197,7 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	const char *user, *key, *cluster_id, *pool, *image, *fstype, *mounter, *dir;
 	struct stage_request sr;
 	enum mapper_type mapper;
-	char *lock = NULL;
+	struct op_lock lock = { 0 };
 	int r;
 
 	(void)response;
@@ -291,7 +258,7 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		return -ENOMEM;
 	}
 
-	r = lock_volume(c, req->volume_id, &lock);
+	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0) {
 		config_cluster_done(&cl);
 		return r;
@@ -338,7 +305,7 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		         access.block ? "" : ", ", access.block ? "" : strempty(info->fstype),
 		         info->formatted ? " (formatted: the device was blank)" : "");
 out:
-	unlock_volume(c, lock);
+	op_lock_release(&lock);
 	config_cluster_done(&cl);
 	return r;
 }
@@ -350,7 +317,7 @@ int node_unstage_volume(struct call *c, const void *request, void *response)
 	json_object *targets = NULL;
 	const char *dir;
 	bool forced = false;
-	char *lock = NULL;
+	struct op_lock lock = { 0 };
 	int r;
 
 	(void)response;
@@ -362,7 +329,7 @@ int node_unstage_volume(struct call *c, const void *request, void *response)
 	dir = stage_dir(c);
 	if (!dir)
 		return -ENOMEM;
-	r = lock_volume(c, req->volume_id, &lock);
+	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0)
 		return r;
 	/* Publishes that are still mounted keep the device busy; say which. */
@@ -400,7 +367,7 @@ int node_unstage_volume(struct call *c, const void *request, void *response)
 		log_info("Volume unstaged from '%s'", req->staging_target_path);
 out:
 	json_object_put(targets);
-	unlock_volume(c, lock);
+	op_lock_release(&lock);
 	return r;
 }
 
@@ -414,7 +381,7 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 	struct access_summary access;
 	json_object *targets = NULL, *entry;
 	const char *dir;
-	char *lock = NULL;
+	struct op_lock lock = { 0 };
 	bool ro;
 	int r, k;
 
@@ -437,7 +404,7 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 	if (!dir)
 		return -ENOMEM;
 
-	r = lock_volume(c, req->volume_id, &lock);
+	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0)
 		return r;
 	r = stage_load(dir, req->volume_id, &info);
@@ -553,7 +520,7 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 	log_info("Volume published at '%s'%s", req->target_path, ro ? " (read-only)" : "");
 out:
 	json_object_put(targets);
-	unlock_volume(c, lock);
+	op_lock_release(&lock);
 	return r;
 }
 
@@ -562,7 +529,7 @@ int node_unpublish_volume(struct call *c, const void *request, void *response)
 	const Csi__V1__NodeUnpublishVolumeRequest *req = request;
 	json_object *targets = NULL;
 	struct stat st;
-	char *lock = NULL;
+	struct op_lock lock = { 0 };
 	int r, k;
 
 	(void)response;
@@ -571,7 +538,7 @@ int node_unpublish_volume(struct call *c, const void *request, void *response)
 	r = check_path(c, "target_path", req->target_path);
 	if (r < 0)
 		return r;
-	r = lock_volume(c, req->volume_id, &lock);
+	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0)
 		return r;
 	r = mount_umount(req->target_path, false);
@@ -602,7 +569,7 @@ int node_unpublish_volume(struct call *c, const void *request, void *response)
 		log_info("Volume unpublished from '%s'", req->target_path);
 out:
 	json_object_put(targets);
-	unlock_volume(c, lock);
+	op_lock_release(&lock);
 	return r;
 }
 
@@ -722,7 +689,7 @@ int node_expand_volume(struct call *c, const void *request, void *response)
 	_cleanup_free_ char *reason = NULL;
 	uint64_t size = 0, want = 0;
 	const char *dir;
-	char *lock = NULL;
+	struct op_lock lock = { 0 };
 	int r;
 
 	if (isempty(req->volume_id))
@@ -746,7 +713,7 @@ int node_expand_volume(struct call *c, const void *request, void *response)
 	dir = stage_dir(c);
 	if (!dir)
 		return -ENOMEM;
-	r = lock_volume(c, req->volume_id, &lock);
+	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0)
 		return r;
 	r = stage_load(dir, req->volume_id, &info);
@@ -780,7 +747,7 @@ int node_expand_volume(struct call *c, const void *request, void *response)
 	resp->capacity_bytes = (int64_t)size;
 	log_info("Volume expanded to %" PRIu64 " bytes", size);
 out:
-	unlock_volume(c, lock);
+	op_lock_release(&lock);
 	return r;
 }
 

@@ -20,54 +20,13 @@
 #include "plugin/metrics.h"
 #include "plugin/params.h"
 #include "plugin/plugin.h"
+#include "plugin/shards.h"
 #include "plugin/snapshot.h"
 
 #define SECRETS(req)          ((void *const *)(req)->secrets), (req)->n_secrets
 #define FLATTEN_MARGIN_MAX_US (2ULL * 1000000ULL)
 
 /* ---- small helpers ---- */
-
-/* An operation lock held by a handler; released by lock_release(). */
-struct op_lock {
-	struct locks *locks;
-	char *key;
-};
-
-static int lock_take(struct call *c, struct op_lock *l, const char *prefix, const char *id,
-                     const char *what)
-{
-	const char *holder = NULL;
-	uint64_t age = 0;
-	char *key = NULL;
-	int r;
-
-	if (asprintf(&key, "%s:%s", prefix, id) < 0)
-		return -ENOMEM;
-	r = locks_try(c->plugin->locks, key, c->method->name, &holder, &age);
-	if (r == -EAGAIN) {
-		free(key);
-		return call_fail(
-		        c, STATUS_ABORTED,
-		        "an operation on %s is already in progress (%s, running for %.1fs)", what,
-		        holder ? holder : "?", (double)age / 1e6);
-	}
-	if (r < 0) {
-		free(key);
-		return r;
-	}
-	l->locks = c->plugin->locks;
-	l->key = key;
-	return 0;
-}
-
-static void lock_release(struct op_lock *l)
-{
-	if (l->key) {
-		locks_release(l->locks, l->key);
-		free(l->key);
-		l->key = NULL;
-	}
-}
 
 uint64_t controller_flatten_deadline(const struct call *c)
 {
@@ -224,7 +183,7 @@ int controller_create_snapshot(struct call *c, const void *request, void *respon
 	if (r < 0)
 		return r;
 
-	r = lock_take(c, &lock, "snapshot-name", req->name, "this snapshot name");
+	r = op_lock_take(c, &lock, "snapshot-name", req->name, "this snapshot name");
 	if (r < 0)
 		return r;
 	r = ceph_target_open(c, source.cluster_id, "source_volume_id", STATUS_NOT_FOUND,
@@ -286,7 +245,7 @@ int controller_create_snapshot(struct call *c, const void *request, void *respon
 		         snap->ready ? "ready" : "being flattened, not ready yet");
 out:
 	ceph_target_done(&t);
-	lock_release(&lock);
+	op_lock_release(&lock);
 	return r;
 }
 
@@ -309,7 +268,7 @@ int controller_delete_snapshot(struct call *c, const void *request, void *respon
 		         req->snapshot_id);
 		return 0;
 	}
-	r = lock_take(c, &lock, "snapshot", req->snapshot_id, "this snapshot");
+	r = op_lock_take(c, &lock, "snapshot", req->snapshot_id, "this snapshot");
 	if (r < 0)
 		return r;
 	/* As DeleteVolume: a cluster we do not know is an admin error, not "already gone". */
@@ -331,7 +290,7 @@ int controller_delete_snapshot(struct call *c, const void *request, void *respon
 		log_info("Snapshot deleted");
 out:
 	ceph_target_done(&t);
-	lock_release(&lock);
+	op_lock_release(&lock);
 	return r;
 }
 
@@ -375,107 +334,6 @@ int controller_get_snapshot(struct call *c, const void *request, void *response)
  * namespace and the cluster's configured one. With source_volume_id: the source's shard (where
  * its snapshots live). The token is "<cluster>|<pool>|<namespace>|<journal token>".
  */
-struct shard {
-	char *cluster_id;
-	char *pool;
-	char *rados_namespace; /* "" for the default */
-};
-
-static void shards_free(struct shard *s, size_t n)
-{
-	for (size_t i = 0; s && i < n; i++) {
-		free(s[i].cluster_id);
-		free(s[i].pool);
-		free(s[i].rados_namespace);
-	}
-	free(s);
-}
-
-static int shard_cmp(const void *a, const void *b)
-{
-	const struct shard *x = a, *y = b;
-	int r = strcmp(x->cluster_id, y->cluster_id);
-
-	if (r == 0)
-		r = strcmp(x->pool, y->pool);
-	if (r == 0)
-		r = strcmp(x->rados_namespace, y->rados_namespace);
-	return r;
-}
-
-static int shard_add(struct shard **s, size_t *n, size_t *cap, const char *cluster_id,
-                     const char *pool, const char *ns)
-{
-	if (*n == *cap) {
-		size_t new_cap = *cap ? *cap * 2 : 16;
-		struct shard *g = reallocarray(*s, new_cap, sizeof(**s));
-
-		if (!g)
-			return -ENOMEM;
-		*s = g;
-		*cap = new_cap;
-	}
-	(*s)[*n] = (struct shard){ strdup(cluster_id), strdup(pool), strdup(strempty(ns)) };
-	if (!(*s)[*n].cluster_id || !(*s)[*n].pool || !(*s)[*n].rados_namespace) {
-		free((*s)[*n].cluster_id);
-		free((*s)[*n].pool);
-		free((*s)[*n].rados_namespace);
-		return -ENOMEM;
-	}
-	(*n)++;
-	return 0;
-}
-
-static int shards_all(struct call *c, struct shard **ret, size_t *ret_n)
-{
-	char **clusters = NULL;
-	struct shard *s = NULL;
-	size_t n_clusters = 0, n = 0, cap = 0;
-	int r;
-
-	r = credentials_store_clusters(c->plugin->credentials, &clusters, &n_clusters);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n_clusters; i++) {
-		struct ceph_target t = { 0 };
-		char **pools = NULL;
-		size_t n_pools = 0;
-
-		r = ceph_target_open(c, clusters[i], "cluster", STATUS_NOT_FOUND, NULL, 0, false,
-		                     NULL, &t);
-		if (r < 0) {
-			log_warning_errno(r, "Skipping cluster '%s' in ListSnapshots", clusters[i]);
-			c->code = STATUS_OK;
-			r = 0;
-			continue;
-		}
-		r = cluster_pool_list(t.conn, &pools, &n_pools);
-		for (size_t k = 0; r >= 0 && k < n_pools; k++) {
-			r = shard_add(&s, &n, &cap, clusters[i], pools[k], "");
-			if (r >= 0 && !isempty(t.cluster.rados_namespace))
-				r = shard_add(&s, &n, &cap, clusters[i], pools[k],
-				              t.cluster.rados_namespace);
-		}
-		for (size_t k = 0; k < n_pools; k++)
-			free(pools[k]);
-		free(pools);
-		ceph_target_done(&t);
-		if (r < 0)
-			break;
-	}
-	for (size_t i = 0; i < n_clusters; i++)
-		free(clusters[i]);
-	free(clusters);
-	if (r < 0) {
-		shards_free(s, n);
-		return r;
-	}
-	if (n > 1)
-		qsort(s, n, sizeof(*s), shard_cmp);
-	*ret = s;
-	*ret_n = n;
-	return 0;
-}
 
 static int append_entry(struct call *c, Csi__V1__ListSnapshotsResponse *resp, size_t *cap,
                         const struct snapshot *s)

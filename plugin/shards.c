@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver/ceph/cluster.h"
+#include "plugin/ceph_access.h"
+#include "plugin/plugin.h"
+#include "plugin/shards.h"
+
+void shards_free(struct shard *s, size_t n)
+{
+	for (size_t i = 0; s && i < n; i++) {
+		free(s[i].cluster_id);
+		free(s[i].pool);
+		free(s[i].rados_namespace);
+	}
+	free(s);
+}
+
+static int shard_cmp(const void *a, const void *b)
+{
+	const struct shard *x = a, *y = b;
+	int r = strcmp(x->cluster_id, y->cluster_id);
+
+	if (r == 0)
+		r = strcmp(x->pool, y->pool);
+	if (r == 0)
+		r = strcmp(x->rados_namespace, y->rados_namespace);
+	return r;
+}
+
+static int shard_add(struct shard **s, size_t *n, size_t *cap, const char *cluster_id,
+                     const char *pool, const char *ns)
+{
+	if (*n == *cap) {
+		size_t new_cap = *cap ? *cap * 2 : 16;
+		struct shard *g = reallocarray(*s, new_cap, sizeof(**s));
+
+		if (!g)
+			return -ENOMEM;
+		*s = g;
+		*cap = new_cap;
+	}
+	(*s)[*n] = (struct shard){ strdup(cluster_id), strdup(pool), strdup(strempty(ns)) };
+	if (!(*s)[*n].cluster_id || !(*s)[*n].pool || !(*s)[*n].rados_namespace) {
+		free((*s)[*n].cluster_id);
+		free((*s)[*n].pool);
+		free((*s)[*n].rados_namespace);
+		return -ENOMEM;
+	}
+	(*n)++;
+	return 0;
+}
+
+int shards_all(struct call *c, struct shard **ret, size_t *ret_n)
+{
+	char **clusters = NULL;
+	struct shard *s = NULL;
+	size_t n_clusters = 0, n = 0, cap = 0;
+	int r;
+
+	r = credentials_store_clusters(c->plugin->credentials, &clusters, &n_clusters);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n_clusters; i++) {
+		struct ceph_target t = { 0 };
+		char **pools = NULL;
+		size_t n_pools = 0;
+
+		r = ceph_target_open(c, clusters[i], "cluster", STATUS_NOT_FOUND, NULL, 0, false,
+		                     NULL, &t);
+		if (r < 0) {
+			log_warning_errno(r, "Skipping cluster '%s' in %s", clusters[i],
+			                  c->method ? c->method->name : "a list");
+			c->code = STATUS_OK;
+			r = 0;
+			continue;
+		}
+		r = cluster_pool_list(t.conn, &pools, &n_pools);
+		for (size_t k = 0; r >= 0 && k < n_pools; k++) {
+			r = shard_add(&s, &n, &cap, clusters[i], pools[k], "");
+			if (r >= 0 && !isempty(t.cluster.rados_namespace))
+				r = shard_add(&s, &n, &cap, clusters[i], pools[k],
+				              t.cluster.rados_namespace);
+		}
+		for (size_t k = 0; k < n_pools; k++)
+			free(pools[k]);
+		free(pools);
+		ceph_target_done(&t);
+		if (r < 0)
+			break;
+	}
+	for (size_t i = 0; i < n_clusters; i++)
+		free(clusters[i]);
+	free(clusters);
+	if (r < 0) {
+		shards_free(s, n);
+		return r;
+	}
+	if (n > 1)
+		qsort(s, n, sizeof(*s), shard_cmp);
+	*ret = s;
+	*ret_n = n;
+	return 0;
+}
