@@ -70,7 +70,7 @@ secrets_check() {
 		fi
 	done
 	for f in /proc/[0-9]*/cmdline; do
-		if tr '\0' ' ' <"$f" 2>/dev/null | grep -qF "$RBDCSI_TEST_KEY"; then
+		if { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -qF "$RBDCSI_TEST_KEY"; then
 			echo "secret found in $f" >&2
 			hits=$((hits + 1))
 		fi
@@ -80,10 +80,10 @@ secrets_check() {
 }
 leftovers_check() {
 	# After the suites: no rbd-fuse process, no loop device or mount of ours.
-	local bad=0
-	if pgrep -x rbd-fuse >/dev/null; then
-		echo "rbd-fuse processes left:" >&2
-		pgrep -ax rbd-fuse >&2
+	# Only this run's: its test and sanity directories and its cluster.
+	local bad=0 ours="rbdcsi-test\.|rbdcsi-sanity\.|${CEPH_DIR_OWN:-/nonexistent}"
+	if pgrep -ax rbd-fuse | grep -E "$ours" >&2; then
+		echo "rbd-fuse processes left (above)" >&2
 		bad=1
 	fi
 	if grep -E 'rbdcsi-(test|sanity)' /proc/self/mounts; then
