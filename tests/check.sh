@@ -90,7 +90,7 @@ leftovers_check() {
 		echo "mounts left" >&2
 		bad=1
 	fi
-	if losetup -a 2>/dev/null | grep -E 'rbdcsi|fuse' ; then
+	if losetup -a 2>/dev/null | grep -E "$ours"; then
 		echo "loop devices left" >&2
 		bad=1
 	fi
