@@ -367,15 +367,9 @@ static int ensure_image(rados_ioctx_t io, const struct journal_entry *e,
 	struct image_info *info = NULL;
 	int r;
 
-	r = image_stat(io, image, &info);
-	if (r == 0) {
-		*ret_size = info->size;
-		image_info_free(info);
-		return 0;
-	}
-	if (r != -ENOENT)
-		return r;
-
+	/* Create first and look only when the name is taken: on the common path (a fresh
+	 * reservation) a look would open the image just to learn it is not there (make bench:
+	 * every librbd open builds a whole configuration). */
 	r = image_create(io, image, p->size, p->features, p->data_pool);
 	if (r == 0) {
 		*ret_size = p->size;
