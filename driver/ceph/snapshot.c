@@ -532,19 +532,22 @@ int snapshot_image_retire(struct cluster *c, int64_t pool_id, const char *rados_
 		return log_debug_errno(-EBUSY, "Image %s has %zu snapshots not taken by rbdcsi",
 		                       image, foreign);
 
-	r = image_watchers(io, image, &watchers);
-	if (r == -ENOENT)
-		return image_remove(io, image);
-	if (r < 0)
-		return r;
-	if (watchers > 0)
-		return log_debug_errno(-EBUSY, "Image %s has %zu watchers", image, watchers);
 	r = image_snap_counts(io, image, &user, &other);
 	if (r == -ENOENT)
 		return image_remove(io, image);
 	if (r < 0)
 		return r;
 	if (other > 0) {
+		/* rbd_remove refuses an image with watchers by itself (-EBUSY, untouched); the
+		 * move to the trash is checked here, so the common path saves an image open. */
+		r = image_watchers(io, image, &watchers);
+		if (r == -ENOENT)
+			return image_remove(io, image);
+		if (r < 0)
+			return r;
+		if (watchers > 0)
+			return log_debug_errno(-EBUSY, "Image %s has %zu watchers", image,
+			                       watchers);
 		/* Clone children hang from it: to the trash, until the last one goes. */
 		log_debug("Image %s has %zu snapshots kept for clone children: to the trash", image,
 		          other);
