@@ -7,6 +7,7 @@ Runs with /usr/bin/python3 (Debian's python3-grpcio); never with a pyenv interpr
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -154,8 +155,9 @@ class Driver:
     def send(self, sig):
         self.proc.send_signal(sig)
 
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        """Stops the process; returns its exit code."""
+    def stop(self, sig=signal.SIGTERM, timeout=30, keep=False):
+        """Stops the process; returns its exit code. keep: leave the directory (a crash
+        test looks at what the killed process left)."""
         if self.channel:
             self.channel.close()
             self.channel = None
@@ -167,10 +169,21 @@ class Driver:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        if not keep:
+            self.remove_dir()
         return self.proc.returncode
 
+    def remove_dir(self):
+        """Removes the private directory, but never across a mount: an rbd-fuse mount inside
+        would turn the removal into the deletion of the image."""
+        with open("/proc/self/mounts") as f:
+            if any(l.split()[1].startswith(self.dir + "/") or l.split()[1] == self.dir
+                   for l in f):
+                return
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def kill(self):
-        return self.stop(signal.SIGKILL)
+        return self.stop(signal.SIGKILL, keep=True)
 
 
 def code_of(fn, *args, **kw):
