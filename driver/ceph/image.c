@@ -469,13 +469,14 @@ int image_snap_exists(rados_ioctx_t io, const char *image, const char *snap)
 	return exists ? 1 : 0;
 }
 
-/* Lists the snapshots of an open image. */
-static int snap_list_open(rbd_image_t img, struct image_snap **ret, size_t *ret_n)
+/*
+ * rbd_snap_list() into a buffer grown until it fits. Returns the count and *ret (release with
+ * rbd_snap_list_end() then free()); a negative errno.
+ */
+static int snap_info_list(rbd_image_t img, rbd_snap_info_t **ret)
 {
-	rbd_snap_info_t *info = NULL;
-	struct image_snap *snaps;
+	rbd_snap_info_t *info;
 	int max = 16, n, r;
-	size_t k = 0;
 
 	for (;;) {
 		info = calloc((size_t)max, sizeof(*info));
@@ -492,9 +493,22 @@ static int snap_list_open(rbd_image_t img, struct image_snap **ret, size_t *ret_
 			free(info);
 			return r;
 		}
-		n = r;
-		break;
+		*ret = info;
+		return r;
 	}
+}
+
+/* Lists the snapshots of an open image. */
+static int snap_list_open(rbd_image_t img, struct image_snap **ret, size_t *ret_n)
+{
+	rbd_snap_info_t *info = NULL;
+	struct image_snap *snaps;
+	int n, r = 0;
+	size_t k = 0;
+
+	n = snap_info_list(img, &info);
+	if (n < 0)
+		return n;
 
 	snaps = calloc((size_t)n + 1, sizeof(*snaps));
 	if (!snaps) {
@@ -778,26 +792,11 @@ static int snap_counts_open(rbd_image_t img, size_t *ret_user, size_t *ret_other
 {
 	rbd_snap_info_t *info = NULL;
 	size_t user = 0, other = 0;
-	int max = 16, n, r;
+	int n, r = 0;
 
-	for (;;) {
-		info = calloc((size_t)max, sizeof(*info));
-		if (!info)
-			return -ENOMEM;
-		n = max;
-		r = rbd_snap_list(img, info, &n);
-		if (r == -ERANGE && max < 65536) {
-			free(info);
-			max = MAX(n, 2 * max);
-			continue;
-		}
-		if (r < 0) {
-			free(info);
-			return r;
-		}
-		n = r;
-		break;
-	}
+	n = snap_info_list(img, &info);
+	if (n < 0)
+		return n;
 	for (int i = 0; i < n; i++) {
 		rbd_snap_namespace_type_t type = RBD_SNAP_NAMESPACE_TYPE_USER;
 
