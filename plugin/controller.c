@@ -126,20 +126,6 @@ static int volume_to_csi(struct call *c, const struct volume *vol, const struct 
 	return 0;
 }
 
-/* Decodes a request's volume_id; -EINVAL (unlogged) when it is not a volume id of ours. */
-static int decode_volume_id(const char *s, struct volume_id *ret)
-{
-	struct volume_id id;
-	int r = volume_id_decode(s, &id);
-
-	if (r < 0)
-		return r;
-	if (id.kind != VOLUME_ID_VOLUME)
-		return -EINVAL;
-	*ret = id;
-	return 0;
-}
-
 int controller_create_volume(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__CreateVolumeRequest *req = request;
@@ -327,7 +313,7 @@ int controller_delete_volume(struct call *c, const void *request, void *response
 	(void)response;
 	if (isempty(req->volume_id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
-	if (decode_volume_id(req->volume_id, &id) < 0) {
+	if (volume_id_decode_kind(req->volume_id, VOLUME_ID_VOLUME, &id) < 0) {
 		/* CSI: a volume that does not exist is deleted. This id names none of ours. */
 		log_info("volume_id '%s' is not a volume of this driver: nothing to delete",
 		         req->volume_id);
@@ -363,7 +349,7 @@ static int open_volume(struct call *c, const char *volume_id, void *const *secre
 {
 	int r;
 
-	if (decode_volume_id(volume_id, ret_id) < 0)
+	if (volume_id_decode_kind(volume_id, VOLUME_ID_VOLUME, ret_id) < 0)
 		return call_fail(c, STATUS_NOT_FOUND,
 		                 "volume_id '%s' is not a volume of this driver", volume_id);
 	r = ceph_target_open(c, ret_id->cluster_id, "volume_id", STATUS_NOT_FOUND, secrets,
@@ -458,7 +444,7 @@ int controller_unpublish_volume(struct call *c, const void *request, void *respo
 	(void)response;
 	if (isempty(req->volume_id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
-	if (decode_volume_id(req->volume_id, &id) < 0) {
+	if (volume_id_decode_kind(req->volume_id, VOLUME_ID_VOLUME, &id) < 0) {
 		log_info("volume_id '%s' is not a volume of this driver: nothing to unpublish",
 		         req->volume_id);
 		return 0;

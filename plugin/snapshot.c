@@ -41,20 +41,6 @@ uint64_t controller_flatten_deadline(const struct call *c)
 	return c->deadline_usec - margin;
 }
 
-/* Decodes an id of the given kind; -EINVAL (unlogged) when it is not one of ours. */
-static int decode_id(const char *s, enum volume_id_kind kind, struct volume_id *ret)
-{
-	struct volume_id id;
-	int r = volume_id_decode(s, &id);
-
-	if (r < 0)
-		return r;
-	if (id.kind != kind)
-		return -EINVAL;
-	*ret = id;
-	return 0;
-}
-
 static int snapshot_to_csi(struct call *c, const struct snapshot *s, Csi__V1__Snapshot **ret)
 {
 	Csi__V1__Snapshot *out = call_alloc(c, sizeof(*out));
@@ -143,7 +129,7 @@ int controller_content_source(struct call *c, const Csi__V1__VolumeContentSource
 	}
 	if (isempty(id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "%s is required", field);
-	if (decode_id(id, kind, &sid) < 0)
+	if (volume_id_decode_kind(id, kind, &sid) < 0)
 		return call_fail(c, STATUS_NOT_FOUND, "%s: '%s' is not a %s of this driver", field,
 		                 id, what);
 	if (strcmp(sid.cluster_id, cluster_id) != 0)
@@ -175,7 +161,7 @@ int controller_create_snapshot(struct call *c, const void *request, void *respon
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "name is longer than 1024 bytes");
 	if (isempty(req->source_volume_id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "source_volume_id is required");
-	if (decode_id(req->source_volume_id, VOLUME_ID_VOLUME, &source) < 0)
+	if (volume_id_decode_kind(req->source_volume_id, VOLUME_ID_VOLUME, &source) < 0)
 		return call_fail(c, STATUS_NOT_FOUND,
 		                 "source_volume_id '%s' is not a volume of this driver",
 		                 req->source_volume_id);
@@ -262,7 +248,7 @@ int controller_delete_snapshot(struct call *c, const void *request, void *respon
 	(void)response;
 	if (isempty(req->snapshot_id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "snapshot_id is required");
-	if (decode_id(req->snapshot_id, VOLUME_ID_SNAPSHOT, &id) < 0) {
+	if (volume_id_decode_kind(req->snapshot_id, VOLUME_ID_SNAPSHOT, &id) < 0) {
 		/* CSI: a snapshot that does not exist is deleted. This id names none of ours. */
 		log_info("snapshot_id '%s' is not a snapshot of this driver: nothing to delete",
 		         req->snapshot_id);
@@ -307,7 +293,7 @@ int controller_get_snapshot(struct call *c, const void *request, void *response)
 
 	if (isempty(req->snapshot_id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "snapshot_id is required");
-	if (decode_id(req->snapshot_id, VOLUME_ID_SNAPSHOT, &id) < 0)
+	if (volume_id_decode_kind(req->snapshot_id, VOLUME_ID_SNAPSHOT, &id) < 0)
 		return call_fail(c, STATUS_NOT_FOUND,
 		                 "snapshot_id '%s' is not a snapshot of this driver",
 		                 req->snapshot_id);
@@ -472,7 +458,7 @@ static int list_one(struct call *c, const Csi__V1__ListSnapshotsRequest *req,
 	size_t cap = 0;
 	int r;
 
-	if (decode_id(req->snapshot_id, VOLUME_ID_SNAPSHOT, &id) < 0)
+	if (volume_id_decode_kind(req->snapshot_id, VOLUME_ID_SNAPSHOT, &id) < 0)
 		return 0; /* not ours: no such snapshot */
 	config_refresh(c->plugin->config);
 	if (config_get_cluster(c->plugin->config, id.cluster_id, &cc) < 0)
@@ -504,7 +490,7 @@ static int list_of_source(struct call *c, const Csi__V1__ListSnapshotsRequest *r
 	struct volume_id id;
 	int r;
 
-	if (decode_id(req->source_volume_id, VOLUME_ID_VOLUME, &id) < 0)
+	if (volume_id_decode_kind(req->source_volume_id, VOLUME_ID_VOLUME, &id) < 0)
 		return 0; /* not ours: it has no snapshots */
 	config_refresh(c->plugin->config);
 	if (config_get_cluster(c->plugin->config, id.cluster_id, &cc) < 0)

@@ -219,3 +219,16 @@ int volume_id_decode(const char *s, struct volume_id *ret)
 	*ret = id;
 	return 0;
 }
+
+int volume_id_decode_kind(const char *s, enum volume_id_kind kind, struct volume_id *ret)
+{
+	struct volume_id id;
+	int r = volume_id_decode(s, &id);
+
+	if (r < 0)
+		return r;
+	if (id.kind != kind)
+		return -EINVAL;
+	*ret = id;
+	return 0;
+}

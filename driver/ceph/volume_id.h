@@ -73,6 +73,9 @@ int volume_id_encode(const struct volume_id *id, char ret[static VOLUME_ID_MAX +
  */
 int volume_id_decode(const char *s, struct volume_id *ret);
 
+/* volume_id_decode() that also requires the kind: -EINVAL for an id of the other kind. */
+int volume_id_decode_kind(const char *s, enum volume_id_kind kind, struct volume_id *ret);
+
 /* True for a lowercase canonical uuid (36 chars, 8-4-4-4-12 lowercase hex). */
 bool volume_id_uuid_valid(const char *s);
 

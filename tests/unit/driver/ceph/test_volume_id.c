@@ -73,6 +73,11 @@ static void test_volume_id__kind_is_distinguishable(void **state)
 	assert_int_equal(back.kind, VOLUME_ID_VOLUME);
 	assert_int_equal(volume_id_decode(bs, &back), 0);
 	assert_int_equal(back.kind, VOLUME_ID_SNAPSHOT);
+	assert_int_equal(volume_id_decode_kind(bv, VOLUME_ID_VOLUME, &back), 0);
+	assert_int_equal(volume_id_decode_kind(bs, VOLUME_ID_SNAPSHOT, &back), 0);
+	assert_int_equal(volume_id_decode_kind(bv, VOLUME_ID_SNAPSHOT, &back), -EINVAL);
+	assert_int_equal(volume_id_decode_kind(bs, VOLUME_ID_VOLUME, &back), -EINVAL);
+	assert_int_equal(volume_id_decode_kind("garbage", VOLUME_ID_VOLUME, &back), -EINVAL);
 }
 
 static void test_volume_id__length_limit(void **state)
