@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages rbdcsi needs to build and test, if any are missing.
 #
-#   tests/deps.sh            (as root, or as a user that may run sudo)
+#   tests/deps.sh [PACKAGE...]   (as root, or as a user that may run sudo)
+#
+# Extra PACKAGEs are added to the list (tests/e2e-k8s/run.sh passes the container runtime).
 #
 # A warm machine costs one dpkg-query call (well under a second). When something is missing:
 # one `apt-get update`, then `apt-get install --no-install-recommends` of the missing packages
@@ -66,6 +68,7 @@ main() {
 	local t0 missing=() installed=() go_note=""
 	t0=$(now_us)
 
+	PACKAGES+=("$@")
 	mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
 
 	if ! command -v go >/dev/null 2>&1; then

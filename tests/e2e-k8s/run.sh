@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# make e2e-k8s: rbdcsi under a real Kubernetes on this machine (issue 8). As root.
+#
+#   tests/e2e-k8s/run.sh            install what is missing, build, run the scenario, tear down
+#   tests/e2e-k8s/run.sh --clean    only stop and remove what an earlier run left
+#   tests/e2e-k8s/run.sh --keep     leave the cluster running afterwards (debugging)
+#
+# Phases, each timed: packages (tests/deps.sh + the container runtime) -> rbdcsi (make) ->
+# Go binaries (build.sh: Kubernetes, etcd, sidecars; cached by version) -> kustomize ->
+# images (images/build.sh: pause, busybox, postgres from Debian binaries; nothing pulled) ->
+# e2e.py (Ceph, control plane, containerd, kubelet, CSI, the scenario, teardown).
+# Ends with "N passed, M failed"; on a failure every component's log is printed.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+PYTHON=/usr/bin/python3 # Debian's, with python3-yaml
+
+if [[ ${EUID} -ne 0 ]]; then
+	echo "e2e-k8s: must run as root (kubelet, containerd, mounts, loop devices)" >&2
+	exit 1
+fi
+if [[ ${1:-} == --clean ]]; then
+	exec "$PYTHON" tests/e2e-k8s/e2e.py --clean
+fi
+
+now_us() { local t=${EPOCHREALTIME}; echo "${t/./}"; }
+T0=$(now_us)
+T=$T0
+phase() {
+	local t
+	t=$(now_us)
+	printf 'e2e-k8s: %-28s %6.1f s\n' "$1" "$(((t - T) / 100000))e-1"
+	T=$t
+}
+
+tests/deps.sh containerd runc containernetworking-plugins catatonit busybox-static openssl \
+	iproute2
+phase "packages"
+make --no-print-directory -j"$(nproc)" all >/dev/null
+phase "rbdcsi build"
+BIN=$(tests/e2e-k8s/build.sh)
+phase "go binaries"
+# shellcheck source=tests/gotool.sh
+. tests/gotool.sh
+KUSTOMIZE=$(tool kustomize "$KUSTOMIZE_VERSION" "$KUSTOMIZE_MODULE")
+phase "kustomize"
+IMAGES=${RBDCSI_E2E_CACHE:-/var/cache/rbdcsi-e2e}/images
+tests/e2e-k8s/images/build.sh "$IMAGES" >&2
+phase "images"
+rc=0
+"$PYTHON" tests/e2e-k8s/e2e.py --bin "$BIN" --images "$IMAGES" --rbdcsi build/rbdcsi \
+	--kustomize "$KUSTOMIZE" "$@" || rc=$?
+phase "cluster, scenario, teardown"
+T=$T0
+phase "total"
+exit $rc
