@@ -17,6 +17,7 @@
 #include "driver/ceph/cluster.h"
 #include "driver/ceph/cluster_ioctx.h"
 #include "driver/ceph/volume_id.h"
+#include "driver/ceph/ceph_lib.h" /* last: redirects the librados/librbd names */
 
 #define MONITORS_MAX 1024
 #define USER_MAX     64
@@ -175,6 +176,13 @@ int cluster_connect(const struct cluster_credentials *cred, const struct cluster
 	r = credentials_validate(cred);
 	if (r < 0)
 		return r;
+	/* The first connection of the process loads librados/librbd (every other librados call
+	 * needs a connection, so this is the one place to do it). */
+	r = ceph_lib_load();
+	if (r < 0)
+		return log_debug_errno(r,
+		                       "Cannot connect to cluster %s without librados/librbd: %m",
+		                       cred->cluster_id);
 
 	c = calloc(1, sizeof(*c));
 	if (!c)

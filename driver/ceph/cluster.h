@@ -68,7 +68,8 @@ uint64_t cluster_now_usec(void);
  * Returns 0 and a reference the caller drops with cluster_unref(); -EINVAL for malformed
  * credentials (bad characters, empty fields) or a key librados cannot parse; -EACCES for a key
  * the cluster rejects (or an unknown user); -ETIMEDOUT when no monitor answered within
- * connect_sec; -ENOMEM.
+ * connect_sec; -ELIBACC/-ELIBBAD when librados/librbd cannot be loaded (the first connection
+ * of a process loads them: driver/ceph/ceph_lib.h); -ENOMEM.
  */
 int cluster_connect(const struct cluster_credentials *cred, const struct cluster_timeouts *timeouts,
                     struct cluster **ret);

@@ -11,6 +11,7 @@
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
 #include "driver/ceph/image.h"
+#include "driver/ceph/ceph_lib.h" /* last: redirects the librados/librbd names */
 
 #define CLONE_DEPTH_MAX 64
 
@@ -316,16 +317,13 @@ int image_resize(rados_ioctx_t io, const char *name, uint64_t size)
 	return 0;
 }
 
-int image_watchers(rados_ioctx_t io, const char *name, size_t *ret_count)
+/* Counts the watchers of an open image (one OSD round trip: always current). */
+static int watchers_open(rbd_image_t img, const char *name, size_t *ret_count)
 {
-	_cleanup_image_close_ rbd_image_t img = NULL;
 	rbd_image_watcher_t *w = NULL;
 	size_t max = 8;
 	int r;
 
-	r = open_ro(io, name, &img);
-	if (r < 0)
-		return r;
 	for (;;) {
 		size_t n = max;
 		w = calloc(max, sizeof(*w));
@@ -348,6 +346,17 @@ int image_watchers(rados_ioctx_t io, const char *name, size_t *ret_count)
 	}
 }
 
+int image_watchers(rados_ioctx_t io, const char *name, size_t *ret_count)
+{
+	_cleanup_image_close_ rbd_image_t img = NULL;
+	int r;
+
+	r = open_ro(io, name, &img);
+	if (r < 0)
+		return r;
+	return watchers_open(img, name, ret_count);
+}
+
 int image_remove(rados_ioctx_t io, const char *name)
 {
 	int r;
@@ -368,7 +377,7 @@ int image_remove(rados_ioctx_t io, const char *name)
 	if (r < 0)
 		return log_debug_errno(r, "Removing image %s failed: %m", name);
 	log_debug("Removed image %s", name);
-	return 0;
+	return 1;
 }
 
 int image_pool_usage(rados_ioctx_t io, struct image_pool_usage *ret)
@@ -498,13 +507,14 @@ static int snap_info_list(rbd_image_t img, rbd_snap_info_t **ret)
 	}
 }
 
-/* Lists the snapshots of an open image. */
-static int snap_list_open(rbd_image_t img, struct image_snap **ret, size_t *ret_n)
+/* Lists the user snapshots of an open image; *ret_other (NULL allowed) counts the others. */
+static int snap_list_open(rbd_image_t img, struct image_snap **ret, size_t *ret_n,
+                          size_t *ret_other)
 {
 	rbd_snap_info_t *info = NULL;
 	struct image_snap *snaps;
+	size_t k = 0, other = 0;
 	int n, r = 0;
-	size_t k = 0;
 
 	n = snap_info_list(img, &info);
 	if (n < 0)
@@ -524,8 +534,10 @@ static int snap_list_open(rbd_image_t img, struct image_snap **ret, size_t *ret_
 		/* rbd_snap_list() also returns snapshots in the trash namespace (removed, kept
 		 * for clone-v2 children, named by a uuid): only user snapshots count. */
 		r = rbd_snap_get_namespace_type(img, info[i].id, &type);
-		if (r >= 0 && type != RBD_SNAP_NAMESPACE_TYPE_USER)
+		if (r >= 0 && type != RBD_SNAP_NAMESPACE_TYPE_USER) {
+			other++;
 			continue;
+		}
 		if (r >= 0)
 			r = rbd_snap_get_timestamp(img, info[i].id, &ts);
 		if (r >= 0) {
@@ -547,6 +559,8 @@ static int snap_list_open(rbd_image_t img, struct image_snap **ret, size_t *ret_
 	free(info);
 	*ret = snaps;
 	*ret_n = k;
+	if (ret_other)
+		*ret_other = other;
 	return 0;
 }
 
@@ -558,7 +572,7 @@ int image_snap_list(rados_ioctx_t io, const char *image, struct image_snap **ret
 	r = open_ro(io, image, &img);
 	if (r < 0)
 		return r;
-	r = snap_list_open(img, ret, ret_n);
+	r = snap_list_open(img, ret, ret_n, NULL);
 	if (r < 0)
 		return log_debug_errno(r, "Listing snapshots of %s failed: %m", image);
 	return 0;
@@ -695,23 +709,29 @@ static int chain_append_self(rados_ioctx_t io, rbd_image_t img, struct image_lin
 	return chain_append(links, n, rados_ioctx_get_id(io), ns, id);
 }
 
-static int chain_walk(rados_ioctx_t io, const char *name, struct image_link **ret, size_t *ret_n)
+/* Walks the chain of name, starting from start when that is the image already open (borrowed,
+ * left open), else opening it. */
+static int chain_walk(rados_ioctx_t io, const char *name, rbd_image_t start,
+                      struct image_link **ret, size_t *ret_n)
 {
 	struct image_link *links = NULL;
-	rbd_image_t img = NULL;
+	rbd_image_t img = start;
 	rados_ioctx_t img_io = NULL; /* the parent's ioctx, kept while the parent is open */
 	size_t n = 0;
 	int r;
 
-	r = open_ro(io, name, &img);
-	if (r < 0)
-		return r;
+	if (!img) {
+		r = open_ro(io, name, &img);
+		if (r < 0)
+			return r;
+	}
 	r = chain_append_self(io, img, &links, &n);
 	while (r >= 0) {
 		struct image_parent *p = NULL;
 
 		r = read_parent(img, &p);
-		rbd_close(img);
+		if (img != start)
+			rbd_close(img);
 		img = NULL;
 		ioctx_destroyp(&img_io);
 		img_io = NULL;
@@ -749,7 +769,7 @@ static int chain_walk(rados_ioctx_t io, const char *name, struct image_link **re
 		}
 		image_parent_free(p);
 	}
-	if (img)
+	if (img && img != start)
 		rbd_close(img);
 	ioctx_destroyp(&img_io);
 	if (r < 0) {
@@ -769,7 +789,7 @@ int image_chain(rados_ioctx_t io, const char *name, struct image_link **ret, siz
 	 * the chain just got shorter: a flatten finished, or a parent left the trash. Walk
 	 * again. */
 	for (int attempt = 0; attempt < 5 && r == -ESTALE; attempt++)
-		r = chain_walk(io, name, ret, ret_n);
+		r = chain_walk(io, name, NULL, ret, ret_n);
 	return r == -ESTALE ? -EAGAIN : r;
 }
 
@@ -828,6 +848,52 @@ int image_snap_counts(rados_ioctx_t io, const char *name, size_t *ret_user, size
 	r = snap_counts_open(img, ret_user, ret_other);
 	if (r < 0)
 		return log_debug_errno(r, "Counting snapshots of %s failed: %m", name);
+	return 0;
+}
+
+struct image_survey *image_survey_free(struct image_survey *s)
+{
+	if (!s)
+		return NULL;
+	image_chain_free(s->chain, s->n_chain);
+	image_snap_list_free(s->snaps, s->n_snaps);
+	free(s);
+	return NULL;
+}
+
+int image_survey(rados_ioctx_t io, const char *name, unsigned what, struct image_survey **ret)
+{
+	_cleanup_image_close_ rbd_image_t img = NULL;
+	_cleanup_(image_survey_freep) struct image_survey *s = NULL;
+	int r;
+
+	r = open_ro(io, name, &img);
+	if (r < 0)
+		return r;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	if (what & IMAGE_SURVEY_WATCHERS) {
+		r = watchers_open(img, name, &s->watchers);
+		if (r < 0)
+			return r;
+	}
+	if (what & IMAGE_SURVEY_SNAPS) {
+		r = snap_list_open(img, &s->snaps, &s->n_snaps, &s->n_other_snaps);
+		if (r < 0)
+			return log_debug_errno(r, "Listing snapshots of %s failed: %m", name);
+	}
+	if (what & IMAGE_SURVEY_CHAIN) {
+		/* From the open image; a parent that vanished under the walk may mean that our
+		 * view of the image itself is stale (it was flattened since it was opened): then
+		 * walk again from fresh opens, as image_chain() does. */
+		r = chain_walk(io, name, img, &s->chain, &s->n_chain);
+		if (r == -ESTALE)
+			r = image_chain(io, name, &s->chain, &s->n_chain);
+		if (r < 0)
+			return r;
+	}
+	*ret = TAKE_PTR(s);
 	return 0;
 }
 

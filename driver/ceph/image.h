@@ -22,6 +22,8 @@
 
 #include <rados/librados.h>
 
+#include "driver/base/macro.h"
+
 /*
  * Parses a comma separated list of image feature names as librbd spells them (rbd/features.h):
  * layering, exclusive-lock, object-map, fast-diff, deep-flatten, journaling. Returns 0 and the
@@ -93,9 +95,10 @@ int image_watchers(rados_ioctx_t io, const char *name, size_t *ret_count);
 
 /*
  * Removes an image. Idempotent: an image that does not exist is success, and so is a
- * half-created one (librbd cleans up its remains). Returns 0; -EBUSY, with the image
- * untouched, when it has watchers or snapshots (including snapshots kept in the trash
- * namespace for clone children); -ETIMEDOUT.
+ * half-created one (librbd cleans up its remains). Returns 1 when this call removed it (or its
+ * remains), 0 when there was no image of that name; -EBUSY, with the image untouched, when it
+ * has watchers or snapshots (including snapshots kept in the trash namespace for clone
+ * children); -ETIMEDOUT.
  */
 int image_remove(rados_ioctx_t io, const char *name);
 
@@ -206,6 +209,40 @@ int image_chain(rados_ioctx_t io, const char *name, struct image_link **ret, siz
  * 0; -ENOENT when the image does not exist.
  */
 int image_snap_counts(rados_ioctx_t io, const char *name, size_t *ret_user, size_t *ret_other);
+
+/*
+ * What deleting an image needs to know about it, read through one read-only open: each librbd
+ * open costs several OSD round trips and builds a whole configuration (make bench), so a
+ * delete looks once instead of once per question. The watcher count is read from the OSD (it
+ * is current); the rest comes from the image header as of the open (a read-only open registers
+ * no watch, so it does not see later changes).
+ */
+enum {
+	IMAGE_SURVEY_WATCHERS = 1 << 0, /* watchers, as image_watchers() */
+	IMAGE_SURVEY_SNAPS = 1 << 1,    /* snaps, n_snaps, n_other_snaps, as image_snap_counts() */
+	IMAGE_SURVEY_CHAIN = 1 << 2,    /* chain, n_chain, as image_chain() */
+};
+
+struct image_survey {
+	size_t watchers;
+	struct image_snap *snaps; /* the user snapshots, as image_snap_list() */
+	size_t n_snaps;
+	size_t n_other_snaps;     /* the others (trash namespace: kept for clone children) */
+	struct image_link *chain; /* the image, its parent, grandparent... */
+	size_t n_chain;
+};
+
+/* Frees s and what it owns. Accepts NULL, returns NULL. */
+struct image_survey *image_survey_free(struct image_survey *s);
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct image_survey *, image_survey_free)
+
+/*
+ * Looks at an image once for what the IMAGE_SURVEY_* bits in what ask. Returns 0 and *ret
+ * (free with image_survey_free(); parts not asked for are 0/NULL); -ENOENT when the image does
+ * not exist; for the chain also -ELOOP and -EAGAIN as image_chain().
+ */
+int image_survey(rados_ioctx_t io, const char *name, unsigned what, struct image_survey **ret);
 
 /*
  * Moves an image to the RBD trash, removable at once (no deferment). For an image that cannot

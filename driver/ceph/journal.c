@@ -10,6 +10,7 @@
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
 #include "driver/ceph/journal.h"
+#include "driver/ceph/ceph_lib.h" /* last: redirects the librados/librbd names */
 
 #define RESERVE_ATTEMPTS 5
 #define READ_PAGE        1024 /* omap pairs per read round trip */
@@ -240,8 +241,49 @@ static int fields_arrays(const struct journal_field *fields, size_t n, const cha
 	return 0;
 }
 
+static int field_compare(const void *a, const void *b)
+{
+	const struct journal_field *x = a, *y = b;
+
+	return strcmp(x->key, y->key); /* omap order: bytewise */
+}
+
+/* The entry as journal_entry_read() would return it right after a create at version. */
+static int entry_from_fields(enum journal_kind kind, const char *uuid, uint64_t version,
+                             const struct journal_field *fields, size_t n_fields,
+                             struct journal_entry **ret)
+{
+	_cleanup_journal_entry_ struct journal_entry *e = NULL;
+
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->kind = kind;
+	memcpy(e->uuid, uuid, JOURNAL_UUID_LEN + 1);
+	e->version = version;
+	e->fields = calloc(n_fields + 1, sizeof(*e->fields));
+	if (!e->fields)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_fields; i++) {
+		struct journal_field *f = &e->fields[e->n_fields];
+
+		f->key = strdup(fields[i].key);
+		f->value = strdup(fields[i].value);
+		if (!f->key || !f->value) {
+			free(f->key);
+			free(f->value);
+			return -ENOMEM;
+		}
+		e->n_fields++;
+	}
+	qsort(e->fields, e->n_fields, sizeof(*e->fields), field_compare);
+	*ret = TAKE_PTR(e);
+	return 0;
+}
+
 int journal_entry_create(rados_ioctx_t io, enum journal_kind kind, const char *uuid,
-                         const struct journal_field *fields, size_t n_fields)
+                         const struct journal_field *fields, size_t n_fields,
+                         struct journal_entry **ret)
 {
 	_cleanup_write_op_ rados_write_op_t op = NULL;
 	_cleanup_free_ const char **keys = NULL;
@@ -266,6 +308,12 @@ int journal_entry_create(rados_ioctx_t io, enum journal_kind kind, const char *u
 	if (r < 0)
 		return log_debug_errno(r, "Creating journal entry %s failed: %m", oid);
 	log_debug("Created journal entry %s", oid);
+	/* The version the write made, as a read would report it (rados_get_last_version() is
+	 * set by writes too). A wrong one would only make the next update fail with -ESTALE,
+	 * which callers answer with a read. */
+	if (ret)
+		return entry_from_fields(kind, uuid, rados_get_last_version(io), fields, n_fields,
+		                         ret);
 	return 0;
 }
 

@@ -96,11 +96,15 @@ int journal_lookup(rados_ioctx_t io, enum journal_kind kind, const char *name,
 int journal_unreserve(rados_ioctx_t io, enum journal_kind kind, const char *name, const char *uuid);
 
 /*
- * Creates the entry object for uuid holding fields (values must not be empty). Returns 0;
- * -EEXIST when it exists (nothing written).
+ * Creates the entry object for uuid holding fields (values must not be empty). ret: NULL, or
+ * the entry as journal_entry_read() would return it now (the version this create made), so a
+ * journal_entry_update() can follow without a read; free it with journal_entry_free(). Returns
+ * 0; -EEXIST when it exists (nothing written). On -ENOMEM with ret, the object may have been
+ * created.
  */
 int journal_entry_create(rados_ioctx_t io, enum journal_kind kind, const char *uuid,
-                         const struct journal_field *fields, size_t n_fields);
+                         const struct journal_field *fields, size_t n_fields,
+                         struct journal_entry **ret);
 
 /* Reads an entry object. Returns 0 and *ret (free with journal_entry_free()); -ENOENT. */
 int journal_entry_read(rados_ioctx_t io, enum journal_kind kind, const char *uuid,

@@ -17,6 +17,7 @@
 #include "driver/ceph/journal.h"
 #include "driver/ceph/snapshot.h"
 #include "driver/ceph/volume.h"
+#include "driver/ceph/ceph_lib.h" /* last: redirects the librados/librbd names */
 
 /* Entry fields. */
 #define F_NAME         "name"
@@ -388,12 +389,31 @@ int snapshot_flatten(struct cluster *c, int64_t pool_id, const char *rados_names
 
 /* ---- clone chains and garbage collection ---- */
 
+int snapshot_chain_format(const struct image_link *links, size_t n, char **ret)
+{
+	char *s = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		char *g;
+		int k;
+
+		k = asprintf(&g, "%s%s%" PRId64 "/%s/%s", s ? s : "", i ? "," : "",
+		             links[i].pool_id, links[i].pool_namespace, links[i].image_id);
+		free(s);
+		s = NULL;
+		if (k < 0)
+			return -ENOMEM;
+		s = g;
+	}
+	*ret = s;
+	return 0;
+}
+
 int snapshot_chain_get(struct cluster *c, int64_t pool_id, const char *rados_namespace,
                        const char *image, char **ret)
 {
 	_cleanup_ioctx_ rados_ioctx_t io = NULL;
 	struct image_link *links = NULL;
-	char *s = NULL;
 	size_t n = 0;
 	int r;
 
@@ -406,23 +426,9 @@ int snapshot_chain_get(struct cluster *c, int64_t pool_id, const char *rados_nam
 	}
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
-		char *g;
-		int k;
-
-		k = asprintf(&g, "%s%s%" PRId64 "/%s/%s", s ? s : "", i ? "," : "",
-		             links[i].pool_id, links[i].pool_namespace, links[i].image_id);
-		free(s);
-		s = NULL;
-		if (k < 0) {
-			image_chain_free(links, n);
-			return -ENOMEM;
-		}
-		s = g;
-	}
+	r = snapshot_chain_format(links, n, ret);
 	image_chain_free(links, n);
-	*ret = s;
-	return 0;
+	return r;
 }
 
 static bool chain_chars_ok(const char *s, size_t n, const char *extra)
@@ -460,7 +466,7 @@ static int chain_link_parse(char *item, int64_t *ret_pool, const char **ret_ns, 
 	return 0;
 }
 
-int snapshot_chain_collect(struct cluster *c, const char *chain)
+int snapshot_chain_collect(struct cluster *c, const char *chain, bool first_gone)
 {
 	_cleanup_free_ char *copy = NULL;
 	char *item, *next;
@@ -482,6 +488,8 @@ int snapshot_chain_collect(struct cluster *c, const char *chain)
 		r = chain_link_parse(item, &pool_id, &ns, &id);
 		if (r < 0)
 			return log_debug_errno(r, "Malformed clone chain '%s'", chain);
+		if (item == copy && first_gone)
+			continue; /* what image_trash_collect() would find out, at a price */
 		r = cluster_ioctx_open_by_id(c, pool_id, ns, &io);
 		if (r == -ENOENT)
 			continue; /* the pool is gone, and its images with it */
@@ -499,44 +507,56 @@ int snapshot_chain_collect(struct cluster *c, const char *chain)
 }
 
 int snapshot_image_retire(struct cluster *c, int64_t pool_id, const char *rados_namespace,
-                          const char *image)
+                          const char *image, const struct image_survey *known)
 {
 	_cleanup_ioctx_ rados_ioctx_t io = NULL;
-	struct image_snap *snaps = NULL;
-	size_t n = 0, foreign = 0, user = 0, other = 0, watchers = 0;
-	int r;
+	_cleanup_(image_survey_freep) struct image_survey *own = NULL;
+	const struct image_survey *s = known;
+	size_t foreign = 0, removed = 0, user = 0, other, watchers = 0;
+	int r = 0;
 
 	r = cluster_ioctx_open_by_id(c, pool_id, rados_namespace, &io);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
 		return r;
+	if (!s) {
+		r = image_survey(io, image, IMAGE_SURVEY_SNAPS, &own);
+		/* Not there: gone, trashed, or the remains of a crash (which this removes). */
+		if (r == -ENOENT)
+			return image_remove(io, image);
+		if (r < 0)
+			return r;
+		s = own;
+	}
 
 	/* Leftover temporary snapshots of creates that died: ours to remove. With a child they
 	 * move to the trash namespace, which makes this image a parent. */
-	r = image_snap_list(io, image, &snaps, &n);
-	if (r == -ENOENT)
-		return image_remove(io, image); /* gone, trashed, or the remains of a crash */
-	if (r < 0)
-		return r;
-	for (size_t i = 0; r >= 0 && i < n; i++) {
-		if (strncmp(snaps[i].name, SNAPSHOT_TEMP_PREFIX, strlen(SNAPSHOT_TEMP_PREFIX)) != 0)
+	for (size_t i = 0; r >= 0 && i < s->n_snaps; i++) {
+		const char *snap = s->snaps[i].name;
+
+		if (strncmp(snap, SNAPSHOT_TEMP_PREFIX, strlen(SNAPSHOT_TEMP_PREFIX)) != 0) {
 			foreign++;
-		else
-			r = image_snap_remove(io, image, snaps[i].name);
+			continue;
+		}
+		r = image_snap_remove(io, image, snap);
+		removed++;
 	}
-	image_snap_list_free(snaps, n);
 	if (r < 0)
 		return r;
 	if (foreign > 0)
 		return log_debug_errno(-EBUSY, "Image %s has %zu snapshots not taken by rbdcsi",
 		                       image, foreign);
 
-	r = image_snap_counts(io, image, &user, &other);
-	if (r == -ENOENT)
-		return image_remove(io, image);
-	if (r < 0)
-		return r;
+	other = s->n_other_snaps;
+	if (removed > 0) {
+		/* What those removals left in the trash namespace. */
+		r = image_snap_counts(io, image, &user, &other);
+		if (r == -ENOENT)
+			return image_remove(io, image);
+		if (r < 0)
+			return r;
+	}
 	if (other > 0) {
 		/* rbd_remove refuses an image with watchers by itself (-EBUSY, untouched); the
 		 * move to the trash is checked here, so the common path saves an image open. */
@@ -551,7 +571,8 @@ int snapshot_image_retire(struct cluster *c, int64_t pool_id, const char *rados_
 		/* Clone children hang from it: to the trash, until the last one goes. */
 		log_debug("Image %s has %zu snapshots kept for clone children: to the trash", image,
 		          other);
-		return image_trash_move(io, image);
+		r = image_trash_move(io, image);
+		return r < 0 ? r : 0;
 	}
 	return image_remove(io, image);
 }
@@ -573,7 +594,7 @@ static int entry_create(rados_ioctx_t io, const char *uuid, const char *name, co
 
 	snprintf(image, sizeof(image), SNAPSHOT_IMAGE_PREFIX "%s", uuid);
 	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-	return journal_entry_create(io, JOURNAL_SNAPSHOT, uuid, fields, ELEMENTSOF(fields));
+	return journal_entry_create(io, JOURNAL_SNAPSHOT, uuid, fields, ELEMENTSOF(fields), NULL);
 }
 
 static bool reservation_stale(const struct journal_entry *e)
@@ -963,14 +984,15 @@ int snapshot_delete(struct cluster *c, const struct volume_id *id, uint64_t dead
 			return r;
 		failpoint("snapshot-delete:after-unsnap");
 
-		/* 3. The image: removed, or trashed while restored volumes hang from it. */
-		r = snapshot_image_retire(c, id->pool_id, id->rados_namespace, image);
+		/* 3. The image: removed, or trashed while restored volumes hang from it. (Its
+		 * snapshots changed just now: retire looks at it afresh.) */
+		r = snapshot_image_retire(c, id->pool_id, id->rados_namespace, image, NULL);
 		if (r < 0)
 			return r;
 		failpoint("snapshot-delete:after-image");
 
 		/* 4. Garbage collection up the chain, then the journal. */
-		r = snapshot_chain_collect(c, chain);
+		r = snapshot_chain_collect(c, chain, r > 0);
 		if (r < 0)
 			return r;
 		if (name) {

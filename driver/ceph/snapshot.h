@@ -175,17 +175,24 @@ int snapshot_list(struct cluster *c, const char *cluster_id, const char *pool,
 int snapshot_flatten(struct cluster *c, int64_t pool_id, const char *rados_namespace,
                      const char *image, bool start, uint64_t deadline_usec);
 
+struct image_survey;
+struct image_link;
+
 /*
  * Retires an image that is being deleted: removes this driver's leftover temporary snapshots on
  * it (SNAPSHOT_TEMP_PREFIX, from creates that died), then removes the image, or moves it to the
  * RBD trash when clone children still hang from it (snapshots in the trash namespace). Call
  * snapshot_chain_collect() afterwards. Idempotent: an image that is gone (or already trashed)
  * is success, and the remains of an image whose creation died inside librbd are removed.
- * Returns 0; -EBUSY, with nothing but the leftovers changed, when the image has watchers or
- * RBD snapshots this driver did not take.
+ * known: NULL, or the image's snapshots as an image_survey() with IMAGE_SURVEY_SNAPS made by the
+ * caller before the delete changed anything (it is not looked at again; librbd's remove still
+ * refuses an image that gained snapshots or watchers since). Returns 1 when this call removed
+ * the image (nothing of it is left for snapshot_chain_collect()), 0 when it moved it to the
+ * trash or there was no image; -EBUSY, with nothing but the leftovers changed, when the image
+ * has watchers or RBD snapshots this driver did not take.
  */
 int snapshot_image_retire(struct cluster *c, int64_t pool_id, const char *rados_namespace,
-                          const char *image);
+                          const char *image, const struct image_survey *known);
 
 /*
  * The chain of an image for garbage collection, as a journal value: "<pool id>/<namespace>/<image
@@ -196,9 +203,16 @@ int snapshot_chain_get(struct cluster *c, int64_t pool_id, const char *rados_nam
                        const char *image, char **ret);
 
 /*
+ * The same journal value from a chain already read (image_chain(), image_survey()). Returns 0
+ * and a malloc'ed string (NULL for n == 0); -ENOMEM.
+ */
+int snapshot_chain_format(const struct image_link *links, size_t n, char **ret);
+
+/*
  * Walks a chain from snapshot_chain_get() (NULL or "" is empty) and removes from the RBD trash
  * each image that has no snapshots left, stopping at the first live image or image still in
- * use; images (or pools) already gone are stepped over. Idempotent. Returns 0; -EUCLEAN for a
- * malformed chain.
+ * use; images (or pools) already gone are stepped over. first_gone: the chain's first image is
+ * known to be gone (snapshot_image_retire() returned 1), so the walk starts at its parent.
+ * Idempotent. Returns 0; -EUCLEAN for a malformed chain.
  */
-int snapshot_chain_collect(struct cluster *c, const char *chain);
+int snapshot_chain_collect(struct cluster *c, const char *chain, bool first_gone);

@@ -16,6 +16,7 @@
 #include "driver/ceph/journal.h"
 #include "driver/ceph/snapshot.h"
 #include "driver/ceph/volume.h"
+#include "driver/ceph/ceph_lib.h" /* last: redirects the librados/librbd names */
 
 /* Entry fields. */
 #define F_NAME        "name"
@@ -323,7 +324,9 @@ static int entry_matches(const struct journal_entry *e, const struct create_para
 	return 0;
 }
 
-static int entry_create(rados_ioctx_t io, const char *uuid, const struct create_params *p)
+/* Creates the entry object of a new reservation; *ret (NULL allowed) gets it as written. */
+static int entry_create(rados_ioctx_t io, const char *uuid, const struct create_params *p,
+                        struct journal_entry **ret)
 {
 	char image[VOLUME_IMAGE_PREFIX_MAX + JOURNAL_UUID_LEN + 1], now[24];
 	struct journal_field fields[11];
@@ -344,7 +347,7 @@ static int entry_create(rados_ioctx_t io, const char *uuid, const struct create_
 		fields[n++] = (struct journal_field){ F_DATA_POOL, (char *)p->data_pool };
 	if (p->source)
 		fields[n++] = (struct journal_field){ F_SOURCE, (char *)p->source_str };
-	return journal_entry_create(io, JOURNAL_VOLUME, uuid, fields, n);
+	return journal_entry_create(io, JOURNAL_VOLUME, uuid, fields, n, ret);
 }
 
 static bool reservation_stale(const struct journal_entry *e)
@@ -684,18 +687,30 @@ static int create_once(struct cluster *c, const struct volume_request *req, stru
 			failpoint("volume-create:after-reserve");
 
 		/* 2. The entry object. Whoever gets here first writes it, with its request;
-		 * everyone else compares against it. */
-		r = journal_entry_read(io, JOURNAL_VOLUME, uuid, &e);
-		if (r == -ENOENT) {
-			r = entry_create(io, uuid, &p);
+		 * everyone else compares against it. A name this call just reserved has a new
+		 * uuid that nobody else knows yet: no entry to look for, and the one written is
+		 * what a read would return (version included), so it is used as it is. */
+		if (r > 0) {
+			r = entry_create(io, uuid, &p, &e);
 			if (r < 0 && r != -EEXIST)
 				return r;
 			if (r == 0)
 				failpoint("volume-create:after-object");
-			continue; /* read it back */
+			else
+				continue; /* a uuid taken after all: look at it as below */
+		} else {
+			r = journal_entry_read(io, JOURNAL_VOLUME, uuid, &e);
+			if (r == -ENOENT) {
+				r = entry_create(io, uuid, &p, NULL);
+				if (r < 0 && r != -EEXIST)
+					return r;
+				if (r == 0)
+					failpoint("volume-create:after-object");
+				continue; /* read it back */
+			}
+			if (r < 0)
+				return r;
 		}
-		if (r < 0)
-			return r;
 		r = entry_matches(e, &p);
 		if (r < 0)
 			return r;
@@ -819,6 +834,7 @@ int volume_delete(struct cluster *c, const struct volume_id *id)
 
 	for (unsigned attempt = 0; attempt < ATTEMPTS; attempt++) {
 		_cleanup_journal_entry_ struct journal_entry *e = NULL;
+		_cleanup_(image_survey_freep) struct image_survey *survey = NULL;
 		_cleanup_free_ char *chain = NULL;
 		const char *name, *image, *state;
 
@@ -840,22 +856,29 @@ int volume_delete(struct cluster *c, const struct volume_id *id)
 		if (strcmp(state, STATE_DELETING) != 0) {
 			struct journal_field mark[3] = { { F_STATE, STATE_DELETING },
 				                         { F_PREV_STATE, (char *)state } };
-			size_t watchers = 0, n_mark = 2;
+			size_t n_mark = 2;
 
 			if (has_attachments(e))
 				return log_debug_errno(-EBUSY, "Volume %s is still published",
 				                       id->uuid);
-			r = image_watchers(io, image, &watchers);
+			/* One look at the image for all the delete needs to know: watchers,
+			 * clone chain, snapshots (NULL when there is no image). */
+			r = image_survey(io, image,
+			                 IMAGE_SURVEY_WATCHERS | IMAGE_SURVEY_SNAPS |
+			                         IMAGE_SURVEY_CHAIN,
+			                 &survey);
 			if (r < 0 && r != -ENOENT)
 				return r;
-			if (watchers > 0)
+			if (survey && survey->watchers > 0)
 				return log_debug_errno(-EBUSY, "Image %s has %zu watchers", image,
-				                       watchers);
+				                       survey->watchers);
 			if (isempty(state))
 				mark[1].value = STATE_RESERVED;
-			r = snapshot_chain_get(c, id->pool_id, id->rados_namespace, image, &chain);
-			if (r < 0)
-				return r;
+			if (survey) {
+				r = snapshot_chain_format(survey->chain, survey->n_chain, &chain);
+				if (r < 0)
+					return r;
+			}
 			if (chain)
 				mark[n_mark++] = (struct journal_field){ F_CHAIN, chain };
 			r = journal_entry_update(io, e, mark, n_mark, NULL, 0);
@@ -877,8 +900,8 @@ int volume_delete(struct cluster *c, const struct volume_id *id)
 		}
 
 		/* 2. The image: removed, or moved to the trash while snapshots or clones hang
-		 * from it. */
-		r = snapshot_image_retire(c, id->pool_id, id->rados_namespace, image);
+		 * from it (judged from the survey when this call made one). */
+		r = snapshot_image_retire(c, id->pool_id, id->rados_namespace, image, survey);
 		if (r == -EBUSY) {
 			/* Mapped between our check and the removal, or snapshots that are not
 			 * ours: undo the mark. */
@@ -889,8 +912,9 @@ int volume_delete(struct cluster *c, const struct volume_id *id)
 			return r;
 		failpoint("volume-delete:after-image");
 
-		/* 3. Trashed ancestors whose last child this was. */
-		r = snapshot_chain_collect(c, chain);
+		/* 3. Trashed ancestors whose last child this was (the image itself too, when it
+		 * went to the trash earlier). */
+		r = snapshot_chain_collect(c, chain, r > 0);
 		if (r < 0)
 			return r;
 

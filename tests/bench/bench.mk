@@ -21,12 +21,14 @@ $(BENCH_OUT)/baseline: tests/bench/baseline.c tests/bench/bench.h
 	@echo "  CCLD    $@"
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LDFLAGS_ALL) -lrbd -lrados -lm
 
-# The footprint floors: every library rbdcsi links, loaded and unused (--no-as-needed keeps
-# them); and the same without librbd/librados.
+# The footprint floors: every library rbdcsi links, plus librbd/librados (which rbdcsi loads
+# at its first cluster connection), loaded and unused (--no-as-needed keeps them); and the same
+# without librbd/librados.
 $(BENCH_OUT)/idle-libs: tests/bench/idle.c
 	$(Q)mkdir -p $(dir $@)
 	@echo "  CCLD    $@"
-	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LDFLAGS_ALL) -Wl,--no-as-needed $(LIBS)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LDFLAGS_ALL) -Wl,--no-as-needed \
+		$(filter-out -lrbd -lrados,$(LIBS)) -lrbd -lrados
 
 $(BENCH_OUT)/idle-libs-noceph: tests/bench/idle.c
 	$(Q)mkdir -p $(dir $@)

@@ -353,8 +353,9 @@ if fp:
         if "threads" not in v:
             print("  %-22s RSS %+d kB, anon %+d kB" % (name, v["rss_kb"], v["anon_kb"]))
     print("  floors: baseline = a bare librados+librbd client after one volume's work; idle-libs ="
-          " a process that only loads rbdcsi's libraries; idle-libs-noceph = the same without"
-          " librbd/librados")
+          " a process that only loads rbdcsi's libraries and librbd/librados (which rbdcsi loads"
+          " at its first cluster connection: the controller's floor); idle-libs-noceph = the same"
+          " without librbd/librados (the node plugin's floor)")
     print()
 if "staging" in doc:
     s = doc["staging"]

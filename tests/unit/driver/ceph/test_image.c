@@ -129,8 +129,8 @@ static void test_image__create_stat_resize_remove(void **state)
 	assert_int_equal(info->size, 128 * MiB); /* untouched by the refused shrink */
 	info = image_info_free(info);
 
-	assert_int_equal(image_remove(io, img), 0);
-	assert_int_equal(image_remove(io, img), 0); /* idempotent */
+	assert_int_equal(image_remove(io, img), 1);
+	assert_int_equal(image_remove(io, img), 0); /* idempotent: nothing left */
 	assert_int_equal(image_stat(io, img, &info), -ENOENT);
 	assert_int_equal(image_resize(io, img, 256 * MiB), -ENOENT);
 	size_t n;
@@ -148,7 +148,7 @@ static void test_image__no_features(void **state)
 	assert_int_equal(image_stat(io, img, &info), 0);
 	assert_int_equal(info->features & RBD_FEATURES_DEFAULT, 0);
 	info = image_info_free(info);
-	assert_int_equal(image_remove(io, img), 0);
+	assert_int_equal(image_remove(io, img), 1);
 }
 
 static void test_image__watchers_block_remove(void **state)
@@ -176,7 +176,7 @@ static void test_image__watchers_block_remove(void **state)
 
 	assert_int_equal(image_watchers(io, img, &n), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(image_remove(io, img), 0);
+	assert_int_equal(image_remove(io, img), 1);
 }
 
 static void test_image__data_pool(void **state)
@@ -195,7 +195,7 @@ static void test_image__data_pool(void **state)
 	assert_int_equal(info->data_pool_id, dp);
 	assert_true(info->features & RBD_FEATURE_DATA_POOL);
 	info = image_info_free(info);
-	assert_int_equal(image_remove(io, img), 0);
+	assert_int_equal(image_remove(io, img), 1);
 
 	assert_int_equal(image_create(io, img, 8 * MiB, RBD_FEATURE_LAYERING, "rbdcsi-no-pool"),
 	                 -ENOENT);
@@ -226,7 +226,7 @@ static void test_image__namespace(void **state)
 	assert_int_equal(image_namespace_exists(nio, ns), 1);
 	assert_int_equal(image_create(nio, img, 4 * MiB, 1, NULL), 0);
 	assert_int_equal(test_count_images(nio), 1);
-	assert_int_equal(image_remove(nio, img), 0);
+	assert_int_equal(image_remove(nio, img), 1);
 	assert_int_equal(test_count_images(nio), 0);
 	nio = cluster_ioctx_close(nio);
 	assert_int_equal(test_namespace_remove(r, env.pool, ns), 0);
@@ -244,6 +244,72 @@ static void test_image__pool_usage(void **state)
 	              (unsigned long long)u.pool_bytes, (unsigned long long)u.pool_objects,
 	              (unsigned long long)u.cluster_kb, (unsigned long long)u.cluster_kb_used,
 	              (unsigned long long)u.cluster_kb_avail);
+}
+
+/* One look answers what image_watchers(), image_snap_list()/image_snap_counts() and
+ * image_chain() answer one open each. */
+static void test_image__survey(void **state)
+{
+	struct image_survey *s = NULL;
+	struct image_link *links = NULL;
+	rbd_image_t handle = NULL;
+	char img[128], clone[128];
+	size_t n = 0;
+
+	NEED_CEPH();
+	name(img, sizeof(img), "survey-parent");
+	name(clone, sizeof(clone), "survey-clone");
+	assert_int_equal(image_survey(io, img, IMAGE_SURVEY_WATCHERS, &s), -ENOENT);
+	assert_null(s);
+	assert_int_equal(image_create(io, img, 8 * MiB, RBD_FEATURE_LAYERING, NULL), 0);
+	assert_int_equal(image_snap_create(io, img, "s1"), 0);
+	assert_int_equal(image_snap_create(io, img, "rbdcsi-x"), 0);
+	assert_int_equal(image_clone(io, img, "s1", io, clone, RBD_FEATURE_LAYERING, NULL), 0);
+	assert_int_equal(image_snap_remove(io, img, "s1"), 0); /* to the trash namespace */
+
+	/* Only what is asked for. */
+	assert_int_equal(image_survey(io, img, 0, &s), 0);
+	assert_int_equal(s->watchers, 0);
+	assert_null(s->snaps);
+	assert_int_equal(s->n_snaps + s->n_other_snaps + s->n_chain, 0);
+	assert_null(s->chain);
+	s = image_survey_free(s);
+
+	assert_int_equal(
+	        image_survey(io, img,
+	                     IMAGE_SURVEY_WATCHERS | IMAGE_SURVEY_SNAPS | IMAGE_SURVEY_CHAIN, &s),
+	        0);
+	assert_int_equal(s->watchers, 0);
+	assert_int_equal(s->n_snaps, 1);
+	assert_string_equal(s->snaps[0].name, "rbdcsi-x");
+	assert_int_equal(s->n_other_snaps, 1);
+	assert_int_equal(s->n_chain, 1);
+	s = image_survey_free(s);
+
+	assert_int_equal(image_survey(io, clone, IMAGE_SURVEY_CHAIN | IMAGE_SURVEY_SNAPS, &s), 0);
+	assert_int_equal(s->n_snaps + s->n_other_snaps, 0);
+	assert_int_equal(image_chain(io, clone, &links, &n), 0);
+	assert_int_equal(s->n_chain, 2);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(s->chain[i].pool_id, links[i].pool_id);
+		assert_string_equal(s->chain[i].pool_namespace, links[i].pool_namespace);
+		assert_string_equal(s->chain[i].image_id, links[i].image_id);
+	}
+	image_chain_free(links, n);
+	s = image_survey_free(s);
+
+	/* Watchers are read from the OSD: an open (read-write) image counts. */
+	assert_int_equal(rbd_open(io, clone, &handle, NULL), 0);
+	assert_int_equal(image_survey(io, clone, IMAGE_SURVEY_WATCHERS, &s), 0);
+	assert_int_equal(s->watchers, 1);
+	s = image_survey_free(s);
+	assert_int_equal(rbd_close(handle), 0);
+	assert_null(image_survey_free(NULL));
+
+	assert_int_equal(image_remove(io, clone), 1);
+	assert_int_equal(image_snap_remove(io, img, "rbdcsi-x"), 0);
+	assert_int_equal(image_remove(io, img), 1); /* the trashed s1 went with its child */
 }
 
 static void test_image__snapshots_and_clones(void **state)
@@ -341,12 +407,12 @@ static void test_image__snapshots_and_clones(void **state)
 	assert_int_equal(image_remove(io, img), -EBUSY);
 	assert_int_equal(image_snap_remove(io, img, "s2"), 0);
 	assert_int_equal(image_remove(io, img), -EBUSY);
-	assert_int_equal(image_remove(io, clone2), 0);
+	assert_int_equal(image_remove(io, clone2), 1);
 	assert_int_equal(image_remove(io, clone), -EBUSY); /* has snapshot c1 */
 	assert_int_equal(image_snap_remove(io, clone, "c1"), 0);
-	assert_int_equal(image_remove(io, clone), 0);
+	assert_int_equal(image_remove(io, clone), 1);
 	assert_int_equal(image_snap_remove(io, clone, "c1"), 0); /* image gone: still success */
-	assert_int_equal(image_remove(io, img), 0); /* the trashed s1 went with its last child */
+	assert_int_equal(image_remove(io, img), 1); /* the trashed s1 went with its last child */
 }
 
 int main(void)
@@ -360,6 +426,7 @@ int main(void)
 		cmocka_unit_test(test_image__namespace),
 		cmocka_unit_test(test_image__pool_usage),
 		cmocka_unit_test(test_image__snapshots_and_clones),
+		cmocka_unit_test(test_image__survey),
 	};
 
 	return cmocka_run_group_tests_name("image", tests, group_setup, group_teardown);

@@ -232,8 +232,8 @@ static void test_journal__entries(void **state)
 	assert_int_equal(journal_uuid_new(u), 0);
 	journal_entry_oid(JOURNAL_VOLUME, u, oid);
 	assert_int_equal(journal_entry_read(io, JOURNAL_VOLUME, u, &e), -ENOENT);
-	assert_int_equal(journal_entry_create(io, JOURNAL_VOLUME, u, fields, 2), 0);
-	assert_int_equal(journal_entry_create(io, JOURNAL_VOLUME, u, fields, 2), -EEXIST);
+	assert_int_equal(journal_entry_create(io, JOURNAL_VOLUME, u, fields, 2, NULL), 0);
+	assert_int_equal(journal_entry_create(io, JOURNAL_VOLUME, u, fields, 2, NULL), -EEXIST);
 
 	assert_int_equal(journal_entry_read(io, JOURNAL_VOLUME, u, &e), 0);
 	assert_int_equal(e->n_fields, 2);
@@ -278,6 +278,40 @@ static void test_journal__entries(void **state)
 	assert_null(journal_entry_free(NULL));
 }
 
+/* The entry a create hands back is the one a read returns: same fields, same version. */
+static void test_journal__create_returns_entry(void **state)
+{
+	struct journal_field fields[] = { { "size", "100" }, { "name", "pvc-c" }, { "a", "x" } };
+	struct journal_field set[] = { { "state", "created" } };
+	struct journal_entry *made = NULL, *e = NULL;
+	char u[JOURNAL_UUID_LEN + 1];
+
+	NEED_CEPH();
+	assert_int_equal(journal_uuid_new(u), 0);
+	assert_int_equal(journal_entry_create(io, JOURNAL_VOLUME, u, fields, 3, &made), 0);
+	assert_non_null(made);
+	assert_int_equal(journal_entry_read(io, JOURNAL_VOLUME, u, &e), 0);
+	assert_int_equal(made->kind, e->kind);
+	assert_string_equal(made->uuid, e->uuid);
+	assert_int_equal(made->version, e->version);
+	assert_int_equal(made->n_fields, e->n_fields);
+	for (size_t i = 0; i < e->n_fields; i++) { /* in omap order, as read */
+		assert_string_equal(made->fields[i].key, e->fields[i].key);
+		assert_string_equal(made->fields[i].value, e->fields[i].value);
+	}
+	/* So an update can follow the create without a read. */
+	assert_int_equal(journal_entry_update(io, made, set, 1, NULL, 0), 0);
+	e = journal_entry_free(e);
+	assert_int_equal(journal_entry_read(io, JOURNAL_VOLUME, u, &e), 0);
+	assert_string_equal(journal_entry_get(e, "state"), "created");
+	/* A second create is refused and hands back nothing. */
+	made = journal_entry_free(made);
+	assert_int_equal(journal_entry_create(io, JOURNAL_VOLUME, u, fields, 3, &made), -EEXIST);
+	assert_null(made);
+	assert_int_equal(journal_entry_remove(io, JOURNAL_VOLUME, u, e->version), 0);
+	e = journal_entry_free(e);
+}
+
 /* An entry bigger than one read page (1024 pairs) is read completely. */
 static void test_journal__big_entry(void **state)
 {
@@ -293,7 +327,7 @@ static void test_journal__big_entry(void **state)
 		fields[i].value = "ro";
 	}
 	assert_int_equal(journal_uuid_new(u), 0);
-	assert_int_equal(journal_entry_create(io, JOURNAL_VOLUME, u, fields, N), 0);
+	assert_int_equal(journal_entry_create(io, JOURNAL_VOLUME, u, fields, N, NULL), 0);
 	assert_int_equal(journal_entry_read(io, JOURNAL_VOLUME, u, &e), 0);
 	assert_int_equal(e->n_fields, N);
 	assert_string_equal(e->fields[N - 1].key, "attach.node-02499");
@@ -363,6 +397,7 @@ int main(void)
 		cmocka_unit_test(test_journal__omap_cmp_semantics),
 		cmocka_unit_test(test_journal__reserve_race_has_one_winner),
 		cmocka_unit_test(test_journal__entries),
+		cmocka_unit_test(test_journal__create_returns_entry),
 		cmocka_unit_test(test_journal__big_entry),
 		cmocka_unit_test(test_journal__list_pages),
 	};

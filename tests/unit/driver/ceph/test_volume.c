@@ -1002,9 +1002,9 @@ static void test_volume__half_created_image(void **state)
 			{ "reserved_at", at },     { "params", (char *)req.fingerprint },
 		};
 		assert_int_equal(journal_reserve(io, JOURNAL_VOLUME, req.name, uuid, got), 1);
-		assert_int_equal(
-		        journal_entry_create(io, JOURNAL_VOLUME, uuid, fields, ELEMENTSOF(fields)),
-		        0);
+		assert_int_equal(journal_entry_create(io, JOURNAL_VOLUME, uuid, fields,
+		                                      ELEMENTSOF(fields), NULL),
+		                 0);
 		assert_int_equal(image_create(io, image, 8 * MiB, 1, NULL), 0);
 		assert_int_equal(image_stat(io, image, &info), 0);
 		snprintf(header, sizeof(header), "rbd_header.%s", info->id);
@@ -1053,7 +1053,7 @@ static void test_volume__image_removed_out_of_band(void **state)
 	assert_int_equal(volume_create(c, &req, &v), 0);
 	assert_int_equal(volume_id_decode(v->id, &id), 0);
 	assert_int_equal(cluster_ioctx_open(c, env.pool, ns, &io), 0);
-	assert_int_equal(image_remove(io, v->image), 0);
+	assert_int_equal(image_remove(io, v->image), 1);
 	cluster_ioctx_close(io);
 	assert_int_equal(volume_lookup(c, &id, &v2), -ENOENT);
 	assert_int_equal(volume_create(c, &req, &v2), 0);
