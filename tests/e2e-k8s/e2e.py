@@ -158,8 +158,8 @@ def stop(name, timeout=20):
     os.unlink(path)
 
 
-def processes_naming(path):
-    """PIDs whose command line mentions path (containerd shims started for our socket)."""
+def processes_naming(path, comm=None):
+    """PIDs whose command line mentions path (and whose name is comm, if given)."""
     found = []
     for d in os.listdir("/proc"):
         if not d.isdigit() or int(d) == os.getpid():
@@ -168,7 +168,8 @@ def processes_naming(path):
             cmd = open("/proc/%s/cmdline" % d, "rb").read().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if path in cmd:
+        if path in cmd and (comm is None or cmd.split(" ", 1)[0].endswith("/" + comm) or
+                            cmd.split(" ", 1)[0] == comm):
             found.append(int(d))
     return found
 
@@ -277,7 +278,7 @@ def clean(ceph_down=True):
     for dev in loops_backed_by(STATE_DIR):
         run(["losetup", "-d", dev], check=False)
     umount_all(os.path.join(KUBELET_DIR, "pods"), os.path.join(KUBELET_DIR, "plugins"))
-    for pid in processes_naming(STATE_DIR):
+    for pid in processes_naming(STATE_DIR, comm="rbd-fuse"):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -664,7 +665,7 @@ class Scenario:
                                           os.path.join(KUBELET_DIR, "plugins"), STATE_DIR)
                   if pv in m or "/plugins/kubernetes.io/csi/" in m or m.startswith(STATE_DIR)]
         loops = loops_backed_by(STATE_DIR)
-        fuse = processes_naming(STATE_DIR)
+        fuse = processes_naming(STATE_DIR, comm="rbd-fuse")
         if mounts or loops or fuse:
             return "mounts %s, loop devices %s, rbd-fuse pids %s" % (mounts, loops, fuse)
         return ""
