@@ -300,10 +300,15 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	else if (r < 0)
 		log_error_errno(r, "Failed to stage the volume: %s", reason ? reason : "%m");
 	else
-		log_info("Volume staged at '%s': %s via %s%s%s%s", req->staging_target_path,
+		log_info("Volume staged at '%s': %s via %s%s%s%s%s", req->staging_target_path,
 		         info->device ? info->device : "?", mapper_type_to_string(info->mapper),
 		         access.block ? "" : ", ", access.block ? "" : strempty(info->fstype),
-		         info->formatted ? " (formatted: the device was blank)" : "");
+		         info->formatted ? " (formatted: the device was blank)" : "",
+		         info->grown ? " (grown to the size of the device)" : "");
+	if (r >= 0 && info->grow_failure)
+		log_warning("Volume staged, but its filesystem could not be grown to the size of "
+		            "the device (it keeps its old size until NodeExpandVolume): %s",
+		            info->grow_failure);
 out:
 	op_lock_release(&lock);
 	config_cluster_done(&cl);

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "driver/base/exec.h"
 #include "driver/base/log.h"
@@ -171,8 +174,9 @@ int fs_grow(const char *device, const char *fstype, const char *mountpoint, uint
 
 	if (isempty(mountpoint)) {
 		/* resize2fs insists on a freshly checked filesystem when it is not mounted.
-		 * e2fsck exits 1 when it corrected something, which is fine here. */
-		char *fsck[] = { (char *)"e2fsck", (char *)"-f", (char *)"-y", (char *)device,
+		 * -p (preen) repairs only what is safe without a human, as at boot, and exits 4
+		 * otherwise; it exits 1 when it corrected something, which is fine here. */
+		char *fsck[] = { (char *)"e2fsck", (char *)"-f", (char *)"-p", (char *)device,
 			         NULL };
 
 		_cleanup_free_ char *why = NULL;
@@ -193,6 +197,73 @@ int fs_grow(const char *device, const char *fstype, const char *mountpoint, uint
 		r = -EPERM; /* online resize needs CAP_SYS_RESOURCE */
 	exec_result_done(&res);
 	return r;
+}
+
+/* Superblock fields (little-endian ext4, big-endian xfs), from the on-disk formats. */
+#define EXT4_SB_OFFSET      1024
+#define EXT4_SB_MAGIC       0xEF53
+#define EXT4_BLOCKS_LO      0x04
+#define EXT4_LOG_BLOCK_SIZE 0x18
+#define EXT4_MAGIC          0x38
+#define EXT4_INCOMPAT       0x60
+#define EXT4_BLOCKS_HI      0x150
+#define EXT4_INCOMPAT_64BIT 0x80
+#define XFS_SB_MAGIC        0x58465342 /* "XFSB" */
+#define XFS_BLOCKSIZE       0x04
+#define XFS_DBLOCKS         0x08
+#define SB_READ             512
+
+static uint32_t le32_at(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le32toh(v);
+}
+
+int fs_get_size(const char *device, const char *fstype, uint64_t *ret_size)
+{
+	_cleanup_close_ int fd = -EBADF;
+	uint8_t sb[SB_READ];
+	bool ext4;
+	ssize_t n;
+	uint64_t size;
+
+	if (!fs_type_supported(fstype))
+		return -EMEDIUMTYPE;
+	ext4 = strcmp(fstype, "ext4") == 0;
+	fd = open(device, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, sb, sizeof(sb), ext4 ? EXT4_SB_OFFSET : 0);
+	if (n < 0)
+		return -errno;
+	if (n != (ssize_t)sizeof(sb))
+		return -EIO;
+	if (ext4) {
+		uint32_t log = le32_at(sb + EXT4_LOG_BLOCK_SIZE);
+		uint64_t blocks = le32_at(sb + EXT4_BLOCKS_LO);
+
+		if ((uint16_t)(sb[EXT4_MAGIC] | sb[EXT4_MAGIC + 1] << 8) != EXT4_SB_MAGIC ||
+		    log > 6)
+			return -EMEDIUMTYPE;
+		if (le32_at(sb + EXT4_INCOMPAT) & EXT4_INCOMPAT_64BIT)
+			blocks |= (uint64_t)le32_at(sb + EXT4_BLOCKS_HI) << 32;
+		size = blocks << (10 + log);
+	} else {
+		uint32_t magic, bsize;
+		uint64_t dblocks;
+
+		memcpy(&magic, sb, sizeof(magic));
+		memcpy(&bsize, sb + XFS_BLOCKSIZE, sizeof(bsize));
+		memcpy(&dblocks, sb + XFS_DBLOCKS, sizeof(dblocks));
+		bsize = be32toh(bsize);
+		if (be32toh(magic) != XFS_SB_MAGIC || bsize < 512 || bsize > 65536)
+			return -EMEDIUMTYPE;
+		size = be64toh(dblocks) * bsize;
+	}
+	*ret_size = size;
+	return 0;
 }
 
 int fs_get_stats(const char *path, struct fs_stats *ret_stats)

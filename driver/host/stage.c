@@ -51,6 +51,7 @@ struct stage_info *stage_info_free(struct stage_info *info)
 		return NULL;
 	free(info->volume_id);
 	free(info->phase);
+	free(info->grow_failure);
 	free(info->device);
 	free(info->staging_path);
 	free(info->fstype);
@@ -712,6 +713,59 @@ static int prepare_filesystem(struct stage_info *info, const struct stage_reques
 	return set_str(&info->fstype, want);
 }
 
+/*
+ * Grows a filesystem that is smaller than its device: a volume restored or cloned into a bigger
+ * one, or expanded while it was not staged. ext4 is grown before the mount (mountpoint NULL:
+ * offline, which needs no CAP_SYS_RESOURCE), xfs after it (xfs only grows mounted). A gap below
+ * GROW_SLACK is left alone: xfs cannot always use the tail of a device, and trying on every
+ * stage would cost a tool run each time. A failed grow is not a failed stage: the data is
+ * there, only the room is not; the caller logs *ret_reason and goes on.
+ */
+#define GROW_SLACK (16ULL << 20)
+static int grow_if_smaller(struct stage_info *info, const char *mountpoint, uint64_t deadline,
+                           char **ret_reason)
+{
+	uint64_t fs_size, dev_size;
+	int r;
+
+	r = fs_get_size(info->device, info->fstype, &fs_size);
+	if (r < 0) {
+		reason_set(ret_reason, "cannot read the %s superblock of %s: %s", info->fstype,
+		           info->device, strerror(-r));
+		return r;
+	}
+	r = blockdev_get_size(info->device, &dev_size);
+	if (r < 0) {
+		reason_set(ret_reason, "cannot read the size of %s: %s", info->device,
+		           strerror(-r));
+		return r;
+	}
+	if (fs_size + GROW_SLACK > dev_size)
+		return 0;
+	r = fs_grow(info->device, info->fstype, mountpoint, remaining(deadline), ret_reason);
+	if (r < 0)
+		return r;
+	log_debug("Grew the %s filesystem on %s from %llu to %llu bytes", info->fstype,
+	          info->device, (unsigned long long)fs_size, (unsigned long long)dev_size);
+	return 1;
+}
+
+/* grow_if_smaller() for a filesystem this stage did not just create; notes the outcome. */
+static void grow_existing(struct stage_info *info, const char *mountpoint, uint64_t deadline)
+{
+	int r;
+
+	if (info->formatted || info->read_only)
+		return;
+	free(info->grow_failure);
+	info->grow_failure = NULL;
+	r = grow_if_smaller(info, mountpoint, deadline, &info->grow_failure);
+	if (r > 0)
+		info->grown = true;
+	else if (r < 0 && !info->grow_failure)
+		info->grow_failure = strdup(strerror(-r));
+}
+
 static int save_phase(struct stage_info *info, const char *phase, const char *state_path,
                       char **ret_reason)
 {
@@ -747,6 +801,8 @@ static int finish_stage(struct stage_info *info, const struct stage_request *req
 			           strerror(-r));
 			return r;
 		}
+		if (strcmp(info->fstype, "xfs") != 0)
+			grow_existing(info, NULL, deadline); /* ext4: offline, before the mount */
 		r = mount_device(info->device, req->staging_path, info->fstype, req->mount_options,
 		                 info->read_only);
 		if (r < 0) {
@@ -754,6 +810,8 @@ static int finish_stage(struct stage_info *info, const struct stage_request *req
 			           info->fstype, req->staging_path, strerror(-r));
 			return r;
 		}
+		if (strcmp(info->fstype, "xfs") == 0)
+			grow_existing(info, req->staging_path, deadline);
 	}
 	return save_phase(info, PHASE_STAGED, state_path, ret_reason);
 }

@@ -68,6 +68,10 @@ struct stage_info {
 	char *mount_options;
 	bool read_only;
 	bool formatted; /* this stage created the filesystem */
+	/* Set by stage_volume() only (not saved): the filesystem was smaller than the device and
+	 * was grown; or why growing it failed (the volume is staged all the same). */
+	bool grown;
+	char *grow_failure;
 	char *cluster_id;
 	char *monitors;
 	char *user;

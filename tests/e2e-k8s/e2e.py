@@ -694,9 +694,15 @@ class Scenario:
 
     def read_back(self, podname, claim):
         """The checksums of /data/f that a pod on claim prints (after sha256sum -c passed)."""
-        out = self.run_pod(podname, claim, "sha256sum -c /data/f.sha256 && sha256sum /data/f")
+        return self.read_back_df(podname, claim)[0]
+
+    def read_back_df(self, podname, claim):
+        """read_back(), and the size of the filesystem the pod sees (kB, from df)."""
+        out = self.run_pod(podname, claim, "sha256sum -c /data/f.sha256 && sha256sum /data/f "
+                           "&& df -k /data")
         self.delete_pod(podname, self.cl.get("-n", "default", "pvc", claim)["spec"]["volumeName"])
-        return re.findall(r"^([0-9a-f]{64})\s", out, re.M)
+        df = re.findall(r"^\S+\s+(\d+)\s+\d+\s+\d+\s+\d+%\s+/data$", out, re.M)
+        return re.findall(r"^([0-9a-f]{64})\s", out, re.M), int(df[0]) if df else 0
 
     # 5
     def step_block(self):
@@ -742,11 +748,13 @@ class Scenario:
         wait_for("VolumeSnapshot data-snap readyToUse", lambda: self.cl.get(
             "-n", "default", "volumesnapshot", "data-snap").get("status", {}).get("readyToUse"),
             timeout=180, interval=1)
-        self.cl.apply(pvc("data-restore", "rbdcsi-ext4", source={
+        # Restored into a PVC twice the size: the filesystem must fill it (Kubernetes never
+        # calls NodeExpandVolume for it; NodeStage grows it).
+        self.cl.apply(pvc("data-restore", "rbdcsi-ext4", size="2Gi", source={
             "apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot",
             "name": "data-snap"}))
         self.bound("data-restore")
-        restored = self.read_back("restore-reader", "data-restore")
+        restored, restored_kb = self.read_back_df("restore-reader", "data-restore")
         self.cl.apply(pvc("data-clone", "rbdcsi-ext4", source={
             "kind": "PersistentVolumeClaim", "name": "data"}))
         self.bound("data-clone")
@@ -755,6 +763,8 @@ class Scenario:
         check("a VolumeSnapshot becomes ready; a PVC restored from it and a PVC cloned from the "
               "source both hold the original file", restored == want and cloned == want,
               "restore %s, clone %s" % (restored, cloned))
+        check("the 2Gi PVC restored from the 1Gi snapshot has a filesystem of about 2 GiB",
+              restored_kb > 1800 * 1024, "df: %d kB" % restored_kb)
 
     # 8
     def step_postgres(self):

@@ -685,6 +685,38 @@ class TestSnapshotData(unittest.TestCase):
         self.delete(restored.volume_id)
         self.assertEqual(pool_state(), before)
 
+    def test_data__restore_into_bigger_volume_grows_filesystem_at_stage(self):
+        # Kubernetes never calls NodeExpandVolume for a PVC created bigger than its source
+        # (nothing was resized), so the stage must grow the filesystem itself.
+        before = pool_state()
+        vol = self.create("pvc-small-src", size=64 * MiB)
+        st, tg = self.mount(vol, "small-src")
+        original = self.write(tg, os.urandom(2 * MiB))
+        small = os.statvfs(tg)
+        self.umount(vol, st, tg)
+        snap = self.ctl.CreateSnapshot(snap_req("snap-small", vol.volume_id), timeout=60).snapshot
+        self.addCleanup(quietly, self.ctl.DeleteSnapshot, csi.DeleteSnapshotRequest(
+            snapshot_id=snap.snapshot_id, secrets=secrets()))
+        big = self.create("pvc-big-restored", size=192 * MiB,
+                          source=("snapshot", snap.snapshot_id))
+        self.assertEqual(big.capacity_bytes, 192 * MiB)
+        rst, rtg = self.mount(big, "big-restored")
+        grown = os.statvfs(rtg)
+        self.assertEqual(sha256_of(os.path.join(rtg, "data.bin")), original)
+        self.assertGreater(grown.f_blocks * grown.f_frsize, 2.5 * small.f_blocks * small.f_frsize)
+        self.umount(big, rst, rtg)
+        # A second stage finds nothing to grow and the data still there.
+        rst, rtg = self.mount(big, "big-restored")
+        again = os.statvfs(rtg)
+        self.assertEqual(again.f_blocks, grown.f_blocks)
+        self.assertEqual(sha256_of(os.path.join(rtg, "data.bin")), original)
+        self.umount(big, rst, rtg)
+        self.ctl.DeleteSnapshot(csi.DeleteSnapshotRequest(snapshot_id=snap.snapshot_id,
+                                                          secrets=secrets()))
+        for v in (vol, big):
+            self.delete(v.volume_id)
+        self.assertEqual(pool_state(), before)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -197,6 +197,51 @@ static void test_fs__grow_ext4_offline_and_online(void **state)
 	assert_int_equal(loop_detach(dev), 0);
 }
 
+/* Runs a tool that must succeed. */
+static void must_run(char *const argv[])
+{
+	struct exec_result res;
+
+	assert_int_equal(exec_run(argv, NULL, &res), 0);
+	assert_int_equal(res.exit_status, 0);
+	exec_result_done(&res);
+}
+
+static void test_fs__get_size_from_superblock(void **state)
+{
+	char ext4[PATH_MAX], xfs[PATH_MAX], blank[PATH_MAX];
+	_cleanup_free_ char *reason = NULL;
+	uint64_t size = 0;
+
+	/* Regular files: no root needed. */
+	ht_sparse_file(state, "ext4.img", 64 * MiB, ext4, sizeof(ext4));
+	must_run((char *[]){ "mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "64bit", ext4, NULL });
+	assert_int_equal(fs_get_size(ext4, "ext4", &size), 0);
+	assert_int_equal(size, 64 * MiB);
+	/* The file grows, the filesystem does not until resize2fs. */
+	assert_int_equal(truncate(ext4, 96 * MiB), 0);
+	assert_int_equal(fs_get_size(ext4, "ext4", &size), 0);
+	assert_int_equal(size, 64 * MiB);
+	assert_int_equal(fs_grow(ext4, "ext4", NULL, 0, &reason), 0);
+	assert_int_equal(fs_get_size(ext4, "ext4", &size), 0);
+	assert_int_equal(size, 96 * MiB);
+
+	ht_sparse_file(state, "xfs.img", 320 * MiB, xfs, sizeof(xfs));
+	must_run((char *[]){ "mkfs.xfs", "-q", "-f", xfs, NULL });
+	assert_int_equal(fs_get_size(xfs, "xfs", &size), 0);
+	assert_int_equal(size, 320 * MiB);
+
+	/* The wrong type, a blank device, an unsupported type: refused, size untouched. */
+	size = 7;
+	assert_int_equal(fs_get_size(ext4, "xfs", &size), -EMEDIUMTYPE);
+	assert_int_equal(fs_get_size(xfs, "ext4", &size), -EMEDIUMTYPE);
+	ht_sparse_file(state, "blank.img", 4 * MiB, blank, sizeof(blank));
+	assert_int_equal(fs_get_size(blank, "ext4", &size), -EMEDIUMTYPE);
+	assert_int_equal(fs_get_size(blank, "btrfs", &size), -EMEDIUMTYPE);
+	assert_int_equal(size, 7);
+	assert_int_equal(fs_get_size("/nonexistent/dev", "ext4", &size), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +253,7 @@ int main(void)
 		HOST_TEST(test_fs__format_rejects_bad_options),
 		HOST_TEST(test_fs__grow_xfs_online),
 		HOST_TEST(test_fs__grow_ext4_offline_and_online),
+		HOST_TEST(test_fs__get_size_from_superblock),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
