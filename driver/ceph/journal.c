@@ -622,3 +622,43 @@ int journal_token_encode(const char *name, char **ret)
 	*ret = s;
 	return 0;
 }
+
+int journal_list_page(rados_ioctx_t io, enum journal_kind kind, const char *token, size_t max,
+                      journal_page_fn fn, void *userdata, char **ret_next_token)
+{
+	_cleanup_free_ char *after = NULL;
+	_cleanup_free_ char *next = NULL;
+	struct journal_name *names = NULL;
+	size_t n_names = 0;
+	bool more = false;
+	int r;
+
+	if (!isempty(token)) {
+		r = journal_token_decode(token, &after);
+		if (r < 0)
+			return log_debug_errno(r, "Malformed list token");
+	}
+	r = journal_list(io, kind, after, max, &names, &n_names, &more);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; r >= 0 && i < n_names; i++) {
+		_cleanup_journal_entry_ struct journal_entry *e = NULL;
+
+		if (!names[i].uuid[0])
+			continue;
+		r = journal_entry_read(io, kind, names[i].uuid, &e);
+		if (r == -ENOENT) {
+			r = 0; /* deleted since the directory was read */
+			continue;
+		}
+		if (r >= 0)
+			r = fn(e, &names[i], userdata);
+	}
+	if (r >= 0 && more && n_names > 0)
+		r = journal_token_encode(names[n_names - 1].name, &next);
+	journal_names_free(names, n_names);
+	if (r < 0)
+		return r;
+	*ret_next_token = TAKE_PTR(next);
+	return 0;
+}

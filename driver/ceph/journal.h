@@ -155,3 +155,18 @@ void journal_names_free(struct journal_name *names, size_t n);
  */
 int journal_token_encode(const char *name, char **ret);
 int journal_token_decode(const char *token, char **ret);
+
+/* Called by journal_list_page() for each entry of a page, in key order. */
+typedef int (*journal_page_fn)(const struct journal_entry *e, const struct journal_name *jn,
+                               void *userdata);
+
+/*
+ * One page of a listing (ListVolumes, ListSnapshots): decodes token (NULL or "" = from the
+ * start), lists up to max directory keys after it, reads each key's entry and calls fn for each
+ * one that exists (keys without a uuid or whose entry is gone are skipped, but paged past).
+ * *ret_next_token gets the malloc'ed token of the next page, or NULL after the last.
+ * Errors: -EAGAIN malformed token, fn's errors (the walk stops at the first), -ENOMEM,
+ * librados errors.
+ */
+int journal_list_page(rados_ioctx_t io, enum journal_kind kind, const char *token, size_t max,
+                      journal_page_fn fn, void *userdata, char **ret_next_token);

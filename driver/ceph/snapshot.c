@@ -1012,34 +1012,36 @@ int snapshot_delete(struct cluster *c, const struct volume_id *id, uint64_t dead
 
 /* ---- list ---- */
 
-static int list_one(rados_ioctx_t io, const char *cluster_id, int64_t pool_id,
-                    const char *rados_namespace, const char *pool_name, const char *source_id,
-                    const struct journal_name *jn, struct snapshot *snaps, size_t *n)
+struct list_page {
+	const char *cluster_id;
+	int64_t pool_id;
+	const char *rados_namespace;
+	const char *pool_name;
+	const char *source_id;
+	struct snapshot *snaps;
+	size_t n;
+};
+
+/* Appends the snapshot of one journal entry to the page if it is cut (and of source_id). */
+static int list_one(const struct journal_entry *e, const struct journal_name *jn, void *userdata)
 {
-	_cleanup_journal_entry_ struct journal_entry *e = NULL;
+	struct list_page *page = userdata;
 	struct volume_id sid;
 	int r;
 
-	if (!jn->uuid[0])
-		return 0;
-	r = journal_entry_read(io, JOURNAL_SNAPSHOT, jn->uuid, &e);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
 	if (!streq_ptr(journal_entry_get(e, F_NAME), jn->name) ||
-	    (source_id && !streq_ptr(journal_entry_get(e, F_SOURCE), source_id)))
+	    (page->source_id && !streq_ptr(journal_entry_get(e, F_SOURCE), page->source_id)))
 		return 0;
-	r = volume_id_make(VOLUME_ID_SNAPSHOT, cluster_id, pool_id, rados_namespace, jn->uuid,
-	                   &sid);
+	r = volume_id_make(VOLUME_ID_SNAPSHOT, page->cluster_id, page->pool_id,
+	                   page->rados_namespace, jn->uuid, &sid);
 	if (r < 0)
 		return r;
-	r = snapshot_fill(&snaps[*n], e, &sid, pool_name);
+	r = snapshot_fill(&page->snaps[page->n], e, &sid, page->pool_name);
 	if (r < 0) {
-		snapshot_done(&snaps[*n]);
+		snapshot_done(&page->snaps[page->n]);
 		return r == -EUCLEAN ? 0 : r; /* not cut yet, being deleted, or damaged */
 	}
-	(*n)++;
+	page->n++;
 	return 0;
 }
 
@@ -1048,51 +1050,36 @@ int snapshot_list(struct cluster *c, const char *cluster_id, const char *pool,
                   struct snapshot **ret, size_t *ret_n, char **ret_next_token)
 {
 	_cleanup_ioctx_ rados_ioctx_t io = NULL;
-	_cleanup_free_ char *after = NULL;
 	_cleanup_free_ char *pool_name = NULL;
-	_cleanup_free_ char *next = NULL;
-	struct journal_name *names = NULL;
-	struct snapshot *snaps = NULL;
-	size_t n_names = 0, n = 0;
-	bool more = false;
-	int64_t pool_id;
+	struct list_page page = { .cluster_id = cluster_id,
+		                  .rados_namespace = rados_namespace,
+		                  .source_id = source_id };
+	char *next = NULL;
 	int r;
 
 	if (!volume_id_cluster_id_valid(cluster_id) || isempty(pool))
 		return -EINVAL;
-	if (!isempty(token)) {
-		r = journal_token_decode(token, &after);
-		if (r < 0)
-			return log_debug_errno(r, "Malformed list token");
-	}
 	if (max == 0 || max > SNAPSHOT_LIST_PAGE_MAX)
 		max = SNAPSHOT_LIST_PAGE_MAX;
 
 	r = cluster_ioctx_open(c, pool, rados_namespace, &io);
 	if (r < 0)
 		return r;
-	pool_id = rados_ioctx_get_id(io);
+	page.pool_id = rados_ioctx_get_id(io);
 	r = pool_name_of(io, &pool_name);
 	if (r < 0)
 		return r;
-	r = journal_list(io, JOURNAL_SNAPSHOT, after, max, &names, &n_names, &more);
-	if (r < 0)
-		return r;
-
-	snaps = calloc(n_names + 1, sizeof(*snaps));
-	r = snaps ? 0 : -ENOMEM;
-	for (size_t i = 0; r >= 0 && i < n_names; i++)
-		r = list_one(io, cluster_id, pool_id, rados_namespace, pool_name, source_id,
-		             &names[i], snaps, &n);
-	if (r >= 0 && more && n_names > 0)
-		r = journal_token_encode(names[n_names - 1].name, &next);
-	journal_names_free(names, n_names);
+	page.pool_name = pool_name;
+	page.snaps = calloc(max + 1, sizeof(*page.snaps));
+	if (!page.snaps)
+		return -ENOMEM;
+	r = journal_list_page(io, JOURNAL_SNAPSHOT, token, max, list_one, &page, &next);
 	if (r < 0) {
-		snapshot_list_free(snaps, n);
+		snapshot_list_free(page.snaps, page.n);
 		return r;
 	}
-	*ret = snaps;
-	*ret_n = n;
-	*ret_next_token = TAKE_PTR(next);
+	*ret = page.snaps;
+	*ret_n = page.n;
+	*ret_next_token = next;
 	return 0;
 }

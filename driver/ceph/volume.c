@@ -1106,36 +1106,37 @@ int volume_detach(struct cluster *c, const struct volume_id *id, const char *nod
 
 /* ---- list ---- */
 
-/* Appends the volume of one directory key to vols[*n] if it is fully created. */
-static int list_one(rados_ioctx_t io, const char *cluster_id, int64_t pool_id,
-                    const char *rados_namespace, const char *pool_name,
-                    const struct journal_name *jn, struct volume *vols, size_t *n)
+struct list_page {
+	const char *cluster_id;
+	int64_t pool_id;
+	const char *rados_namespace;
+	const char *pool_name;
+	struct volume *vols;
+	size_t n;
+};
+
+/* Appends the volume of one journal entry to the page if it is fully created. */
+static int list_one(const struct journal_entry *e, const struct journal_name *jn, void *userdata)
 {
-	_cleanup_journal_entry_ struct journal_entry *e = NULL;
+	struct list_page *page = userdata;
 	struct volume_id vid;
 	uint64_t size;
 	int r;
 
-	if (!jn->uuid[0])
-		return 0;
-	r = journal_entry_read(io, JOURNAL_VOLUME, jn->uuid, &e);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
 	if (!streq_ptr(journal_entry_get(e, F_STATE), STATE_CREATED) ||
 	    !streq_ptr(journal_entry_get(e, F_NAME), jn->name) ||
 	    parse_u64(journal_entry_get(e, F_SIZE), &size) < 0)
 		return 0;
-	r = volume_id_make(VOLUME_ID_VOLUME, cluster_id, pool_id, rados_namespace, jn->uuid, &vid);
+	r = volume_id_make(VOLUME_ID_VOLUME, page->cluster_id, page->pool_id, page->rados_namespace,
+	                   jn->uuid, &vid);
 	if (r < 0)
 		return r;
-	r = volume_fill(&vols[*n], e, &vid, pool_name, size);
+	r = volume_fill(&page->vols[page->n], e, &vid, page->pool_name, size);
 	if (r < 0) {
-		volume_done(&vols[*n]);
+		volume_done(&page->vols[page->n]);
 		return r == -EUCLEAN ? 0 : r;
 	}
-	(*n)++;
+	page->n++;
 	return 0;
 }
 
@@ -1144,52 +1145,35 @@ int volume_list(struct cluster *c, const char *cluster_id, const char *pool,
                 size_t *ret_n, char **ret_next_token)
 {
 	_cleanup_ioctx_ rados_ioctx_t io = NULL;
-	_cleanup_free_ char *after = NULL;
 	_cleanup_free_ char *pool_name = NULL;
-	_cleanup_free_ char *next = NULL;
-	struct journal_name *names = NULL;
-	struct volume *vols = NULL;
-	size_t n_names = 0, n = 0;
-	bool more = false;
-	int64_t pool_id;
+	struct list_page page = { .cluster_id = cluster_id, .rados_namespace = rados_namespace };
+	char *next = NULL;
 	int r;
 
 	if (!volume_id_cluster_id_valid(cluster_id) || isempty(pool))
 		return -EINVAL;
-	if (!isempty(token)) {
-		r = journal_token_decode(token, &after);
-		if (r < 0)
-			return log_debug_errno(r, "Malformed list token");
-	}
 	if (max == 0 || max > VOLUME_LIST_PAGE_MAX)
 		max = VOLUME_LIST_PAGE_MAX;
 
 	r = cluster_ioctx_open(c, pool, rados_namespace, &io);
 	if (r < 0)
 		return r;
-	pool_id = rados_ioctx_get_id(io);
+	page.pool_id = rados_ioctx_get_id(io);
 	r = pool_name_of(io, &pool_name);
 	if (r < 0)
 		return r;
-	r = journal_list(io, JOURNAL_VOLUME, after, max, &names, &n_names, &more);
-	if (r < 0)
-		return r;
-
-	vols = calloc(n_names + 1, sizeof(*vols));
-	r = vols ? 0 : -ENOMEM;
-	for (size_t i = 0; r >= 0 && i < n_names; i++)
-		r = list_one(io, cluster_id, pool_id, rados_namespace, pool_name, &names[i], vols,
-		             &n);
-	if (r >= 0 && more && n_names > 0)
-		r = journal_token_encode(names[n_names - 1].name, &next);
-	journal_names_free(names, n_names);
+	page.pool_name = pool_name;
+	page.vols = calloc(max + 1, sizeof(*page.vols));
+	if (!page.vols)
+		return -ENOMEM;
+	r = journal_list_page(io, JOURNAL_VOLUME, token, max, list_one, &page, &next);
 	if (r < 0) {
-		volume_list_free(vols, n);
+		volume_list_free(page.vols, page.n);
 		return r;
 	}
-	*ret = vols;
-	*ret_n = n;
-	*ret_next_token = TAKE_PTR(next);
+	*ret = page.vols;
+	*ret_n = page.n;
+	*ret_next_token = next;
 	return 0;
 }
 
