@@ -41,10 +41,10 @@ int fs_format(const char *device, const char *fstype, const char *extra_options,
 /*
  * Grows the filesystem on device to the device's size. ext4: resize2fs on the device (online
  * when mounted, which needs CAP_SYS_RESOURCE; offline when mountpoint is NULL: e2fsck -f -p
- * first, as resize2fs demands; a filesystem that needs more than preening is left alone). xfs: xfs_growfs on mountpoint (xfs only grows mounted).
- * Errors: -EINVAL unsupported type or xfs without a mountpoint, -ETIMEDOUT, -EPERM the kernel
- * refused the online resize (missing CAP_SYS_RESOURCE), -EIO other failures; *ret_reason as for
- * fs_format().
+ * first, as resize2fs demands; a filesystem that needs more than preening is left alone). xfs:
+ * xfs_growfs on mountpoint (xfs only grows mounted). Errors: -EINVAL unsupported type or xfs
+ * without a mountpoint, -ETIMEDOUT, -EPERM the kernel refused the online resize (missing
+ * CAP_SYS_RESOURCE), -EIO other failures; *ret_reason as for fs_format().
  */
 int fs_grow(const char *device, const char *fstype, const char *mountpoint, uint64_t timeout_usec,
             char **ret_reason);
