@@ -52,7 +52,7 @@ CFLAGS_BASE += -D_FORTIFY_SOURCE=2
 endif
 CPPFLAGS_ALL := -I. -I$(GEN) -DRBDCSI_VERSION='"$(VERSION)"'
 LDFLAGS_ALL := -pthread -Wl,-z,relro,-z,now -pie $(SAN_FLAGS)
-LIBS := -lgrpc -lgpr -lprotobuf-c -lblkid -lmount -ludev -ljson-c -lmicrohttpd -lcrypto -lm
+LIBS := -lgrpc -lgpr -lprotobuf-c -lblkid -lmount -ludev -ljson-c -lcrypto -lm
 
 CFLAGS_ALL = $(CFLAGS_BASE) $(SAN_FLAGS) $(CFLAGS)
 

@@ -12,11 +12,73 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dlfcn.h>
+#include <pthread.h>
+
 #include <microhttpd.h>
 
 #include "plugin/locks.h"
 #include "plugin/metrics.h"
 #include "plugin/plugin.h"
+
+/*
+ * libmicrohttpd is loaded (dlopen) when the metrics server starts, not linked: with its TLS
+ * stack (gnutls, nettle, p11-kit, ...) it costs about 2.6 MiB of RSS, which a plugin started
+ * without --metrics-address would pay for nothing (measured: 12.3 vs 9.7 MiB for a process
+ * that only loads rbdcsi's libraries). The same scheme as driver/ceph/ceph_lib.h: the functions
+ * used are listed once, a table of __typeof__ pointers is filled once, and macros route the
+ * names through it, so the calls below read as plain libmicrohttpd calls.
+ */
+#define MHD_SONAME "libmicrohttpd.so.12"
+#define MHD_FUNCTIONS(X)                   \
+	X(MHD_add_response_header)         \
+	X(MHD_create_response_from_buffer) \
+	X(MHD_destroy_response)            \
+	X(MHD_queue_response)              \
+	X(MHD_start_daemon)                \
+	X(MHD_stop_daemon)
+
+static struct {
+#define MHD_FIELD(f) __typeof__(f) *f;
+	MHD_FUNCTIONS(MHD_FIELD)
+#undef MHD_FIELD
+} mhd;
+static pthread_once_t mhd_once = PTHREAD_ONCE_INIT;
+static int mhd_error;
+
+static void mhd_load_once(void)
+{
+	void *h = dlopen(MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+
+	if (!h) {
+		log_error("Cannot load %s for --metrics-address: %s", MHD_SONAME, dlerror());
+		mhd_error = -ELIBACC;
+		return;
+	}
+#define MHD_RESOLVE(f)                                     \
+	mhd.f = (__typeof__(f) *)dlsym(h, #f);             \
+	if (!mhd.f) {                                      \
+		log_error("%s has no %s", MHD_SONAME, #f); \
+		mhd_error = -ELIBBAD;                      \
+		return;                                    \
+	}
+	MHD_FUNCTIONS(MHD_RESOLVE)
+#undef MHD_RESOLVE
+}
+
+/* Loads libmicrohttpd once; -ELIBACC (not there) or -ELIBBAD (a function missing). */
+static int mhd_load(void)
+{
+	(void)pthread_once(&mhd_once, mhd_load_once);
+	return mhd_error;
+}
+
+#define MHD_add_response_header         (mhd.MHD_add_response_header)
+#define MHD_create_response_from_buffer (mhd.MHD_create_response_from_buffer)
+#define MHD_destroy_response            (mhd.MHD_destroy_response)
+#define MHD_queue_response              (mhd.MHD_queue_response)
+#define MHD_start_daemon                (mhd.MHD_start_daemon)
+#define MHD_stop_daemon                 (mhd.MHD_stop_daemon)
 
 /* Latency buckets in seconds: CSI calls range from sub-millisecond (Probe) to minutes (mkfs). */
 static const double buckets[] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -385,6 +447,9 @@ int metrics_serve(struct metrics *m, struct plugin *p, const char *address)
 	int r;
 
 	r = parse_address(address, &sa, &v6);
+	if (r < 0)
+		return r;
+	r = mhd_load();
 	if (r < 0)
 		return r;
 	m->plugin = p;

@@ -32,7 +32,8 @@ int metrics_render(struct metrics *m, struct plugin *p, char **ret_text, size_t 
 
 /*
  * Serves /metrics and /healthz on address ("HOST:PORT", "[V6]:PORT", ":PORT" for all
- * addresses). Errors: -EINVAL (bad address), -EADDRINUSE or -errno from binding.
+ * addresses); loads libmicrohttpd the first time. Errors: -EINVAL (bad address), -EADDRINUSE
+ * or -errno from binding, -ELIBACC/-ELIBBAD libmicrohttpd cannot be loaded.
  */
 int metrics_serve(struct metrics *m, struct plugin *p, const char *address);
 /* Stops the HTTP server (if running). */
