@@ -103,5 +103,9 @@ chmod u+w "$TMP"/crd/*
 touch "$TMP/.complete"
 rm -rf "$BIN"
 mv "$TMP" "$BIN"
+# Binaries of other versions are of no more use (about 750 MB each).
+for old in "$CACHE"/bin-*; do
+	[[ $old == "$BIN" ]] || rm -rf "$old"
+done
 say "all built in $((($(now_us) - T0) / 1000000)) s: $BIN"
 echo "$BIN"
