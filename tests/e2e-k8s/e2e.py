@@ -44,6 +44,9 @@ CTRL_SOCK = os.path.join(RUN, "controller", "csi.sock")
 NODE_SOCK = os.path.join(KUBELET_DIR, "plugins", DRIVER, "csi.sock")
 STATE_DIR = os.path.join(E2E, "rbdcsi-state")
 SYSCTL_SAVE = os.path.join(E2E, "sysctl.saved")
+# Says that KUBELET_DIR is ours to unmount and remove (main() refuses to start on one that is
+# not empty and not marked).
+KUBELET_MARK = os.path.join(E2E, "kubelet-dir-ours")
 POD_LOGS = os.path.join(E2E, "pod-logs")
 # The kubelet links every container log here (a fixed path); we remove the links to POD_LOGS.
 CONTAINER_LOG_LINKS = "/var/log/containers"
@@ -260,7 +263,9 @@ def cgroups_clean():
 
 def clean(ceph_down=True):
     """Idempotent: stops what our pid files name, in reverse start order, unmounts what lies
-    under our directories and the kubelet's, frees our loop devices, restores sysctls."""
+    under our directories and (when we made it) the kubelet's, frees our loop devices,
+    restores sysctls."""
+    kubelet_dir_ours = os.path.exists(KUBELET_MARK)
     for name in ORDER_NODE:
         stop(name)
     # Every container (via runc, so also after a crash), containerd, its shims, its mounts.
@@ -277,14 +282,16 @@ def clean(ceph_down=True):
     # rbd-fuse children of the node plugin survive it by design; they serve our state dir.
     for dev in loops_backed_by(STATE_DIR):
         run(["losetup", "-d", dev], check=False)
-    umount_all(os.path.join(KUBELET_DIR, "pods"), os.path.join(KUBELET_DIR, "plugins"))
+    if kubelet_dir_ours:
+        umount_all(os.path.join(KUBELET_DIR, "pods"), os.path.join(KUBELET_DIR, "plugins"))
     for pid in processes_naming(STATE_DIR, comm="rbd-fuse"):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     umount_all(E2E, RUN)
-    umount_all(KUBELET_DIR)
+    if kubelet_dir_ours:
+        umount_all(KUBELET_DIR)
     if os.path.isdir(CONTAINER_LOG_LINKS):
         for f in os.listdir(CONTAINER_LOG_LINKS):
             link = os.path.join(CONTAINER_LOG_LINKS, f)
@@ -304,11 +311,11 @@ def clean(ceph_down=True):
             run([os.path.join(ROOT, "tests/ceph/ceph-down.sh")], check=False,
                 env=dict(os.environ, CEPH_DIR=d))
         os.unlink(ceph_dir_file)
-    for d in (RUN, E2E):
+    if kubelet_dir_ours and os.path.isdir(KUBELET_DIR) and not mounts_under(KUBELET_DIR):
+        shutil.rmtree(KUBELET_DIR, ignore_errors=True)
+    for d in (RUN, E2E):  # the marker last
         if os.path.isdir(d) and not mounts_under(d):
             shutil.rmtree(d, ignore_errors=True)
-    if os.path.isdir(KUBELET_DIR) and not mounts_under(KUBELET_DIR):
-        shutil.rmtree(KUBELET_DIR, ignore_errors=True)
 
 
 # --- the cluster --------------------------------------------------------------------------
@@ -430,9 +437,9 @@ class Cluster:
 
     # -- node --
     def node(self):
+        with open(KUBELET_MARK, "w") as f:  # before the directory: clean() trusts it
+            f.write("%s made by tests/e2e-k8s\n" % KUBELET_DIR)
         os.makedirs(KUBELET_DIR, exist_ok=True)
-        with open(os.path.join(E2E, "kubelet-dir-ours"), "w") as f:
-            f.write("made by tests/e2e-k8s\n")
         # The kubelet needs its root on a shared mount so mounts made by CSI reach pods.
         run(["mount", "--bind", KUBELET_DIR, KUBELET_DIR])
         run(["mount", "--make-rshared", KUBELET_DIR])
@@ -810,6 +817,7 @@ class Scenario:
 
     # 9
     def step_teardown(self):
+        footprint()
         self.k("delete", "statefulset", "pg", "--ignore-not-found", "--wait=true",
                "--timeout=120s")
         self.k("delete", "pod", "--all", "--wait=true", "--timeout=180s")
@@ -843,6 +851,20 @@ class Scenario:
                     pass
         check("the cephx key is in no component log (%d), no argv and no environment" %
               len(os.listdir(LOGS)), not hits, ", ".join(hits))
+
+
+def footprint():
+    """Prints the RSS of every process we started (the sidecars' figures for deploy/)."""
+    rows = []
+    for f in sorted(os.listdir(PIDS)):
+        try:
+            pid = int(open(os.path.join(PIDS, f)).read().split()[0])
+            with open("/proc/%d/status" % pid) as st:
+                kb = [int(line.split()[1]) for line in st if line.startswith("VmRSS:")][0]
+        except (OSError, ValueError, IndexError):
+            continue
+        rows.append("%s %.1f" % (f[:-4], kb / 1024))
+    log("RSS MiB after the scenario: " + ", ".join(rows))
 
 
 def check(name, ok, detail=""):
@@ -915,8 +937,8 @@ def main():
     if args.clean:
         return 0
     if os.path.exists(KUBELET_DIR) and os.listdir(KUBELET_DIR):
-        sys.exit("e2e: %s exists and is not ours (no pid files of ours name it): is a "
-                 "kubelet running here? Not touching it." % KUBELET_DIR)
+        sys.exit("e2e: %s exists and is not ours (%s does not name it): is a kubelet "
+                 "running here? Not touching it." % (KUBELET_DIR, KUBELET_MARK))
     os.makedirs(E2E, mode=0o700, exist_ok=True)
     os.makedirs(RUN, mode=0o700, exist_ok=True)
     mem = MemoryPeak()
