@@ -16,8 +16,10 @@ cd "$ROOT"
 PYTHON=/usr/bin/python3 # Debian's, with python3-yaml
 
 if [[ ${EUID} -ne 0 ]]; then
-	echo "e2e-k8s: must run as root (kubelet, containerd, mounts, loop devices)" >&2
-	exit 1
+	# Like the other privileged tests: skipped with a reason outside CI, a failure in it.
+	echo "e2e-k8s: SKIPPED: needs root (kubelet, containerd, mounts, loop devices)" >&2
+	[[ ${CI:-} == true ]] && exit 1
+	exit 0
 fi
 if [[ ${1:-} == --clean ]]; then
 	exec "$PYTHON" tests/e2e-k8s/e2e.py --clean
