@@ -818,6 +818,8 @@ class Scenario:
     # 9
     def step_teardown(self):
         footprint()
+        wide = listeners_not_loopback()
+        check("every TCP port our processes listen on is on 127.0.0.1", not wide, wide)
         self.k("delete", "statefulset", "pg", "--ignore-not-found", "--wait=true",
                "--timeout=120s")
         self.k("delete", "pod", "--all", "--wait=true", "--timeout=180s")
@@ -865,6 +867,31 @@ def footprint():
             continue
         rows.append("%s %.1f" % (f[:-4], kb / 1024))
     log("RSS MiB after the scenario: " + ", ".join(rows))
+
+
+def our_pids():
+    pids = set()
+    for f in os.listdir(PIDS):
+        try:
+            pids.add(int(open(os.path.join(PIDS, f)).read().split()[0]))
+        except (OSError, ValueError, IndexError):
+            pass
+    return pids
+
+
+def listeners_not_loopback():
+    """Listening TCP sockets of the processes we started that are not bound to loopback."""
+    ours = our_pids()
+    wide = []
+    for line in run(["ss", "-Hltnp"]).stdout.splitlines():
+        cols = line.split()
+        if len(cols) < 6:
+            continue
+        local = cols[3]
+        pids = {int(p) for p in re.findall(r"pid=(\d+)", cols[5])}
+        if pids & ours and not (local.startswith("127.") or local.startswith("[::1]")):
+            wide.append("%s %s" % (local, cols[5]))
+    return wide
 
 
 def check(name, ok, detail=""):
