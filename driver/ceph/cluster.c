@@ -643,6 +643,18 @@ int cluster_ioctx_open_by_id(struct cluster *c, int64_t pool_id, const char *rad
 	return 0;
 }
 
+int cluster_ioctx_pool_name(rados_ioctx_t io, char **ret)
+{
+	char buf[512];
+	int r;
+
+	r = rados_ioctx_get_pool_name(io, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	*ret = strdup(buf);
+	return *ret ? 0 : -ENOMEM;
+}
+
 rados_ioctx_t cluster_ioctx_close(rados_ioctx_t io)
 {
 	if (io)

@@ -27,6 +27,9 @@ int cluster_ioctx_open(struct cluster *c, const char *pool, const char *rados_na
 int cluster_ioctx_open_by_id(struct cluster *c, int64_t pool_id, const char *rados_namespace,
                              rados_ioctx_t *ret);
 
+/* The name of io's pool, malloc'ed. Errors: -ERANGE (a name over 511 bytes), -ENOMEM. */
+int cluster_ioctx_pool_name(rados_ioctx_t io, char **ret);
+
 /* Destroys io. Accepts NULL, returns NULL. */
 rados_ioctx_t cluster_ioctx_close(rados_ioctx_t io);
 

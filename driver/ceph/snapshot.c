@@ -72,18 +72,6 @@ static bool deadline_none(uint64_t deadline_usec)
 	return deadline_usec == 0 || deadline_usec == UINT64_MAX;
 }
 
-static int pool_name_of(rados_ioctx_t io, char **ret)
-{
-	char buf[512];
-	int r;
-
-	r = rados_ioctx_get_pool_name(io, buf, sizeof(buf));
-	if (r < 0)
-		return r;
-	*ret = strdup(buf);
-	return *ret ? 0 : -ENOMEM;
-}
-
 /* "<seconds>.<nanoseconds>" <-> timespec. */
 static void time_format(const struct timespec *ts, char ret[static 32])
 {
@@ -724,7 +712,7 @@ int snapshot_create(struct cluster *c, const struct snapshot_request *req, struc
 	r = cluster_ioctx_open_by_id(c, sv->pool_id, sv->rados_namespace, &io);
 	if (r < 0)
 		return r; /* -ENOENT: the source's pool is gone, so is the source */
-	r = pool_name_of(io, &pool_name);
+	r = cluster_ioctx_pool_name(io, &pool_name);
 	if (r < 0)
 		return r;
 
@@ -899,7 +887,7 @@ int snapshot_lookup(struct cluster *c, const struct volume_id *id, struct snapsh
 	if (r < 0)
 		return r;
 	image_info_free(info);
-	r = pool_name_of(io, &pool_name);
+	r = cluster_ioctx_pool_name(io, &pool_name);
 	if (r < 0)
 		return r;
 	return snapshot_new(e, id, pool_name, ret);
@@ -1066,7 +1054,7 @@ int snapshot_list(struct cluster *c, const char *cluster_id, const char *pool,
 	if (r < 0)
 		return r;
 	page.pool_id = rados_ioctx_get_id(io);
-	r = pool_name_of(io, &pool_name);
+	r = cluster_ioctx_pool_name(io, &pool_name);
 	if (r < 0)
 		return r;
 	page.pool_name = pool_name;

@@ -214,18 +214,6 @@ static int volume_new(const struct journal_entry *e, const struct volume_id *vid
 	return 0;
 }
 
-static int pool_name_of(rados_ioctx_t io, char **ret)
-{
-	char buf[512];
-	int r;
-
-	r = rados_ioctx_get_pool_name(io, buf, sizeof(buf));
-	if (r < 0)
-		return r;
-	*ret = strdup(buf);
-	return *ret ? 0 : -ENOMEM;
-}
-
 static bool has_attachments(const struct journal_entry *e)
 {
 	for (size_t i = 0; i < e->n_fields; i++)
@@ -651,7 +639,7 @@ static int create_once(struct cluster *c, const struct volume_request *req, stru
 			return r;
 	}
 	pool_id = rados_ioctx_get_id(io);
-	r = pool_name_of(io, &pool_name);
+	r = cluster_ioctx_pool_name(io, &pool_name);
 	if (r < 0)
 		return r;
 	if (p.source) {
@@ -798,7 +786,7 @@ int volume_lookup(struct cluster *c, const struct volume_id *id, struct volume *
 		return r;
 	size = info->size;
 	image_info_free(info);
-	r = pool_name_of(io, &pool_name);
+	r = cluster_ioctx_pool_name(io, &pool_name);
 	if (r < 0)
 		return r;
 	return volume_new(e, id, pool_name, size, ret);
@@ -947,7 +935,7 @@ int volume_expand(struct cluster *c, const struct volume_id *id, uint64_t size, 
 	r = open_volume_pool(c, id, &io);
 	if (r < 0)
 		return r;
-	r = pool_name_of(io, &pool_name);
+	r = cluster_ioctx_pool_name(io, &pool_name);
 	if (r < 0)
 		return r;
 
@@ -1159,7 +1147,7 @@ int volume_list(struct cluster *c, const char *cluster_id, const char *pool,
 	if (r < 0)
 		return r;
 	page.pool_id = rados_ioctx_get_id(io);
-	r = pool_name_of(io, &pool_name);
+	r = cluster_ioctx_pool_name(io, &pool_name);
 	if (r < 0)
 		return r;
 	page.pool_name = pool_name;
