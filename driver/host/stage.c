@@ -715,11 +715,11 @@ static int prepare_filesystem(struct stage_info *info, const struct stage_reques
 
 /*
  * Grows a filesystem that is smaller than its device: a volume restored or cloned into a bigger
- * one, or expanded while it was not staged. ext4 is grown before the mount (mountpoint NULL:
- * offline, which needs no CAP_SYS_RESOURCE), xfs after it (xfs only grows mounted). A gap below
+ * one, or expanded while it was not staged. mountpoint NULL grows offline (ext4 only), else
+ * online (fs_grow()). Returns 1 grown, 0 nothing to do, or fs_grow()'s error. A gap below
  * GROW_SLACK is left alone: xfs cannot always use the tail of a device, and trying on every
  * stage would cost a tool run each time. A failed grow is not a failed stage: the data is
- * there, only the room is not; the caller logs *ret_reason and goes on.
+ * there, only the room is not; the caller notes *ret_reason and goes on.
  */
 #define GROW_SLACK (16ULL << 20)
 static int grow_if_smaller(struct stage_info *info, const char *mountpoint, uint64_t deadline,
@@ -750,13 +750,14 @@ static int grow_if_smaller(struct stage_info *info, const char *mountpoint, uint
 	return 1;
 }
 
-/* grow_if_smaller() for a filesystem this stage did not just create; notes the outcome. */
-static void grow_existing(struct stage_info *info, const char *mountpoint, uint64_t deadline)
+/* grow_if_smaller() for a filesystem this stage did not just create; notes the outcome in info
+ * and returns grow_if_smaller()'s result. */
+static int grow_existing(struct stage_info *info, const char *mountpoint, uint64_t deadline)
 {
 	int r;
 
 	if (info->formatted || info->read_only)
-		return;
+		return 0;
 	free(info->grow_failure);
 	info->grow_failure = NULL;
 	r = grow_if_smaller(info, mountpoint, deadline, &info->grow_failure);
@@ -764,6 +765,7 @@ static void grow_existing(struct stage_info *info, const char *mountpoint, uint6
 		info->grown = true;
 	else if (r < 0 && !info->grow_failure)
 		info->grow_failure = strdup(strerror(-r));
+	return r;
 }
 
 static int save_phase(struct stage_info *info, const char *phase, const char *state_path,
@@ -801,8 +803,6 @@ static int finish_stage(struct stage_info *info, const struct stage_request *req
 			           strerror(-r));
 			return r;
 		}
-		if (strcmp(info->fstype, "xfs") != 0)
-			grow_existing(info, NULL, deadline); /* ext4: offline, before the mount */
 		r = mount_device(info->device, req->staging_path, info->fstype, req->mount_options,
 		                 info->read_only);
 		if (r < 0) {
@@ -810,8 +810,27 @@ static int finish_stage(struct stage_info *info, const struct stage_request *req
 			           info->fstype, req->staging_path, strerror(-r));
 			return r;
 		}
-		if (strcmp(info->fstype, "xfs") == 0)
-			grow_existing(info, req->staging_path, deadline);
+		/* Online first: the kernel journals an online grow, so a crash in the middle
+		 * costs nothing. Without CAP_SYS_RESOURCE the kernel refuses an online ext4 grow;
+		 * then offline: unmount, e2fsck -f -p, resize2fs, mount again. */
+		r = grow_existing(info, req->staging_path, deadline);
+		if (r == -EPERM && strcmp(info->fstype, "ext4") == 0) {
+			r = mount_umount(req->staging_path, false);
+			if (r < 0) {
+				reason_set(ret_reason, "cannot unmount %s to grow it offline: %s",
+				           req->staging_path, strerror(-r));
+				return r;
+			}
+			(void)grow_existing(info, NULL, deadline);
+			r = mount_device(info->device, req->staging_path, info->fstype,
+			                 req->mount_options, info->read_only);
+			if (r < 0) {
+				reason_set(ret_reason, "cannot mount %s (%s) on %s: %s",
+				           info->device, info->fstype, req->staging_path,
+				           strerror(-r));
+				return r;
+			}
+		}
 	}
 	return save_phase(info, PHASE_STAGED, state_path, ret_reason);
 }
