@@ -12,11 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <dlfcn.h>
 #include <pthread.h>
+#include <stddef.h>
 
 #include <microhttpd.h>
 
+#include "driver/base/dlib.h"
 #include "plugin/locks.h"
 #include "plugin/metrics.h"
 #include "plugin/plugin.h"
@@ -25,9 +26,10 @@
  * libmicrohttpd is loaded (dlopen) when the metrics server starts, not linked: with its TLS
  * stack (gnutls, nettle, p11-kit, ...) it costs about 2.6 MiB of RSS, which a plugin started
  * without --metrics-address would pay for nothing (measured: 12.3 vs 9.7 MiB for a process
- * that only loads rbdcsi's libraries). The same scheme as driver/ceph/ceph_lib.h: the functions
- * used are listed once, a table of __typeof__ pointers is filled once, and macros route the
- * names through it, so the calls below read as plain libmicrohttpd calls.
+ * that only loads rbdcsi's libraries). The same scheme as driver/ceph/ceph_lib.h, through the
+ * same driver/base/dlib.h: the functions used are listed once, a table of __typeof__ pointers is
+ * filled once, and macros route the names through it, so the calls below read as plain
+ * libmicrohttpd calls.
  */
 #define MHD_SONAME "libmicrohttpd.so.12"
 #define MHD_FUNCTIONS(X)                   \
@@ -38,7 +40,7 @@
 	X(MHD_start_daemon)                \
 	X(MHD_stop_daemon)
 
-static struct {
+static struct mhd_table {
 #define MHD_FIELD(f) __typeof__(f) *f;
 	MHD_FUNCTIONS(MHD_FIELD)
 #undef MHD_FIELD
@@ -48,22 +50,18 @@ static int mhd_error;
 
 static void mhd_load_once(void)
 {
-	void *h = dlopen(MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+	static const struct dlib_symbol symbols[] = {
+#define MHD_SYMBOL(f) { #f, offsetof(struct mhd_table, f) },
+		MHD_FUNCTIONS(MHD_SYMBOL)
+#undef MHD_SYMBOL
+	};
+	struct mhd_table t = {};
 
-	if (!h) {
-		log_error("Cannot load %s for --metrics-address: %s", MHD_SONAME, dlerror());
-		mhd_error = -ELIBACC;
-		return;
-	}
-#define MHD_RESOLVE(f)                                     \
-	mhd.f = (__typeof__(f) *)dlsym(h, #f);             \
-	if (!mhd.f) {                                      \
-		log_error("%s has no %s", MHD_SONAME, #f); \
-		mhd_error = -ELIBBAD;                      \
-		return;                                    \
-	}
-	MHD_FUNCTIONS(MHD_RESOLVE)
-#undef MHD_RESOLVE
+	mhd_error = dlib_resolve(MHD_SONAME, symbols, ELEMENTSOF(symbols), &t);
+	if (mhd_error < 0)
+		log_error_errno(mhd_error, "Cannot load %s for --metrics-address: %m", MHD_SONAME);
+	else
+		mhd = t;
 }
 
 /* Loads libmicrohttpd once; -ELIBACC (not there) or -ELIBBAD (a function missing). */
