@@ -571,7 +571,9 @@ int journal_list(rados_ioctx_t io, enum journal_kind kind, const char *start_aft
 	return 0;
 }
 
-int journal_token_decode(const char *token, char **ret)
+/* A token back to its directory key; -EAGAIN for anything token_encode() did not produce
+ * (odd length, non-hex, NUL bytes, longer than a name). */
+static int token_decode(const char *token, char **ret)
 {
 	size_t n = strnlen(token, 2 * JOURNAL_NAME_MAX + 1);
 	char *s;
@@ -606,7 +608,8 @@ int journal_token_decode(const char *token, char **ret)
 	return 0;
 }
 
-int journal_token_encode(const char *name, char **ret)
+/* A directory key as a list token (lowercase hex). */
+static int token_encode(const char *name, char **ret)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t n = strlen(name);
@@ -634,7 +637,7 @@ int journal_list_page(rados_ioctx_t io, enum journal_kind kind, const char *toke
 	int r;
 
 	if (!isempty(token)) {
-		r = journal_token_decode(token, &after);
+		r = token_decode(token, &after);
 		if (r < 0)
 			return log_debug_errno(r, "Malformed list token");
 	}
@@ -655,7 +658,7 @@ int journal_list_page(rados_ioctx_t io, enum journal_kind kind, const char *toke
 			r = fn(e, &names[i], userdata);
 	}
 	if (r >= 0 && more && n_names > 0)
-		r = journal_token_encode(names[n_names - 1].name, &next);
+		r = token_encode(names[n_names - 1].name, &next);
 	journal_names_free(names, n_names);
 	if (r < 0)
 		return r;

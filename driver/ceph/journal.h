@@ -146,26 +146,19 @@ int journal_list(rados_ioctx_t io, enum journal_kind kind, const char *start_aft
 
 void journal_names_free(struct journal_name *names, size_t n);
 
-/*
- * List tokens: a directory key (the last one a page listed) as lowercase hex, so a token is
- * opaque, printable and survives the deletion of its entry. journal_token_encode() returns 0
- * and a malloc'ed token, or -ENOMEM. journal_token_decode() returns 0 and the malloc'ed key;
- * -EAGAIN for anything it did not produce (odd length, non-hex, NUL bytes, longer than a
- * name), which callers report as ABORTED as CSI wants for a bad starting_token; -ENOMEM.
- */
-int journal_token_encode(const char *name, char **ret);
-int journal_token_decode(const char *token, char **ret);
-
 /* Called by journal_list_page() for each entry of a page, in key order. */
 typedef int (*journal_page_fn)(const struct journal_entry *e, const struct journal_name *jn,
                                void *userdata);
 
 /*
  * One page of a listing (ListVolumes, ListSnapshots): decodes token (NULL or "" = from the
- * start), lists up to max directory keys after it, reads each key's entry and calls fn for each
+ * start; a token is the page's last directory key as lowercase hex, so it is opaque, printable
+ * and survives the deletion of its entry), lists up to max directory keys after it, reads each
+ * key's entry and calls fn for each
  * one that exists (keys without a uuid or whose entry is gone are skipped, but paged past).
  * *ret_next_token gets the malloc'ed token of the next page, or NULL after the last.
- * Errors: -EAGAIN malformed token, fn's errors (the walk stops at the first), -ENOMEM,
+ * Errors: -EAGAIN a token this did not produce (callers report ABORTED, as CSI wants for a bad
+ * starting_token), fn's errors (the walk stops at the first), -ENOMEM,
  * librados errors.
  */
 int journal_list_page(rados_ioctx_t io, enum journal_kind kind, const char *token, size_t max,
