@@ -21,6 +21,12 @@ if [[ ${EUID} -ne 0 ]]; then
 	[[ ${CI:-} == true ]] && exit 1
 	exit 0
 fi
+# One Kubernetes at a time on a machine: its ports, /var/lib/kubelet and containerd are shared.
+exec 9>/run/lock/rbdcsi-e2e.lock
+if ! flock -n 9; then
+	echo "e2e-k8s: another run holds /run/lock/rbdcsi-e2e.lock; waiting for it" >&2
+	flock 9
+fi
 if [[ ${1:-} == --clean ]]; then
 	exec "$PYTHON" tests/e2e-k8s/e2e.py --clean
 fi
