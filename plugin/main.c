@@ -23,6 +23,7 @@
 
 #include "driver/base/failpoint.h"
 #include "driver/base/log.h"
+#include "driver/base/path.h"
 #include "driver/ceph/cluster.h"
 #include "plugin/ceph_access.h"
 #include "plugin/capabilities.h"
@@ -447,8 +448,15 @@ static int serve(struct plugin *p)
 		log_info("Serving metrics on http://%s/metrics", p->opt.metrics_address);
 	}
 
-	if (p->opt.mode & PLUGIN_MODE_NODE)
+	if (p->opt.mode & PLUGIN_MODE_NODE) {
+		/* Every request path is resolved beneath this fd (driver/base/path.h). */
+		r = path_root_open(p->opt.kubelet_dir, &p->kubelet_fd);
+		if (r < 0)
+			log_warning_errno(
+			        r, "Cannot open --kubelet-dir '%s' (tried again per call): %m",
+			        p->opt.kubelet_dir);
 		node_report_staged(p);
+	}
 	atomic_store(&p->ready, true);
 	log_info("Serving %s%s%s as '%s' on '%s' with %u workers",
 	         p->opt.mode & PLUGIN_MODE_CONTROLLER ? "controller" : "",
@@ -523,6 +531,7 @@ int main(int argc, char *argv[])
 	} else
 		p.config = config_new_empty();
 	p.locks = locks_new();
+	p.kubelet_fd = -1;
 	{
 		size_t n_methods;
 
@@ -559,6 +568,7 @@ int main(int argc, char *argv[])
 	p.credentials = credentials_store_free(p.credentials);
 	p.metrics = metrics_free(p.metrics);
 	p.locks = locks_free(p.locks);
+	p.kubelet_fd = safe_close(p.kubelet_fd);
 	p.config = config_free(p.config);
 	free(p.opt.topology);
 	return r;

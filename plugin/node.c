@@ -6,8 +6,13 @@
  * onto the pod's target; unpublish and unstage undo that, idempotently.
  *
  * State lives under <state-dir>/<drivername>/stage: one JSON file per staged volume (written by
- * driver/host/stage.c) and one per published volume listing its targets (written here), so a
- * restarted plugin knows what to undo and can enforce SINGLE_NODE_SINGLE_WRITER.
+ * driver/host/stage.c) and one per published volume listing its targets (driver/host/publish.c),
+ * so a restarted plugin knows what to undo and can enforce SINGLE_NODE_SINGLE_WRITER.
+ *
+ * Every path from a request is resolved beneath the --kubelet-dir fd without following symlinks
+ * (driver/base/path.h) and acted on through what was resolved. Unpublish and unstage act only on
+ * what the state says this volume made there (the recorded device number must be what is
+ * mounted); anything else is left alone.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,14 +24,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-
 #include "csi.pb-c.h"
 #include "driver/base/exec.h"
 #include "driver/base/fileio.h"
+#include "driver/base/path.h"
 #include "driver/host/blockdev.h"
 #include "driver/host/fs.h"
 #include "driver/host/mount.h"
+#include "driver/host/publish.h"
 #include "driver/base/sha256.h"
 #include "driver/host/stage.h"
 #include "plugin/capabilities.h"
@@ -45,125 +50,95 @@ static char *stage_dir(struct call *c)
 }
 
 /*
- * A path from a request: absolute, no "." or ".." component, no control characters, below the
- * kubelet directory (--kubelet-dir), at most NODE_PATH_MAX bytes.
+ * Resolves a path from a request beneath the kubelet directory (driver/base/path.h), or fails
+ * the call naming field. With missing_ok, a missing parent returns -ENOENT without failing the
+ * call (unpublish/unstage: nothing there).
  */
-static int check_path(struct call *c, const char *field, const char *path)
+static int resolve_quiet(struct call *c, const char *path, struct path_resolved *ret)
 {
 	const char *root = c->plugin->opt.kubelet_dir;
-	size_t n = strlen(root);
+	_cleanup_close_ int own = -1;
+	int root_fd = c->plugin->kubelet_fd, r;
+
+	if (root_fd <= 0) {
+		/* Not opened at start-up (it did not exist then): open it for this call. */
+		r = path_root_open(root, &own);
+		if (r < 0)
+			return r == -ENOENT ? -EIO : r;
+		root_fd = own;
+	}
+	return path_resolve(root_fd, root, path, 0, ret);
+}
+
+static int resolve_path(struct call *c, const char *field, const char *path, bool missing_ok,
+                        struct path_resolved *ret)
+{
+	const char *root = c->plugin->opt.kubelet_dir;
+	int r;
 
 	if (isempty(path))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "%s is required", field);
 	if (strlen(path) > NODE_PATH_MAX)
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "%s is longer than %d bytes", field,
 		                 NODE_PATH_MAX);
-	if (path[0] != '/')
-		return call_fail(c, STATUS_INVALID_ARGUMENT, "%s '%s' is not an absolute path",
-		                 field, path);
-	for (const char *s = path; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return call_fail(c, STATUS_INVALID_ARGUMENT,
-			                 "%s contains control characters", field);
-	for (const char *s = path; (s = strchr(s, '/')); s++)
-		if ((s[1] == '.' && (s[2] == '/' || s[2] == 0)) ||
-		    (s[1] == '.' && s[2] == '.' && (s[3] == '/' || s[3] == 0)))
-			return call_fail(c, STATUS_INVALID_ARGUMENT,
-			                 "%s '%s' has a '.' or '..' component", field, path);
-	while (n > 1 && root[n - 1] == '/')
-		n--;
-	if (strcmp(root, "/") != 0 && (strncmp(path, root, n) != 0 || path[n] != '/'))
-		return call_fail(c, STATUS_INVALID_ARGUMENT,
-		                 "%s '%s' is not below the kubelet "
-		                 "directory '%s'",
-		                 field, path, root);
-	return 0;
+	r = resolve_quiet(c, path, ret);
+	switch (r) {
+	case 0:
+		return 0;
+	case -EINVAL:
+	case -ENAMETOOLONG:
+		return call_fail(
+		        c, STATUS_INVALID_ARGUMENT,
+		        "%s '%s' is not a path below the kubelet directory '%s' (absolute, "
+		        "not the directory itself, no '.' or '..' component, no control "
+		        "characters)",
+		        field, path, root);
+	case -ELOOP:
+	case -EXDEV:
+		return call_fail(
+		        c, STATUS_INVALID_ARGUMENT,
+		        "%s '%s' goes through a symbolic link below '%s': refused (request "
+		        "paths are resolved without following links)",
+		        field, path, root);
+	case -ENOENT:
+	case -ENOTDIR:
+		if (missing_ok)
+			return -ENOENT;
+		return call_fail(c, STATUS_NOT_FOUND,
+		                 "%s: the parent directory of '%s' does not exist", field, path);
+	default:
+		return log_error_errno(r, "Cannot resolve %s '%s': %m", field, path);
+	}
 }
 
-/* The parent of path must exist and be a directory (the CO creates it). */
-static int check_parent(struct call *c, const char *field, const char *path)
+/* The device number a mount of the staged volume shows (the device's st_rdev), or 0. */
+static dev_t staged_devno(const struct stage_info *info)
 {
-	_cleanup_free_ char *parent = strdup(path);
-	char *slash;
 	struct stat st;
 
-	if (!parent)
-		return -ENOMEM;
-	slash = strrchr(parent, '/');
-	if (slash && slash != parent)
-		*slash = 0;
-	if (stat(parent, &st) < 0 || !S_ISDIR(st.st_mode))
-		return call_fail(c, STATUS_NOT_FOUND, "%s: parent directory '%s' does not exist",
-		                 field, parent);
-	return 0;
-}
-
-/* ---- published targets of a volume: <stage dir>/<sha256(volume id)>.targets ---- */
-
-static char *targets_path(struct call *c, const char *volume_id)
-{
-	char hex[SHA256_HEX_SIZE];
-
-	sha256_hex(volume_id, strlen(volume_id), hex);
-	return call_printf(c, "%s/%s.targets", stage_dir(c), hex);
-}
-
-/* Reads the targets list; a missing file is an empty list. *ret is a json array (put it). */
-static int targets_load(struct call *c, const char *volume_id, json_object **ret)
-{
-	_cleanup_free_ char *data = NULL;
-	const char *path = targets_path(c, volume_id);
-	size_t size;
-	json_object *a;
-	int r;
-
-	if (!path)
-		return -ENOMEM;
-	r = fileio_read_full(path, 1024 * 1024, &data, &size);
-	if (r == -ENOENT) {
-		*ret = json_object_new_array();
-		return *ret ? 0 : -ENOMEM;
-	}
-	if (r < 0)
-		return r;
-	a = json_tokener_parse(data);
-	if (!a || !json_object_is_type(a, json_type_array)) {
-		json_object_put(a);
-		log_warning("Ignoring the malformed publish record '%s'", path);
-		*ret = json_object_new_array();
-		return *ret ? 0 : -ENOMEM;
-	}
-	*ret = a;
-	return 0;
-}
-
-static int targets_save(struct call *c, const char *volume_id, json_object *a)
-{
-	const char *path = targets_path(c, volume_id);
-	const char *text;
-
-	if (!path)
-		return -ENOMEM;
-	if (json_object_array_length(a) == 0) {
-		if (unlink(path) < 0 && errno != ENOENT)
-			return -errno;
+	if (!info->device || stat(info->device, &st) < 0 || !S_ISBLK(st.st_mode))
 		return 0;
-	}
-	text = json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN |
-	                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
-	return fileio_write_atomic(path, text, strlen(text), 0600);
+	return st.st_rdev;
 }
 
-static int targets_find(json_object *a, const char *target)
+/* Whether the mount at p is a bind of the volume with device number devno. */
+static bool target_is_ours(const struct path_resolved *p, bool block, dev_t devno)
 {
-	for (size_t i = 0; i < json_object_array_length(a); i++) {
-		json_object *t = json_object_array_get_idx(a, i), *p;
+	if (p->fd < 0 || !p->mountpoint || devno == 0)
+		return false;
+	if (block)
+		return S_ISBLK(p->st.st_mode) && p->st.st_rdev == devno;
+	return S_ISDIR(p->st.st_mode) && p->st.st_dev == devno;
+}
 
-		if (json_object_object_get_ex(t, "target", &p) &&
-		    strcmp(json_object_get_string(p), target) == 0)
-			return (int)i;
-	}
-	return -1;
+/* What is mounted at p, for messages (call-owned). */
+static const char *describe_mount(struct call *c, const struct path_resolved *p)
+{
+	_cleanup_(mount_info_freep) struct mount_info *mi = NULL;
+
+	if (p->fd >= 0 && mount_find_fd(p->fd, &mi) >= 0)
+		return call_printf(c, "%s (%s)", mi->source, mi->fstype);
+	return "something else";
 }
 
 /* ---- NodeStageVolume / NodeUnstageVolume ---- */
@@ -197,15 +172,17 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	const char *user, *key, *cluster_id, *pool, *image, *fstype, *mounter, *dir;
 	struct stage_request sr;
 	enum mapper_type mapper;
-	struct op_lock lock = { 0 };
-	int r;
+	struct op_lock lock = { 0 }, image_lock = { 0 };
+	_cleanup_(path_resolved_done) struct path_resolved staging = PATH_RESOLVED_INIT;
+	_cleanup_free_ char *other = NULL;
+	int r, resolved;
 
 	(void)response;
 	if (isempty(req->volume_id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
-	r = check_path(c, "staging_target_path", req->staging_target_path);
-	if (r < 0)
-		return r;
+	resolved = resolve_path(c, "staging_target_path", req->staging_target_path, true, &staging);
+	if (resolved < 0 && resolved != -ENOENT)
+		return resolved;
 	if (!req->volume_capability)
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_capability is required");
 	r = params_check_capabilities(c, "volume_capability", &req->volume_capability, 1, &access);
@@ -239,9 +216,10 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		                 "fsType '%s' is not supported (ext4, "
 		                 "xfs)",
 		                 fstype);
-	r = check_parent(c, "staging_target_path", req->staging_target_path);
-	if (r < 0)
-		return r;
+	if (resolved == -ENOENT)
+		return call_fail(c, STATUS_NOT_FOUND,
+		                 "staging_target_path: the parent directory of '%s' does not exist",
+		                 req->staging_target_path);
 
 	config_refresh(c->plugin->config);
 	r = config_get_cluster(c->plugin->config, cluster_id, &cl);
@@ -263,10 +241,36 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		config_cluster_done(&cl);
 		return r;
 	}
+	/* One image, one stage per node: two volume ids staging one image read-write would
+	 * corrupt it. The image lock closes the race of two concurrent stages under two ids. */
+	r = op_lock_take(c, &image_lock, "image",
+	                 call_printf(c, "%zu:%s/%zu:%s/%zu:%s/%zu:%s", strlen(cluster_id),
+	                             cluster_id, strlen(pool), pool,
+	                             strlen(strempty(context_get(req, "radosNamespace"))),
+	                             strempty(context_get(req, "radosNamespace")), strlen(image),
+	                             image),
+	                 "this image");
+	if (r < 0)
+		goto out;
+	r = stage_find_image(dir, cluster_id, pool, context_get(req, "radosNamespace"), image,
+	                     req->volume_id, &other);
+	if (r >= 0) {
+		r = call_fail(
+		        c, STATUS_FAILED_PRECONDITION,
+		        "image '%s' of pool '%s' is already staged on this node as volume '%s': "
+		        "unstage it first",
+		        image, pool, other);
+		goto out;
+	}
+	if (r != -ENOENT) {
+		log_error_errno(r, "Cannot read the stage state: %m");
+		goto out;
+	}
 	sr = (struct stage_request){
 		.state_dir = dir,
 		.volume_id = req->volume_id,
-		.staging_path = req->staging_target_path,
+		.staging_path = staging.text,
+		.staging_at = &staging,
 		.access = access.block ? STAGE_ACCESS_BLOCK : STAGE_ACCESS_MOUNT,
 		.fstype = access.block ? NULL : fstype,
 		.mount_options = mount_flags(c, req->volume_capability),
@@ -310,6 +314,7 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		            "the device (it keeps its old size until NodeExpandVolume): %s",
 		            info->grow_failure);
 out:
+	op_lock_release(&image_lock);
 	op_lock_release(&lock);
 	config_cluster_done(&cl);
 	return r;
@@ -318,60 +323,79 @@ out:
 int node_unstage_volume(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__NodeUnstageVolumeRequest *req = request;
+	_cleanup_(path_resolved_done) struct path_resolved staging = PATH_RESOLVED_INIT;
+	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
 	_cleanup_free_ char *reason = NULL;
-	json_object *targets = NULL;
+	struct publish_record rec = { 0 };
 	const char *dir;
 	bool forced = false;
 	struct op_lock lock = { 0 };
-	int r;
+	dev_t devno;
+	int r, resolved;
 
 	(void)response;
 	if (isempty(req->volume_id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
-	r = check_path(c, "staging_target_path", req->staging_target_path);
-	if (r < 0)
-		return r;
+	resolved = resolve_path(c, "staging_target_path", req->staging_target_path, true, &staging);
+	if (resolved < 0 && resolved != -ENOENT)
+		return resolved;
 	dir = stage_dir(c);
 	if (!dir)
 		return -ENOMEM;
 	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0)
 		return r;
+	r = stage_load(dir, req->volume_id, &info);
+	if (r == -ENOENT) {
+		/* Never staged here, or already unstaged: nothing of this volume to touch. */
+		log_info("Volume is not staged on this node: nothing to unstage");
+		r = 0;
+		goto out;
+	}
+	if (r < 0) {
+		log_error_errno(r, "Cannot read the stage state: %m");
+		goto out;
+	}
 	/* Publishes that are still mounted keep the device busy; say which. */
-	r = targets_load(c, req->volume_id, &targets);
-	if (r >= 0) {
-		for (size_t i = 0; i < json_object_array_length(targets); i++) {
-			json_object *p;
+	devno = staged_devno(info);
+	r = publish_load(dir, req->volume_id, &rec);
+	if (r < 0) {
+		log_error_errno(r, "Cannot read the publish record: %m");
+		goto out;
+	}
+	for (size_t i = 0; i < rec.n; i++) {
+		_cleanup_(path_resolved_done) struct path_resolved t = PATH_RESOLVED_INIT;
+		const struct publish_target *pt = &rec.targets[i];
 
-			if (json_object_object_get_ex(json_object_array_get_idx(targets, i),
-			                              "target", &p) &&
-			    mount_is_mountpoint(json_object_get_string(p)) > 0) {
-				r = call_fail(c, STATUS_FAILED_PRECONDITION,
-				              "volume is still published at '%s': unpublish first",
-				              json_object_get_string(p));
-				goto out;
-			}
+		if (resolve_quiet(c, pt->target, &t) < 0)
+			continue; /* a recorded target that no longer resolves holds nothing of ours
+			           */
+		if (target_is_ours(&t, pt->block, pt->devno ?: devno)) {
+			r = call_fail(c, STATUS_FAILED_PRECONDITION,
+			              "volume is still published at '%s': unpublish first",
+			              pt->target);
+			goto out;
 		}
 	}
-	r = stage_unstage(dir, req->volume_id, req->staging_target_path,
-	                  call_remaining_usec(c, STAGE_TIMEOUT_DEFAULT_USEC), &forced, &reason);
+	r = stage_unstage_at(dir, req->volume_id, resolved == -ENOENT ? NULL : &staging,
+	                     call_remaining_usec(c, STAGE_TIMEOUT_DEFAULT_USEC), &forced, &reason);
+	if (r == -EBUSY || r == -EINVAL) {
+		r = call_fail(c, r == -EBUSY ? STATUS_FAILED_PRECONDITION : STATUS_INVALID_ARGUMENT,
+		              "staging_target_path: %s", reason ? reason : "not this volume's");
+		goto out;
+	}
 	if (r < 0) {
 		log_error_errno(r, "Failed to unstage the volume: %s", reason ? reason : "%m");
 		goto out;
 	}
-	{
-		const char *tp = targets_path(c, req->volume_id);
-
-		if (tp)
-			(void)unlink(tp);
-	}
+	(void)publish_forget(dir, req->volume_id);
 	if (forced)
 		log_warning("Volume unstaged, but it had to be forced: %s",
 		            reason ? reason : "the mapping did not answer");
 	else
 		log_info("Volume unstaged from '%s'", req->staging_target_path);
 out:
-	json_object_put(targets);
+	publish_record_done(&rec);
 	op_lock_release(&lock);
 	return r;
 }
@@ -382,23 +406,28 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__NodePublishVolumeRequest *req = request;
 	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
-	_cleanup_(mount_info_freep) struct mount_info *mi = NULL;
+	_cleanup_(path_resolved_done) struct path_resolved staging = PATH_RESOLVED_INIT;
+	_cleanup_(path_resolved_done) struct path_resolved target = PATH_RESOLVED_INIT;
 	struct access_summary access;
-	json_object *targets = NULL, *entry;
+	struct publish_record rec = { 0 };
+	struct publish_target entry;
+	char fdtext[PATH_FD_TEXT_MAX];
 	const char *dir;
 	struct op_lock lock = { 0 };
+	dev_t devno;
 	bool ro;
-	int r, k;
+	int r, k, staging_r, target_r;
 
 	(void)response;
 	if (isempty(req->volume_id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
-	r = check_path(c, "staging_target_path", req->staging_target_path);
-	if (r < 0)
-		return r;
-	r = check_path(c, "target_path", req->target_path);
-	if (r < 0)
-		return r;
+	staging_r =
+	        resolve_path(c, "staging_target_path", req->staging_target_path, true, &staging);
+	if (staging_r < 0 && staging_r != -ENOENT)
+		return staging_r;
+	target_r = resolve_path(c, "target_path", req->target_path, true, &target);
+	if (target_r < 0 && target_r != -ENOENT)
+		return target_r;
 	if (!req->volume_capability)
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_capability is required");
 	r = params_check_capabilities(c, "volume_capability", &req->volume_capability, 1, &access);
@@ -422,7 +451,7 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 		log_error_errno(r, "Cannot read the stage state: %m");
 		goto out;
 	}
-	if (!info->staging_path || strcmp(info->staging_path, req->staging_target_path) != 0 ||
+	if (staging_r < 0 || !info->staging_path || strcmp(info->staging_path, staging.text) != 0 ||
 	    !info->phase || strcmp(info->phase, "staged") != 0) {
 		r = call_fail(c, STATUS_FAILED_PRECONDITION,
 		              "volume is not staged at '%s' (staged at '%s', %s)",
@@ -437,94 +466,136 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 		              access.block ? "block" : "a filesystem");
 		goto out;
 	}
-	r = targets_load(c, req->volume_id, &targets);
-	if (r < 0)
+	devno = staged_devno(info);
+	if (devno == 0) {
+		r = call_fail(c, STATUS_FAILED_PRECONDITION,
+		              "the staged device '%s' is gone: stage the volume again",
+		              strempty(info->device));
 		goto out;
-	k = targets_find(targets, req->target_path);
+	}
+	/* The bind source: the staging mount as resolved, and only if it is this volume's. */
+	if (!access.block && !(staging.fd >= 0 && staging.mountpoint &&
+	                       S_ISDIR(staging.st.st_mode) && staging.st.st_dev == devno)) {
+		r = call_fail(c, STATUS_FAILED_PRECONDITION,
+		              "the volume's filesystem is not mounted at staging_target_path '%s': "
+		              "stage it again",
+		              staging.text);
+		goto out;
+	}
+	if (target_r == -ENOENT) {
+		r = call_fail(c, STATUS_NOT_FOUND,
+		              "target_path: the parent directory of '%s' does "
+		              "not exist",
+		              req->target_path);
+		goto out;
+	}
+	r = publish_load(dir, req->volume_id, &rec);
+	if (r < 0) {
+		log_error_errno(r, "Cannot read the publish record: %m");
+		goto out;
+	}
+	k = publish_find(&rec, target.text);
 
 	/* Already published here: the same publish is a no-op, another is ALREADY_EXISTS. */
-	if (mount_find(req->target_path, &mi) >= 0) {
-		json_object *p;
-		bool was_ro =
-		        k >= 0 &&
-		        json_object_object_get_ex(json_object_array_get_idx(targets, (size_t)k),
-		                                  "readonly", &p) &&
-		        json_object_get_boolean(p);
+	if (target.fd >= 0 && target.mountpoint) {
+		_cleanup_(mount_info_freep) struct mount_info *mi = NULL;
+		bool ours = target_is_ours(&target, access.block, devno);
+		bool was_ro = ours && mount_find_fd(target.fd, &mi) >= 0 && mi->read_only;
 
-		if (k >= 0 && was_ro == ro) {
+		if (k >= 0 && ours && was_ro == ro) {
+			/* A crash after the bind left it unmarked: it is done. */
+			if (!rec.targets[k].mounted) {
+				rec.targets[k].mounted = true;
+				rec.targets[k].read_only = ro;
+				r = publish_save(dir, req->volume_id, &rec);
+				if (r < 0) {
+					log_error_errno(r, "Cannot record the publish: %m");
+					goto out;
+				}
+			}
 			r = 0;
 			goto out;
 		}
 		r = call_fail(c, STATUS_ALREADY_EXISTS,
-		              "target_path '%s' is already a mount point%s", req->target_path,
-		              k >= 0 ? " of this volume with another read-only setting" : "");
+		              "target_path '%s' is already a mount point%s", target.text,
+		              ours ? " of this volume with another read-only setting"
+		                   : call_printf(c, " of %s", describe_mount(c, &target)));
 		goto out;
 	}
 	/* SINGLE_NODE_SINGLE_WRITER: one target at a time, on this node. */
 	if (req->volume_capability->access_mode->mode ==
 	            CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_SINGLE_WRITER &&
-	    json_object_array_length(targets) > (size_t)(k >= 0 ? 1 : 0)) {
-		json_object *p = NULL;
-
-		json_object_object_get_ex(json_object_array_get_idx(targets, 0), "target", &p);
+	    rec.n > (size_t)(k >= 0 ? 1 : 0)) {
 		r = call_fail(c, STATUS_FAILED_PRECONDITION,
 		              "volume has access mode SINGLE_NODE_SINGLE_WRITER and is already "
 		              "published at '%s'",
-		              p ? json_object_get_string(p) : "?");
+		              rec.targets[k == 0 ? 1 : 0].target);
 		goto out;
 	}
 
-	if (access.block) {
-		int fd;
-
-		r = check_parent(c, "target_path", req->target_path);
-		if (r < 0)
-			goto out;
-		fd = open(req->target_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-		if (fd < 0) {
-			r = log_error_errno(errno, "Cannot create the target file '%s': %m",
-			                    req->target_path);
-			goto out;
-		}
-		safe_close(fd);
-		r = mount_bind(info->device, req->target_path, ro, NULL);
-	} else {
-		r = check_parent(c, "target_path", req->target_path);
-		if (r < 0)
-			goto out;
-		if (mkdir(req->target_path, 0750) < 0 && errno != EEXIST) {
-			r = log_error_errno(errno, "Cannot create the target directory '%s': %m",
-			                    req->target_path);
-			goto out;
-		}
-		r = mount_bind(req->staging_target_path, req->target_path, ro,
-		               mount_flags(c, req->volume_capability));
-	}
-	if (r < 0) {
-		log_error_errno(r, "Failed to bind-mount the volume at '%s': %m", req->target_path);
+	/* Recorded before the bind, so that a crash after it leaves a target unpublish owns. */
+	entry = (struct publish_target){
+		.target = target.text,
+		.read_only = ro,
+		.block = access.block,
+		.devno = devno,
+		.mounted = false,
+	};
+	r = publish_set(&rec, &entry);
+	if (r == -E2BIG) {
+		r = call_fail(c, STATUS_RESOURCE_EXHAUSTED,
+		              "volume is published at %d targets already", PUBLISH_TARGETS_MAX);
 		goto out;
 	}
-	entry = json_object_new_object();
-	if (!entry) {
-		r = -ENOMEM;
-		goto out;
-	}
-	json_object_object_add(entry, "target", json_object_new_string(req->target_path));
-	json_object_object_add(entry, "readonly", json_object_new_boolean(ro));
-	if (k >= 0)
-		json_object_array_put_idx(targets, (size_t)k, entry);
-	else
-		json_object_array_add(targets, entry);
-	r = targets_save(c, req->volume_id, targets);
+	if (r >= 0)
+		r = publish_save(dir, req->volume_id, &rec);
 	if (r < 0) {
-		/* Without the record unstage could not tell; undo the publish. */
 		log_error_errno(r, "Cannot record the publish: %m");
-		mount_umount(req->target_path, false);
 		goto out;
 	}
-	log_info("Volume published at '%s'%s", req->target_path, ro ? " (read-only)" : "");
+	k = publish_find(&rec, target.text);
+
+	if (access.block)
+		r = path_create_file(&target, 0640);
+	else
+		r = path_mkdir(&target, 0750);
+	if (r == -ENOTDIR || r == -EISDIR || r == -EEXIST || r == -ELOOP) {
+		r = call_fail(c, STATUS_FAILED_PRECONDITION,
+		              "target_path '%s' holds %s, not %s: left alone", target.text,
+		              r == -ENOTDIR  ? "something that is not a directory"
+		              : r == -EISDIR ? "a directory"
+		              : r == -ELOOP  ? "a symbolic link"
+		                             : "something that is not a regular file",
+		              access.block ? "a file to bind the device on" : "a directory");
+		goto out_forget;
+	}
+	if (r < 0) {
+		log_error_errno(r, "Cannot create the target '%s': %m", target.text);
+		goto out_forget;
+	}
+	r = mount_bind_at(access.block ? info->device : path_fd_text(staging.fd, fdtext), &target,
+	                  ro, mount_flags(c, req->volume_capability));
+	if (r < 0) {
+		log_error_errno(r, "Failed to bind-mount the volume at '%s': %m", target.text);
+		goto out_forget;
+	}
+	rec.targets[k].mounted = true;
+	r = publish_save(dir, req->volume_id, &rec);
+	if (r < 0) {
+		/* Without the mark a retry still recognises the bind (same device); undo anyway. */
+		log_error_errno(r, "Cannot record the publish: %m");
+		target.fd = safe_close(target.fd);
+		(void)mount_umount_at(target.dir_fd, target.name, target.text, false);
+		goto out;
+	}
+	log_info("Volume published at '%s'%s", target.text, ro ? " (read-only)" : "");
+	goto out;
+
+out_forget:
+	publish_remove(&rec, (size_t)k);
+	(void)publish_save(dir, req->volume_id, &rec);
 out:
-	json_object_put(targets);
+	publish_record_done(&rec);
 	op_lock_release(&lock);
 	return r;
 }
@@ -532,68 +603,135 @@ out:
 int node_unpublish_volume(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__NodeUnpublishVolumeRequest *req = request;
-	json_object *targets = NULL;
-	struct stat st;
+	_cleanup_(path_resolved_done) struct path_resolved target = PATH_RESOLVED_INIT;
+	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
+	struct publish_record rec = { 0 };
+	const struct publish_target *pt;
 	struct op_lock lock = { 0 };
-	int r, k;
+	const char *dir;
+	dev_t devno = 0;
+	int r, k, resolved;
 
 	(void)response;
 	if (isempty(req->volume_id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
-	r = check_path(c, "target_path", req->target_path);
-	if (r < 0)
-		return r;
+	/* A path through a symlink is refused here and touches nothing. */
+	resolved = resolve_path(c, "target_path", req->target_path, true, &target);
+	if (resolved < 0 && resolved != -ENOENT)
+		return resolved;
+	dir = stage_dir(c);
+	if (!dir)
+		return -ENOMEM;
 	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0)
 		return r;
-	r = mount_umount(req->target_path, false);
+	r = publish_load(dir, req->volume_id, &rec);
 	if (r < 0) {
-		log_error_errno(r, "Failed to unmount '%s': %m", req->target_path);
+		log_error_errno(r, "Cannot read the publish record: %m");
 		goto out;
 	}
-	/* Only ever remove an empty directory or a plain file, and only once nothing is mounted. */
-	if (lstat(req->target_path, &st) == 0 && mount_is_mountpoint(req->target_path) == 0) {
-		if (S_ISDIR(st.st_mode)) {
-			if (rmdir(req->target_path) < 0 && errno != ENOENT)
-				log_warning_errno(errno, "Cannot remove '%s', ignoring: %m",
-				                  req->target_path);
-		} else if (S_ISREG(st.st_mode)) {
-			if (unlink(req->target_path) < 0 && errno != ENOENT)
-				log_warning_errno(errno, "Cannot remove '%s', ignoring: %m",
-				                  req->target_path);
+	k = resolved < 0 ? publish_find(&rec, req->target_path) : publish_find(&rec, target.text);
+	if (k < 0) {
+		/* This volume published nothing there (or unpublished it already): whatever is
+		 * there is not ours, and stays. */
+		log_info("Volume is not published at '%s': nothing to unpublish", req->target_path);
+		r = 0;
+		goto out;
+	}
+	pt = &rec.targets[k];
+	if (resolved == -ENOENT)
+		goto forget; /* the parent is gone, and our mount with it */
+	if (stage_load(dir, req->volume_id, &info) >= 0)
+		devno = staged_devno(info);
+	if (pt->devno)
+		devno = pt->devno;
+
+	/* Unmount our binds (a crashed retry may have stacked two), and nothing else. */
+	for (int i = 0; target.fd >= 0 && target.mountpoint; i++) {
+		if (!target_is_ours(&target, pt->block, devno) || i >= 4) {
+			r = call_fail(c, STATUS_FAILED_PRECONDITION,
+			              "target_path '%s' holds a mount of %s, not this volume: left "
+			              "alone",
+			              target.text, describe_mount(c, &target));
+			goto out;
+		}
+		target.fd = safe_close(target.fd); /* it would keep the mount busy */
+		r = mount_umount_at(target.dir_fd, target.name, target.text, false);
+		if (r < 0) {
+			log_error_errno(r, "Failed to unmount '%s': %m", target.text);
+			goto out;
+		}
+		r = path_refresh(&target);
+		if (r < 0) {
+			log_error_errno(r, "Cannot look at '%s' after unmounting it: %m",
+			                target.text);
+			goto out;
 		}
 	}
-	r = targets_load(c, req->volume_id, &targets);
-	if (r >= 0 && (k = targets_find(targets, req->target_path)) >= 0) {
-		json_object_array_del_idx(targets, (size_t)k, 1);
-		r = targets_save(c, req->volume_id, targets);
+	/* Then the empty directory, or the empty file of a block publish, that publish made. */
+	if (target.fd >= 0) {
+		bool removable =
+		        S_ISDIR(target.st.st_mode)
+		                ? !pt->block
+		                : S_ISREG(target.st.st_mode) && pt->block && target.st.st_size == 0;
+
+		r = removable ? path_remove(&target) : -EPERM;
+		if (r < 0) {
+			r = call_fail(
+			        c, STATUS_FAILED_PRECONDITION,
+			        "target_path '%s' holds %s, not this volume's target: left alone",
+			        target.text,
+			        r == -ENOTEMPTY              ? "a non-empty directory"
+			        : S_ISDIR(target.st.st_mode) ? "a directory"
+			        : S_ISREG(target.st.st_mode) ? "a file"
+			                                     : "something else");
+			goto out;
+		}
 	}
+forget:
+	publish_remove(&rec, (size_t)k);
+	r = publish_save(dir, req->volume_id, &rec);
 	if (r < 0)
 		log_error_errno(r, "Cannot update the publish record: %m");
 	else
 		log_info("Volume unpublished from '%s'", req->target_path);
 out:
-	json_object_put(targets);
+	publish_record_done(&rec);
 	op_lock_release(&lock);
 	return r;
 }
 
 /* ---- NodeGetVolumeStats / NodeExpandVolume ---- */
 
-/* True when path is where this staged volume is mounted or published. */
-static bool volume_at_path(struct call *c, const struct stage_info *info, const char *volume_id,
-                           const char *path)
+/*
+ * Resolves volume_path and checks that it is where this staged volume is mounted or published
+ * (recorded, and a mount of its device now). Fails the call (NOT_FOUND) otherwise.
+ */
+static int volume_at_path(struct call *c, const struct stage_info *info, const char *volume_id,
+                          const char *path, struct path_resolved *ret)
 {
-	json_object *targets = NULL;
-	bool found;
+	_cleanup_(path_resolved_done) struct path_resolved p = PATH_RESOLVED_INIT;
+	struct publish_record rec = { 0 };
+	bool block = info->access == STAGE_ACCESS_BLOCK, found;
+	int r;
 
-	if (info->staging_path && strcmp(info->staging_path, path) == 0)
-		return true;
-	if (targets_load(c, volume_id, &targets) < 0)
-		return false;
-	found = targets_find(targets, path) >= 0;
-	json_object_put(targets);
-	return found;
+	/* Any path that does not resolve (outside the kubelet dir, through a link) is not
+	 * where the volume is. */
+	r = resolve_quiet(c, path, &p);
+	if (r < 0)
+		return call_fail(c, STATUS_NOT_FOUND, "volume is not mounted at volume_path '%s'",
+		                 path);
+	found = !block && info->staging_path && strcmp(info->staging_path, p.text) == 0;
+	if (!found && publish_load(stage_dir(c), volume_id, &rec) >= 0) {
+		found = publish_find(&rec, p.text) >= 0;
+		publish_record_done(&rec);
+	}
+	if (!found || !target_is_ours(&p, block, staged_devno(info)))
+		return call_fail(c, STATUS_NOT_FOUND, "volume is not mounted at volume_path '%s'",
+		                 path);
+	*ret = p;
+	p = (struct path_resolved)PATH_RESOLVED_INIT;
+	return 0;
 }
 
 int node_get_volume_stats(struct call *c, const void *request, void *response)
@@ -601,9 +739,10 @@ int node_get_volume_stats(struct call *c, const void *request, void *response)
 	const Csi__V1__NodeGetVolumeStatsRequest *req = request;
 	Csi__V1__NodeGetVolumeStatsResponse *resp = response;
 	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
+	_cleanup_(path_resolved_done) struct path_resolved vp = PATH_RESOLVED_INIT;
 	struct stage_health health = { 0 };
 	Csi__V1__VolumeCondition *cond;
-	struct stat st;
+	char fdtext[PATH_FD_TEXT_MAX];
 	const char *dir;
 	int r;
 
@@ -611,7 +750,7 @@ int node_get_volume_stats(struct call *c, const void *request, void *response)
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
 	if (isempty(req->volume_path))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_path is required");
-	/* The path is only compared with the recorded ones (and used once it matched one). */
+	/* The path is resolved, compared with the recorded ones, and used through its fd. */
 	dir = stage_dir(c);
 	if (!dir)
 		return -ENOMEM;
@@ -620,10 +759,9 @@ int node_get_volume_stats(struct call *c, const void *request, void *response)
 		return call_fail(c, STATUS_NOT_FOUND, "volume is not staged on this node");
 	if (r < 0)
 		return log_error_errno(r, "Cannot read the stage state: %m");
-	if (!volume_at_path(c, info, req->volume_id, req->volume_path) ||
-	    stat(req->volume_path, &st) < 0)
-		return call_fail(c, STATUS_NOT_FOUND, "volume is not mounted at volume_path '%s'",
-		                 req->volume_path);
+	r = volume_at_path(c, info, req->volume_id, req->volume_path, &vp);
+	if (r < 0)
+		return r;
 
 	cond = call_alloc(c, sizeof(*cond));
 	resp->usage = call_alloc(c, 2 * sizeof(*resp->usage));
@@ -641,11 +779,13 @@ int node_get_volume_stats(struct call *c, const void *request, void *response)
 		_cleanup_free_ char *why = NULL;
 		struct fs_stats fs;
 
-		if (mount_check_health(req->volume_path, &abnormal, &why) >= 0 && abnormal) {
+		/* Through the resolved mount's fd, never the path's text again. */
+		if (mount_check_health(path_fd_text(vp.fd, fdtext), &abnormal, &why) >= 0 &&
+		    abnormal) {
 			cond->abnormal = true;
 			cond->message = call_strdup(c, why ? why : "filesystem is abnormal");
 		}
-		r = fs_get_stats(req->volume_path, &fs);
+		r = fs_get_stats(path_fd_text(vp.fd, fdtext), &fs);
 		if (r < 0) {
 			cond->abnormal = true;
 			cond->message = call_printf(c, "statfs failed: errno %d", -r);
@@ -730,10 +870,12 @@ int node_expand_volume(struct call *c, const void *request, void *response)
 		log_error_errno(r, "Cannot read the stage state: %m");
 		goto out;
 	}
-	if (!volume_at_path(c, info, req->volume_id, req->volume_path)) {
-		r = call_fail(c, STATUS_NOT_FOUND, "volume is not mounted at volume_path '%s'",
-		              req->volume_path);
-		goto out;
+	{
+		_cleanup_(path_resolved_done) struct path_resolved vp = PATH_RESOLVED_INIT;
+
+		r = volume_at_path(c, info, req->volume_id, req->volume_path, &vp);
+		if (r < 0)
+			goto out;
 	}
 	r = stage_expand(dir, req->volume_id, want, call_remaining_usec(c, FS_TIMEOUT_USEC), &size,
 	                 &reason);

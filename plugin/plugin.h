@@ -55,6 +55,7 @@ struct plugin {
 	struct metrics *metrics;               /* NULL-safe to record into */
 	struct cluster_cache *clusters;        /* Ceph connections (controller) */
 	struct credentials_store *credentials; /* last good credentials per cluster */
+	int kubelet_fd; /* --kubelet-dir as an O_PATH fd (node mode); -1 (or 0): node.c opens it */
 	atomic_uint_fast64_t next_request_id;
 	atomic_bool ready;
 };

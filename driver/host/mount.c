@@ -11,6 +11,7 @@
 
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/path.h"
 #include "driver/host/mount.h"
 
 #define OPTIONS_MAX 4096
@@ -18,6 +19,7 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_context *, mnt_free_context)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_table *, mnt_unref_table)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_update *, mnt_free_update)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_fs *, mnt_unref_fs)
 
 static bool path_ok(const char *path)
 {
@@ -102,22 +104,11 @@ static bool has_option(const char *optstr, const char *name)
 	return optstr && mnt_optstr_get_option(optstr, name, NULL, NULL) == 0;
 }
 
-int mount_find(const char *target, struct mount_info **ret_info)
+static int info_from_fs(struct libmnt_fs *fs, struct mount_info **ret_info)
 {
-	_cleanup_(mnt_unref_tablep) struct libmnt_table *tb = NULL;
 	struct mount_info *info;
-	struct libmnt_fs *fs;
 	const char *root;
-	int r;
 
-	if (!path_ok(target))
-		return -EINVAL;
-	r = table_load(&tb);
-	if (r < 0)
-		return r;
-	fs = table_find_target(tb, target);
-	if (!fs)
-		return -ENOENT;
 	info = calloc(1, sizeof(*info));
 	if (!info)
 		return -ENOMEM;
@@ -136,6 +127,49 @@ int mount_find(const char *target, struct mount_info **ret_info)
 	info->bind = root && strcmp(root, "/") != 0;
 	*ret_info = info;
 	return 0;
+}
+
+int mount_find(const char *target, struct mount_info **ret_info)
+{
+	_cleanup_(mnt_unref_tablep) struct libmnt_table *tb = NULL;
+	struct libmnt_fs *fs;
+	int r;
+
+	if (!path_ok(target))
+		return -EINVAL;
+	r = table_load(&tb);
+	if (r < 0)
+		return r;
+	fs = table_find_target(tb, target);
+	if (!fs)
+		return -ENOENT;
+	return info_from_fs(fs, ret_info);
+}
+
+int mount_find_fd(int fd, struct mount_info **ret_info)
+{
+	_cleanup_(mnt_unref_tablep) struct libmnt_table *tb = NULL;
+	struct libmnt_iter *itr;
+	struct libmnt_fs *fs, *found = NULL;
+	uint64_t id;
+	int r;
+
+	r = path_mount_id(fd, &id);
+	if (r < 0)
+		return r;
+	r = table_load(&tb);
+	if (r < 0)
+		return r;
+	itr = mnt_new_iter(MNT_ITER_FORWARD);
+	if (!itr)
+		return -ENOMEM;
+	while (!found && mnt_table_next_fs(tb, itr, &fs) == 0)
+		if (mnt_fs_get_id(fs) >= 0 && (uint64_t)mnt_fs_get_id(fs) == id)
+			found = fs;
+	mnt_free_iter(itr);
+	if (!found)
+		return -ENOENT;
+	return info_from_fs(found, ret_info);
 }
 
 int mount_find_by_source(const char *source, char **ret_target)
@@ -295,6 +329,132 @@ int mount_bind(const char *source, const char *target, bool read_only, const cha
 	return 0;
 }
 
+/* Records target's userspace options (_netdev) in libmount's utab, as a mount by text would. */
+static void utab_remember(const char *source, const char *target, const char *fstype,
+                          const char *options)
+{
+	_cleanup_(mnt_free_updatep) struct libmnt_update *upd = NULL;
+	_cleanup_(mnt_unref_fsp) struct libmnt_fs *fs = NULL;
+	int r;
+
+	fs = mnt_new_fs();
+	upd = mnt_new_update();
+	if (!fs || !upd)
+		return;
+	if (mnt_fs_set_source(fs, source) < 0 || mnt_fs_set_target(fs, target) < 0 ||
+	    mnt_fs_set_fstype(fs, fstype) < 0 || mnt_fs_set_options(fs, options) < 0)
+		return;
+	r = mnt_update_set_fs(upd, 0, NULL, fs);
+	if (r == 0 && !mnt_update_is_ready(upd))
+		return; /* no userspace options, or no utab */
+	if (r == 0)
+		r = mnt_update_table(upd, NULL);
+	if (r < 0)
+		log_debug_errno(r, "Cannot record %s in utab: %m", target);
+}
+
+int mount_device_at(const char *device, struct path_resolved *target, const char *fstype,
+                    const char *options, bool read_only)
+{
+	_cleanup_(mnt_free_contextp) struct libmnt_context *cxt = NULL;
+	char opts[OPTIONS_MAX], fdtext[PATH_FD_TEXT_MAX];
+	const char *parts[4];
+	bool xfs;
+	int r;
+
+	if (!path_ok(device) || !target || target->fd < 0 || isempty(fstype))
+		return -EINVAL;
+	if (options && (strchr(options, ' ') || strchr(options, '\n')))
+		return -EINVAL;
+	if (!S_ISDIR(target->st.st_mode))
+		return -ENOTDIR;
+	if (target->mountpoint)
+		return -EBUSY;
+
+	xfs = strcmp(fstype, "xfs") == 0;
+	parts[0] = "_netdev";
+	parts[1] = read_only ? "ro" : NULL;
+	parts[2] = xfs && !has_option(options, "nouuid") ? "nouuid" : NULL;
+	parts[3] = options;
+	r = join_options(opts, sizeof(opts), parts, ELEMENTSOF(parts));
+	if (r < 0)
+		return -EINVAL;
+
+	cxt = mnt_new_context();
+	if (!cxt)
+		return -ENOMEM;
+	/* The kernel follows /proc/self/fd/N to exactly the directory resolved. utab is written
+	 * below under the path's text, not the fd's. */
+	mnt_context_disable_mtab(cxt, 1);
+	if (mnt_context_set_source(cxt, device) < 0 ||
+	    mnt_context_set_target(cxt, path_fd_text(target->fd, fdtext)) < 0 ||
+	    mnt_context_set_fstype(cxt, fstype) < 0 || mnt_context_set_options(cxt, opts) < 0)
+		return -ENOMEM;
+	r = context_mount(cxt, target->text);
+	if (r < 0)
+		return r;
+	utab_remember(device, target->text, fstype, opts);
+	r = path_refresh(target);
+	if (r < 0)
+		return r;
+	log_debug("Mounted %s on %s (%s, %s)", device, target->text, fstype, opts);
+	return 0;
+}
+
+int mount_bind_at(const char *source, struct path_resolved *target, bool read_only,
+                  const char *options)
+{
+	char fdtext[PATH_FD_TEXT_MAX];
+	unsigned long flags = 0;
+	struct stat s_st;
+	int r;
+
+	if (!path_ok(source) || !target || target->fd < 0)
+		return -EINVAL;
+	if (options && (strchr(options, ' ') || strchr(options, '\n')))
+		return -EINVAL;
+	if (options &&
+	    mnt_optstr_get_flags(options, &flags, mnt_get_builtin_optmap(MNT_LINUX_MAP)) < 0)
+		return -EINVAL;
+	/* Only per-mount flags make sense on a bind. */
+	flags &= MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME |
+	         MS_RELATIME | MS_STRICTATIME;
+	if (read_only)
+		flags |= MS_RDONLY;
+	if (stat(source, &s_st) < 0)
+		return negative_errno();
+	if (S_ISDIR(s_st.st_mode) != S_ISDIR(target->st.st_mode))
+		return S_ISDIR(s_st.st_mode) ? -ENOTDIR : -EISDIR;
+	if (target->mountpoint)
+		return -EBUSY;
+	if (mount(source, path_fd_text(target->fd, fdtext), NULL, MS_BIND, NULL) < 0)
+		return log_debug_errno(negative_errno(), "bind mount of %s on %s failed: %m",
+		                       source, target->text);
+	r = path_refresh(target);
+	if (r >= 0 && !target->mountpoint)
+		r = -EIO;
+	if (r >= 0 && flags &&
+	    mount(NULL, path_fd_text(target->fd, fdtext), NULL, MS_REMOUNT | MS_BIND | flags,
+	          NULL) < 0)
+		r = negative_errno();
+	if (r >= 0 && read_only) {
+		_cleanup_(mount_info_freep) struct mount_info *info = NULL;
+
+		/* Check that the remount happened: a writable bind would be a silent failure. */
+		r = mount_find_fd(target->fd, &info);
+		if (r >= 0 && !info->read_only)
+			r = -EROFS;
+	}
+	if (r < 0) {
+		if (target->mountpoint)
+			(void)path_umount(target, 0);
+		return log_debug_errno(r, "Bind mount of %s on %s failed: %m", source,
+		                       target->text);
+	}
+	log_debug("Bind-mounted %s on %s (flags %#lx)", source, target->text, flags);
+	return 0;
+}
+
 /* Drops target's entry from libmount's utab (userspace options such as _netdev). */
 static void utab_forget(const char *target)
 {
@@ -345,6 +505,18 @@ int mount_umount(const char *target, bool lazy)
 	}
 	utab_forget(norm);
 	log_debug("Unmounted %s%s", norm, lazy ? " (lazy)" : "");
+	return 0;
+}
+
+int mount_umount_at(int dir_fd, const char *name, const char *text, bool lazy)
+{
+	int r = path_umount_at(dir_fd, name, lazy ? MNT_DETACH : 0);
+
+	if (r < 0)
+		return log_debug_errno(r, "umount(%s) failed: %m", strempty(text));
+	if (text)
+		utab_forget(text);
+	log_debug("Unmounted %s%s", strempty(text), lazy ? " (lazy)" : "");
 	return 0;
 }
 

@@ -11,6 +11,8 @@
 
 #include "driver/base/macro.h"
 
+struct path_resolved;
+
 struct mount_info {
 	char *source;     /* "/dev/loop3", "rbd-fuse", ... */
 	char *fstype;     /* "ext4", "fuse.rbd-fuse", ... */
@@ -41,6 +43,31 @@ int mount_device(const char *device, const char *target, const char *fstype, con
 int mount_bind(const char *source, const char *target, bool read_only, const char *options);
 
 /*
+ * Like mount_device(), onto a resolved directory (driver/base/path.h): the mount goes through
+ * /proc/self/fd/N of target->fd, so the path's text is never looked up again; utab records it
+ * under target->text. target is refreshed (its fd then is the new mount's root).
+ * Errors: -EBUSY target is a mount point, -ENOTDIR, -EINVAL, and whatever mount(2) says.
+ */
+int mount_device_at(const char *device, struct path_resolved *target, const char *fstype,
+                    const char *options, bool read_only);
+
+/*
+ * Like mount_bind(), onto a resolved target (a directory or a file matching source): source
+ * may be a device node or "/proc/self/fd/N" of a resolved directory. options may hold per-mount
+ * flags only ("nosuid,nodev,noexec,noatime"...); others are ignored. target is refreshed.
+ * Errors: -EBUSY target is a mount point, -ENOTDIR/-EISDIR type mismatch, -EROFS the read-only
+ * remount did not take (nothing is left mounted then).
+ */
+int mount_bind_at(const char *source, struct path_resolved *target, bool read_only,
+                  const char *options);
+
+/*
+ * Unmounts the topmost mount at name in the directory dir_fd (path_umount_at()), then drops
+ * text's utab entry (text may be NULL). Errors: -EINVAL not a mount point, -EBUSY in use.
+ */
+int mount_umount_at(int dir_fd, const char *name, const char *text, bool lazy);
+
+/*
  * Unmounts target with UMOUNT_NOFOLLOW (a symlink at target is never followed); lazy adds
  * MNT_DETACH. Not mounted, or target missing, is success. Removes the utab entry libmount kept.
  * Errors: -EBUSY in use, -ELOOP target is a symlink.
@@ -58,6 +85,12 @@ int mount_is_mountpoint(const char *path);
  * Errors: -ENOENT nothing mounted there.
  */
 int mount_find(const char *target, struct mount_info **ret_info);
+
+/*
+ * Describes the mount fd (any fd, O_PATH included) is on, found by its mount id in
+ * /proc/self/mountinfo (no path is looked up). Errors: -ENOENT, -EOPNOTSUPP no mount ids.
+ */
+int mount_find_fd(int fd, struct mount_info **ret_info);
 
 /* Finds a mount point where source is mounted (the first one). Errors: -ENOENT. */
 int mount_find_by_source(const char *source, char **ret_target);

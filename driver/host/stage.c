@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -8,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "driver/base/exec.h"
 #include "driver/base/fileio.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/path.h"
 #include "driver/host/blockdev.h"
 #include "driver/host/bounded.h"
 #include "driver/host/fs.h"
@@ -780,6 +783,11 @@ static int save_phase(struct stage_info *info, const char *phase, const char *st
 	return r;
 }
 
+/* The staging directory: the resolved one (req->staging_at) when given, else by text. */
+static int staging_mkdir(const struct stage_request *req);
+static int staging_mount(const struct stage_info *info, const struct stage_request *req);
+static int staging_umount(const struct stage_request *req);
+
 /* The steps after the map: record it, then filesystem and mount (mount access). The caller
  * undoes everything when this fails. */
 static int finish_stage(struct stage_info *info, const struct stage_request *req,
@@ -797,14 +805,13 @@ static int finish_stage(struct stage_info *info, const struct stage_request *req
 		r = save_phase(info, PHASE_MAPPED, state_path, ret_reason);
 		if (r < 0)
 			return r;
-		r = fileio_mkdir_p(req->staging_path, 0750);
+		r = staging_mkdir(req);
 		if (r < 0) {
 			reason_set(ret_reason, "cannot create %s: %s", req->staging_path,
 			           strerror(-r));
 			return r;
 		}
-		r = mount_device(info->device, req->staging_path, info->fstype, req->mount_options,
-		                 info->read_only);
+		r = staging_mount(info, req);
 		if (r < 0) {
 			reason_set(ret_reason, "cannot mount %s (%s) on %s: %s", info->device,
 			           info->fstype, req->staging_path, strerror(-r));
@@ -815,15 +822,14 @@ static int finish_stage(struct stage_info *info, const struct stage_request *req
 		 * then offline: unmount, e2fsck -f -p, resize2fs, mount again. */
 		r = grow_existing(info, req->staging_path, deadline);
 		if (r == -EPERM && strcmp(info->fstype, "ext4") == 0) {
-			r = mount_umount(req->staging_path, false);
+			r = staging_umount(req);
 			if (r < 0) {
 				reason_set(ret_reason, "cannot unmount %s to grow it offline: %s",
 				           req->staging_path, strerror(-r));
 				return r;
 			}
 			(void)grow_existing(info, NULL, deadline);
-			r = mount_device(info->device, req->staging_path, info->fstype,
-			                 req->mount_options, info->read_only);
+			r = staging_mount(info, req);
 			if (r < 0) {
 				reason_set(ret_reason, "cannot mount %s (%s) on %s: %s",
 				           info->device, info->fstype, req->staging_path,
@@ -940,53 +946,30 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 int stage_unstage(const char *state_dir, const char *volume_id, const char *staging_path,
                   uint64_t timeout_usec, bool *forced, char **ret_reason)
 {
-	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
-	_cleanup_free_ char *state_path = NULL;
-	uint64_t deadline = exec_now_usec() + (timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
-	bool was_forced = false;
+	_cleanup_(path_resolved_done) struct path_resolved p = PATH_RESOLVED_INIT;
+	_cleanup_close_ int root_fd = -1;
 	int r;
 
 	if (forced)
 		*forced = false;
 	if (isempty(volume_id) || (staging_path && staging_path[0] != '/'))
 		return -EINVAL;
-	r = stage_state_path(state_dir, volume_id, &state_path);
+	if (!staging_path)
+		return stage_unstage_at(state_dir, volume_id, NULL, timeout_usec, forced,
+		                        ret_reason);
+	/* Resolved from "/" without following symlinks, like every path the node acts on. */
+	r = path_root_open("/", &root_fd);
 	if (r < 0)
 		return r;
-	r = stage_load(state_dir, volume_id, &info);
-	if (r == -ENOENT) {
-		/* Nothing recorded. A mount at the staging path is still this volume's. */
-		if (staging_path && mount_is_mountpoint(staging_path) > 0) {
-			struct umount_arg ua;
-
-			snprintf(ua.path, sizeof(ua.path), "%s", staging_path);
-			r = bounded_call(umount_call, &ua, sizeof(ua), remaining(deadline), NULL,
-			                 NULL, 0, NULL);
-			if (r < 0) {
-				reason_set(ret_reason, "cannot unmount %s: %s", staging_path,
-				           strerror(-r));
-				return r;
-			}
-		}
-		return 0;
-	}
+	r = path_resolve(root_fd, "/", staging_path, 0, &p);
+	if (r == -ENOENT || r == -ENOTDIR)
+		return stage_unstage_at(state_dir, volume_id, NULL, timeout_usec, forced,
+		                        ret_reason);
 	if (r < 0) {
-		reason_set(ret_reason, "state file %s cannot be read: %s", state_path,
-		           strerror(-r));
+		reason_set(ret_reason, "cannot resolve %s: %s", staging_path, strerror(-r));
 		return r;
 	}
-	if (info->access == STAGE_ACCESS_MOUNT && staging_path &&
-	    !str_eq(staging_path, info->staging_path))
-		log_debug("Unstage of %s at %s, staged at %s", volume_id, staging_path,
-		          info->staging_path);
-	r = undo_all(info, state_path, staging_path ? staging_path : info->staging_path, deadline,
-	             &was_forced, ret_reason);
-	if (forced)
-		*forced = was_forced;
-	if (r < 0)
-		return r;
-	log_debug("Unstaged %s%s", volume_id, was_forced ? " (forced)" : "");
-	return 0;
+	return stage_unstage_at(state_dir, volume_id, &p, timeout_usec, forced, ret_reason);
 }
 
 /* ---- recover ---- */
@@ -1125,4 +1108,227 @@ int stage_expand(const char *state_dir, const char *volume_id, uint64_t new_size
 	if (ret_size)
 		*ret_size = size;
 	return 0;
+}
+
+/* ---- unstage of what this volume owns ---- */
+
+struct umount_at_arg {
+	int dir_fd; /* a dup the call closes (so an abandoned call never meets a reused number) */
+	char name[NAME_MAX + 1];
+	char text[PATH_MAX];
+};
+
+static int umount_at_call(void *p)
+{
+	struct umount_at_arg *a = p;
+	int r = mount_umount_at(a->dir_fd, a->name, a->text, false);
+
+	a->dir_fd = safe_close(a->dir_fd);
+	return r;
+}
+
+/*
+ * Whether the mount p's fd is on holds info's device: the filesystem's st_dev is the device's
+ * st_rdev, or (the device node gone) libmount names the device as the mount's source.
+ * *ret_what describes the mount found (owned) for an error message.
+ */
+static bool mount_is_ours(const struct stage_info *info, const struct path_resolved *p,
+                          char **ret_what)
+{
+	_cleanup_(mount_info_freep) struct mount_info *mi = NULL;
+	struct stat st;
+
+	if (mount_find_fd(p->fd, &mi) >= 0)
+		reason_set(ret_what, "%s (%s)", mi->source, mi->fstype);
+	else
+		reason_set(ret_what, "device %u:%u", major(p->st.st_dev), minor(p->st.st_dev));
+	if (!info->device)
+		return false;
+	if (stat(info->device, &st) == 0)
+		return S_ISBLK(st.st_mode) && st.st_rdev == p->st.st_dev;
+	return mi && strcmp(mi->source, info->device) == 0;
+}
+
+/* Unmounts this volume's filesystem from the resolved staging path, and only it. */
+static int unmount_staged(const struct stage_info *info, struct path_resolved *p, uint64_t deadline,
+                          bool *forced, char **ret_reason)
+{
+	struct abort_arg aa = { .info = info };
+	int r;
+
+	/* Twice at most: a crashed retry may have stacked a second mount of the device. */
+	for (int i = 0; i < 4; i++) {
+		_cleanup_free_ char *what = NULL;
+		struct umount_at_arg ua = { .dir_fd = -1 };
+		bool aborted = false;
+
+		r = path_refresh(p);
+		if (r < 0) {
+			reason_set(ret_reason, "cannot look at %s: %s", p->text, strerror(-r));
+			return r;
+		}
+		if (p->fd < 0 || !p->mountpoint)
+			return 0;
+		if (!mount_is_ours(info, p, &what)) {
+			reason_set(ret_reason,
+			           "%s holds a mount of %s that is not this volume's device %s: "
+			           "left alone",
+			           p->text, strempty(what), strempty(info->device));
+			return -EBUSY;
+		}
+		if (strlen(p->name) > NAME_MAX || strlen(p->text) >= sizeof(ua.text))
+			return -ENAMETOOLONG;
+		snprintf(ua.name, sizeof(ua.name), "%s", p->name);
+		snprintf(ua.text, sizeof(ua.text), "%s", p->text);
+		/* The fd of the mount itself would keep it busy. */
+		p->fd = safe_close(p->fd);
+		ua.dir_fd = fcntl(p->dir_fd, F_DUPFD_CLOEXEC, 3);
+		if (ua.dir_fd < 0)
+			return negative_errno();
+		r = bounded_call(umount_at_call, &ua, sizeof(ua), remaining(deadline),
+		                 abort_mapping, &aa, ABORT_GRACE_US, &aborted);
+		if (r != -ETIMEDOUT && ua.dir_fd >= 0)
+			safe_close(ua.dir_fd); /* the call never ran */
+		if (forced)
+			*forced = *forced || aborted;
+		if (r < 0) {
+			reason_set(ret_reason, "cannot unmount %s: %s%s", p->text,
+			           r == -ETIMEDOUT ? "it hangs (cluster unreachable?)"
+			                           : strerror(-r),
+			           aborted ? " even after aborting rbd-fuse" : "");
+			return r;
+		}
+	}
+	reason_set(ret_reason, "%s still has mounts of this volume after unmounting it", p->text);
+	return -EBUSY;
+}
+
+int stage_unstage_at(const char *state_dir, const char *volume_id, struct path_resolved *staging,
+                     uint64_t timeout_usec, bool *forced, char **ret_reason)
+{
+	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
+	_cleanup_(path_resolved_done) struct path_resolved own = PATH_RESOLVED_INIT;
+	_cleanup_free_ char *state_path = NULL;
+	uint64_t deadline = exec_now_usec() + (timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
+	bool was_forced = false;
+	int r;
+
+	if (forced)
+		*forced = false;
+	if (isempty(volume_id))
+		return -EINVAL;
+	r = stage_state_path(state_dir, volume_id, &state_path);
+	if (r < 0)
+		return r;
+	r = stage_load(state_dir, volume_id, &info);
+	if (r == -ENOENT)
+		return 0; /* never staged here (or unstaged): nothing of this volume to touch */
+	if (r < 0) {
+		reason_set(ret_reason, "state file %s cannot be read: %s", state_path,
+		           strerror(-r));
+		return r;
+	}
+	if (info->access == STAGE_ACCESS_MOUNT && info->staging_path) {
+		if (staging && !str_eq(staging->text, info->staging_path)) {
+			reason_set(ret_reason, "volume %s is staged at %s, not at %s", volume_id,
+			           info->staging_path, staging->text);
+			return -EINVAL;
+		}
+		if (!staging) {
+			_cleanup_close_ int root_fd = -1;
+
+			r = path_root_open("/", &root_fd);
+			if (r < 0)
+				return r;
+			r = path_resolve(root_fd, "/", info->staging_path, 0, &own);
+			if (r < 0 && r != -ENOENT && r != -ENOTDIR) {
+				reason_set(ret_reason, "cannot resolve %s: %s", info->staging_path,
+				           strerror(-r));
+				return r;
+			}
+			if (r >= 0)
+				staging = &own;
+		}
+		if (staging) {
+			r = unmount_staged(info, staging, deadline, &was_forced, ret_reason);
+			if (r < 0) {
+				if (forced)
+					*forced = was_forced;
+				return r;
+			}
+		}
+	}
+	/* The filesystem is off the staging path: undo_all() has no mount left to look at. */
+	r = undo_all(info, state_path, NULL, deadline, &was_forced, ret_reason);
+	if (forced)
+		*forced = was_forced;
+	if (r < 0)
+		return r;
+	log_debug("Unstaged %s%s", volume_id, was_forced ? " (forced)" : "");
+	return 0;
+}
+
+int stage_find_image(const char *state_dir, const char *cluster_id, const char *pool,
+                     const char *rados_namespace, const char *image, const char *except_volume_id,
+                     char **ret_volume_id)
+{
+	_cleanup_(exec_strv_freep) char **ids = NULL;
+	int r;
+
+	r = stage_list(state_dir, &ids);
+	if (r == -ENOENT)
+		return -ENOENT;
+	if (r < 0)
+		return r;
+	for (char **id = ids; *id; id++) {
+		_cleanup_(stage_info_freep) struct stage_info *info = NULL;
+		char *s;
+
+		if (except_volume_id && strcmp(*id, except_volume_id) == 0)
+			continue;
+		if (stage_load(state_dir, *id, &info) < 0)
+			continue;
+		if (!str_eq(info->cluster_id, cluster_id) || !str_eq(info->pool, pool) ||
+		    !str_eq(strempty(info->rados_namespace), strempty(rados_namespace)) ||
+		    !str_eq(info->image, image))
+			continue;
+		s = strdup(*id);
+		if (!s)
+			return -ENOMEM;
+		*ret_volume_id = s;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* ---- the staging directory, resolved by the caller (req->staging_at) or by text ---- */
+
+static int staging_mkdir(const struct stage_request *req)
+{
+	if (req->staging_at)
+		return path_mkdir(req->staging_at, 0750);
+	return fileio_mkdir_p(req->staging_path, 0750);
+}
+
+static int staging_mount(const struct stage_info *info, const struct stage_request *req)
+{
+	if (req->staging_at)
+		return mount_device_at(info->device, req->staging_at, info->fstype,
+		                       req->mount_options, info->read_only);
+	return mount_device(info->device, req->staging_path, info->fstype, req->mount_options,
+	                    info->read_only);
+}
+
+static int staging_umount(const struct stage_request *req)
+{
+	struct path_resolved *p = req->staging_at;
+	int r;
+
+	if (!p)
+		return mount_umount(req->staging_path, false);
+	p->fd = safe_close(p->fd); /* it would keep the mount busy */
+	r = mount_umount_at(p->dir_fd, p->name, p->text, false);
+	if (r < 0)
+		return r;
+	return path_refresh(p);
 }

@@ -28,6 +28,8 @@
 #include "driver/base/macro.h"
 #include "driver/host/mapper.h"
 
+struct path_resolved;
+
 #define STAGE_TIMEOUT_DEFAULT_USEC (60ULL * 1000000ULL)
 #define STAGE_STATE_MAX            (64U * 1024U)
 
@@ -54,6 +56,10 @@ struct stage_request {
 	const char *unmap_options; /* "krbd:force" style, recorded for unstage */
 	const char *sys_root;      /* NULL or "/"; tests: a simulated sysfs root for krbd */
 	uint64_t timeout_usec;     /* 0: STAGE_TIMEOUT_DEFAULT_USEC */
+	/* The staging path resolved beneath the kubelet dir (driver/base/path.h): mkdir and
+	 * mount act on it, never on staging_path's text (which is what gets recorded). NULL:
+	 * staging_path is used as text (tests). */
+	struct path_resolved *staging_at;
 };
 
 /* What a state file says (and, from stage_volume(), what was just staged). */
@@ -103,15 +109,37 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 
 /*
  * Unstages a volume: unmounts staging_path (when the volume has a filesystem), unmaps, removes
- * the state file. No state and nothing mounted is success (a mount at staging_path without state
- * is unmounted). Bounded by timeout_usec (0: STAGE_TIMEOUT_DEFAULT_USEC) even with a dead
- * cluster: rbd-fuse volumes get their daemon killed when an unmount hangs, and *forced (may be
- * NULL; set on every return) says so. staging_path may be NULL (taken from the state).
- * Errors: -EBUSY still in use (published bind mounts, open device), -ETIMEDOUT, -EINVAL;
- * the state file is kept on failure so that a retry continues.
+ * the state file. No state is success and touches nothing. Bounded by timeout_usec (0:
+ * STAGE_TIMEOUT_DEFAULT_USEC) even with a dead cluster: rbd-fuse volumes get their daemon killed
+ * when an unmount hangs, and *forced (may be NULL; set on every return) says so. staging_path may
+ * be NULL (taken from the state); it is resolved from "/" without following symlinks, and a
+ * mount there that is not this volume's device is left alone (see stage_unstage_at()).
+ * Errors: -EBUSY still in use (published bind mounts, open device) or a foreign mount,
+ * -ETIMEDOUT, -EINVAL; the state file is kept on failure so that a retry continues.
  */
 int stage_unstage(const char *state_dir, const char *volume_id, const char *staging_path,
                   uint64_t timeout_usec, bool *forced, char **ret_reason);
+
+/*
+ * stage_unstage() on a staging path resolved beneath the kubelet dir (driver/base/path.h; NULL:
+ * the path the state records, resolved from "/"), acting only on what this volume owns: no
+ * state touches nothing and is success; the mount at the staging path is unmounted only when it
+ * holds this volume's device (its st_dev is the recorded device's st_rdev, or libmount names
+ * the device as its source). The staging directory itself is left to the CO.
+ * Errors: -EBUSY a foreign mount is there (left alone; *ret_reason names it), -EINVAL the
+ * volume is staged at another path, and as stage_unstage().
+ */
+int stage_unstage_at(const char *state_dir, const char *volume_id, struct path_resolved *staging,
+                     uint64_t timeout_usec, bool *forced, char **ret_reason);
+
+/*
+ * Finds a volume other than except_volume_id (may be NULL) whose state file stages the same
+ * image (cluster id, pool, RADOS namespace, image name) on this node; *ret_volume_id gets its
+ * id (caller frees). Errors: -ENOENT none.
+ */
+int stage_find_image(const char *state_dir, const char *cluster_id, const char *pool,
+                     const char *rados_namespace, const char *image, const char *except_volume_id,
+                     char **ret_volume_id);
 
 /* Reads the state of volume_id. Errors: -ENOENT not staged (no state), -EINVAL bad file. */
 int stage_load(const char *state_dir, const char *volume_id, struct stage_info **ret_info);
