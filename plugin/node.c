@@ -243,13 +243,15 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	}
 	/* One image, one stage per node: two volume ids staging one image read-write would
 	 * corrupt it. The image lock closes the race of two concurrent stages under two ids. */
-	r = op_lock_take(c, &image_lock, "image",
-	                 call_printf(c, "%zu:%s/%zu:%s/%zu:%s/%zu:%s", strlen(cluster_id),
-	                             cluster_id, strlen(pool), pool,
-	                             strlen(strempty(context_get(req, "radosNamespace"))),
-	                             strempty(context_get(req, "radosNamespace")), strlen(image),
-	                             image),
-	                 "this image");
+	{
+		const char *ns = strempty(context_get(req, "radosNamespace"));
+		const char *image_key = call_printf(c, "%zu:%s/%zu:%s/%zu:%s/%zu:%s",
+		                                    strlen(cluster_id), cluster_id, strlen(pool),
+		                                    pool, strlen(ns), ns, strlen(image), image);
+
+		r = image_key ? op_lock_take(c, &image_lock, "image", image_key, "this image")
+		              : -ENOMEM;
+	}
 	if (r < 0)
 		goto out;
 	r = stage_find_image(dir, cluster_id, pool, context_get(req, "radosNamespace"), image,

@@ -3,6 +3,7 @@
 #include <sys/sysmacros.h>
 
 #include "unit/driver/host/host_test.h"
+#include "driver/base/path.h"
 #include "driver/host/fs.h"
 #include "driver/host/mount.h"
 
@@ -247,6 +248,87 @@ static void test_mount__health_detects_read_only_after_error(void **state)
 	fixture_done(&f);
 }
 
+/* utab's text mentions target (libmount records _netdev there). */
+static bool utab_mentions(const char *target)
+{
+	_cleanup_free_ char *data = NULL;
+
+	if (fileio_read_full("/run/mount/utab", 1024 * 1024, &data, NULL) < 0)
+		return false;
+	return strstr(data, target) != NULL;
+}
+
+/* The *_at variants act on resolved paths: the fd's object, whatever the text says later. */
+static void test_mount__at_resolved_paths(void **state)
+{
+	_cleanup_(path_resolved_done) struct path_resolved mnt = PATH_RESOLVED_INIT;
+	_cleanup_(path_resolved_done) struct path_resolved pub = PATH_RESOLVED_INIT;
+	_cleanup_(path_resolved_done) struct path_resolved blk = PATH_RESOLVED_INIT;
+	_cleanup_close_ int root_fd = -1;
+	char pub_path[PATH_MAX], blk_path[PATH_MAX], fdtext[PATH_FD_TEXT_MAX];
+	bool have_utab = access("/run/mount/utab", F_OK) == 0;
+	struct fixture f;
+	struct stat st;
+
+	REQUIRE_ROOT();
+	fixture_init(state, &f, "ext4", 64 * MiB);
+	assert_int_equal(path_root_open("/", &root_fd), 0);
+	assert_int_equal(path_resolve(root_fd, "/", f.mnt, 0, &mnt), 0);
+	assert_false(mnt.mountpoint);
+	assert_int_equal(mount_device_at(f.dev, &mnt, "ext4", "noatime", false), 0);
+	assert_true(mnt.mountpoint);
+	assert_int_equal(mount_is_mountpoint(f.mnt), 1);
+	assert_int_equal(mount_device_at(f.dev, &mnt, "ext4", NULL, false), -EBUSY);
+	if (have_utab)
+		assert_true(utab_mentions(f.mnt)); /* under the text, not /proc/self/fd/N */
+	assert_false(utab_mentions("/proc/self/fd/"));
+	{
+		_cleanup_(mount_info_freep) struct mount_info *info = NULL;
+
+		assert_int_equal(mount_find_fd(mnt.fd, &info), 0);
+		assert_string_equal(info->source, f.dev);
+		assert_int_equal(stat(f.dev, &st), 0);
+		assert_true(info->devno == st.st_rdev);
+	}
+
+	/* A read-only bind of the resolved mount onto a resolved directory. */
+	snprintf(pub_path, sizeof(pub_path), "%s/pub", ht_dir(state));
+	assert_int_equal(path_resolve(root_fd, "/", pub_path, 0, &pub), 0);
+	assert_int_equal(path_mkdir(&pub, 0700), 0);
+	assert_int_equal(mount_bind_at(path_fd_text(mnt.fd, fdtext), &pub, true, "nosuid,bogus"),
+	                 0);
+	assert_true(pub.mountpoint);
+	assert_true(pub.st.st_dev == st.st_rdev);
+	{
+		_cleanup_(mount_info_freep) struct mount_info *info = NULL;
+
+		assert_int_equal(mount_find_fd(pub.fd, &info), 0);
+		assert_true(info->read_only);
+		assert_non_null(strstr(info->options, "nosuid"));
+	}
+	assert_int_equal(mount_bind_at(path_fd_text(mnt.fd, fdtext), &pub, false, NULL), -EBUSY);
+
+	/* The device node onto a resolved file. */
+	snprintf(blk_path, sizeof(blk_path), "%s/blk", ht_dir(state));
+	assert_int_equal(path_resolve(root_fd, "/", blk_path, PATH_WALK, &blk), 0);
+	assert_int_equal(path_create_file(&blk, 0600), 0);
+	assert_int_equal(mount_bind_at(path_fd_text(mnt.fd, fdtext), &blk, false, NULL), -ENOTDIR);
+	assert_int_equal(mount_bind_at(f.dev, &blk, false, NULL), 0);
+	assert_true(S_ISBLK(blk.st.st_mode) && blk.st.st_rdev == st.st_rdev);
+
+	/* Unmount through the parents' fds (the objects' own fds would keep them busy). */
+	blk.fd = safe_close(blk.fd);
+	assert_int_equal(mount_umount_at(blk.dir_fd, blk.name, blk.text, false), 0);
+	pub.fd = safe_close(pub.fd);
+	assert_int_equal(mount_umount_at(pub.dir_fd, pub.name, pub.text, false), 0);
+	assert_int_equal(mount_umount_at(pub.dir_fd, pub.name, pub.text, false), -EINVAL);
+	mnt.fd = safe_close(mnt.fd);
+	assert_int_equal(mount_umount_at(mnt.dir_fd, mnt.name, mnt.text, false), 0);
+	assert_int_equal(mount_is_mountpoint(f.mnt), 0);
+	assert_false(utab_mentions(f.mnt));
+	fixture_done(&f);
+}
+
 static void test_mount__bad_arguments(void **state)
 {
 	REQUIRE_ROOT();
@@ -267,6 +349,7 @@ int main(void)
 		HOST_TEST(test_mount__bind_device_node_onto_file),
 		HOST_TEST(test_mount__umount_does_not_follow_symlinks),
 		HOST_TEST(test_mount__health_detects_read_only_after_error),
+		HOST_TEST(test_mount__at_resolved_paths),
 		HOST_TEST(test_mount__bad_arguments),
 	};
 
