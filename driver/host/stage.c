@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <dirent.h>
-#include <fcntl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <poll.h>
@@ -1156,7 +1156,7 @@ static int unmount_staged(const struct stage_info *info, struct path_resolved *p
 	struct abort_arg aa = { .info = info };
 	int r;
 
-	/* Twice at most: a crashed retry may have stacked a second mount of the device. */
+	/* A few rounds: a crashed retry may have stacked more than one mount of the device. */
 	for (int i = 0; i < 4; i++) {
 		_cleanup_free_ char *what = NULL;
 		struct umount_at_arg ua = { .dir_fd = -1 };
