@@ -414,7 +414,7 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 	struct publish_record rec = { 0 };
 	struct publish_target entry;
 	char fdtext[PATH_FD_TEXT_MAX];
-	const char *dir;
+	const char *dir, *staging_text;
 	struct op_lock lock = { 0 };
 	dev_t devno;
 	bool ro;
@@ -453,8 +453,10 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 		log_error_errno(r, "Cannot read the stage state: %m");
 		goto out;
 	}
-	if (staging_r < 0 || !info->staging_path || strcmp(info->staging_path, staging.text) != 0 ||
-	    !info->phase || strcmp(info->phase, "staged") != 0) {
+	/* (A block volume's staging path is only compared: it need not exist.) */
+	staging_text = staging_r == 0 ? staging.text : req->staging_target_path;
+	if (!info->staging_path || strcmp(info->staging_path, staging_text) != 0 || !info->phase ||
+	    strcmp(info->phase, "staged") != 0) {
 		r = call_fail(c, STATUS_FAILED_PRECONDITION,
 		              "volume is not staged at '%s' (staged at '%s', %s)",
 		              req->staging_target_path, strempty(info->staging_path),
