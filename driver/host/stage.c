@@ -1241,13 +1241,18 @@ int stage_unstage_at(const char *state_dir, const char *volume_id, struct path_r
 			if (r < 0)
 				return r;
 			r = path_resolve(root_fd, "/", info->staging_path, 0, &own);
-			if (r < 0 && r != -ENOENT && r != -ENOTDIR) {
-				reason_set(ret_reason, "cannot resolve %s: %s", info->staging_path,
-				           strerror(-r));
-				return r;
-			}
 			if (r >= 0)
 				staging = &own;
+			else if (mount_is_mountpoint(info->staging_path) > 0) {
+				/* (A symlink above the kubelet dir, say: cannot be acted on
+				 * safely.) */
+				reason_set(ret_reason,
+				           "%s is a mount point but cannot be resolved without "
+				           "following links: %s",
+				           info->staging_path, strerror(-r));
+				return r;
+			}
+			/* else nothing is mounted there: nothing to unmount. */
 		}
 		if (staging) {
 			r = unmount_staged(info, staging, deadline, &was_forced, ret_reason);
