@@ -33,6 +33,37 @@ static const char *request_object_id(const ProtobufCMessage *req)
 	return NULL;
 }
 
+/* The node a call concerns: the request's node_id, else this node for the Node service. */
+static const char *request_node_id(const struct plugin *p, const struct method *m,
+                                   const ProtobufCMessage *req)
+{
+	const ProtobufCFieldDescriptor *f =
+	        protobuf_c_message_descriptor_get_field_by_name(req->descriptor, "node_id");
+
+	if (f && f->type == PROTOBUF_C_TYPE_STRING && f->label != PROTOBUF_C_LABEL_REPEATED) {
+		const char *v = *(const char *const *)((const uint8_t *)req + f->offset);
+
+		if (!isempty(v))
+			return v;
+	}
+	if (strncmp(m->path, "/csi.v1.Node/", 13) == 0)
+		return p->opt.node_id;
+	return NULL;
+}
+
+/* The line that ends every call: msg=finished code=OK duration_ms=1.234. */
+static void log_finished(enum log_level level, enum status_code code, uint64_t start)
+{
+	char duration[32];
+	struct log_field fields[] = {
+		{ "code", status_to_string(code), false },
+		{ "duration_ms", duration, true },
+	};
+
+	snprintf(duration, sizeof(duration), "%.3f", (now_usec() - start) / 1000.0);
+	log_internal_fields(level, 0, __FILE__, __LINE__, fields, ELEMENTSOF(fields), "finished");
+}
+
 /*
  * Most repeated-field and map elements (and sub-messages) a request may have, counted on the wire
  * before protobuf-c unpacks it: unpacking allocates each one (a 1 MiB map of 524k empty entries
@@ -181,6 +212,7 @@ enum status_code plugin_dispatch(struct plugin *p, const struct method *m, const
 		goto out;
 	}
 	log_context_set_volume(request_object_id(req));
+	log_context_set_node(request_node_id(p, m, req));
 
 	resp = call_alloc(&c, m->output->sizeof_message);
 	if (!resp) {
@@ -199,8 +231,7 @@ enum status_code plugin_dispatch(struct plugin *p, const struct method *m, const
 			log_error_errno(r, "%s failed: %m", m->name);
 			*ret_message = c.log.error_message ? strdup(c.log.error_message) : NULL;
 		}
-		log_full_errno(LOG_LEVEL_INFO, 0, "finished code=%s duration_ms=%.3f",
-		               status_to_string(code), (now_usec() - start) / 1000.0);
+		log_finished(LOG_LEVEL_INFO, code, start);
 		goto out;
 	}
 
@@ -212,8 +243,7 @@ enum status_code plugin_dispatch(struct plugin *p, const struct method *m, const
 	}
 	protobuf_c_message_pack(resp, *ret_response);
 	code = STATUS_OK;
-	log_full_errno(m->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, 0,
-	               "finished code=OK duration_ms=%.3f", (now_usec() - start) / 1000.0);
+	log_finished(m->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, code, start);
 out:
 	if (req)
 		protobuf_c_message_free_unpacked(req, NULL);

@@ -97,7 +97,7 @@ def create_volume_request(name, params, secrets):
 class Plugin:
     """One rbdcsi --mode=all on a socket in a private directory, its RSS sampled."""
 
-    def __init__(self, binary, work, extra=()):
+    def __init__(self, binary, work, extra=(), env=None):
         self.work = work
         self.sock = os.path.join(work, "csi.sock")
         self.log_path = os.path.join(work, "plugin.log")
@@ -110,7 +110,8 @@ class Plugin:
                 "--kubelet-dir=" + work, "--log-format=json", "--ceph-connect-timeout=10",
                 *extra]
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **(env or {})))
         self.peak_kib = 0
         self.sampling = True
         deadline = time.time() + 20
@@ -182,8 +183,8 @@ class RawConn:
 
     def __init__(self, path, read=True):
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)  # blocking: waits for room in the backlog
         self.s.settimeout(10)
-        self.s.connect(path)
         self.enc = hpack.Encoder()
         self.lock = threading.Lock()
         self.counts = {}
@@ -430,7 +431,8 @@ def load_garbage(p, scale):
             if kind == "name":
                 hdrs.append((v, b"1"))
             elif kind == "value":
-                hdrs.append((b"x-bad", v))
+                hdrs += [(b"x-bad", v), (b"grpc-timeout", v), (b"grpc-encoding", v),
+                         (b"te", v)]
             c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, enc.encode(hdrs)))
             # A literal, never-indexed header whose name is raw bytes (no Huffman).
             raw = b"\x10" + bytes([len(v) & 0x7F]) + v[:127] + b"\x01v"
@@ -487,7 +489,9 @@ def main():
         extra = list(a.plugin_args) + (["--log-level=debug"] if name == "garbage" else [])
         d = os.path.join(work, name)
         os.makedirs(d)
-        p = Plugin(os.path.abspath(a.rbdcsi), d, extra)
+        # gRPC's own log lines (which quote peer bytes) are on for the garbage load.
+        env = {"GRPC_VERBOSITY": "DEBUG"} if name == "garbage" else None
+        p = Plugin(os.path.abspath(a.rbdcsi), d, extra, env)
         logs.append(p)
         try:
             results.setdefault("idle_rss_mib", round(p.rss_kib() / 1024.0, 1))
