@@ -169,10 +169,12 @@ static void append_quoted(char *buf, size_t size, size_t *pos, const char *s)
 		} else {
 			out = (const char *)c, len = n;
 		}
-		if (!put(buf, size, pos, out, len)) {
+		/* Room for this and for "..." after it, else the value ends here. */
+		if (*pos + len + 3 + LINE_TAIL > size) {
 			(void)put(buf, size, pos, "...", 3);
 			break;
 		}
+		(void)put(buf, size, pos, out, len);
 		c += n;
 	}
 	/* The tail is reserved for this quote. */

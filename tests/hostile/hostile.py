@@ -107,7 +107,7 @@ class Plugin:
         os.makedirs(os.path.join(work, "state"), exist_ok=True)
         args = [binary, "--mode=all", "--endpoint=unix://" + self.sock, "--config=" + cfg,
                 "--nodeid=hostile-node", "--state-dir=" + os.path.join(work, "state"),
-                "--kubelet-dir=" + work, "--log-format=json", "--ceph-connect-timeout=10",
+                "--kubelet-dir=" + work, "--log-format=json", "--ceph-connect-timeout=6",
                 *extra]
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
@@ -181,7 +181,7 @@ class Plugin:
 class RawConn:
     """A raw HTTP/2 connection: we write frames, a thread reads and answers SETTINGS/PING."""
 
-    def __init__(self, path, read=True):
+    def __init__(self, path, read=True, ack=True):
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.connect(path)  # blocking: waits for room in the backlog
         self.s.settimeout(10)
@@ -189,6 +189,7 @@ class RawConn:
         self.lock = threading.Lock()
         self.counts = {}
         self.closed = False
+        self.ack = ack
         self.send(PREFACE + frame(SETTINGS, 0, 0))
         if read:
             self.reader = threading.Thread(target=self._read, daemon=True)
@@ -222,7 +223,7 @@ class RawConn:
                 payload = buf[9:9 + n]
                 buf = buf[9 + n:]
                 self.counts[ftype] = self.counts.get(ftype, 0) + 1
-                if ftype == SETTINGS and not flags & ACK:
+                if ftype == SETTINGS and not flags & ACK and self.ack:
                     self.send(frame(SETTINGS, ACK, 0))
                 elif ftype == PING and not flags & ACK:
                     self.send(frame(PING, ACK, 0, payload))
@@ -249,7 +250,9 @@ def settle(p, seconds=1.0):
 def load_headers(p, scale):
     """2 connections x 25,000 streams that send only HEADERS."""
     n = int(25000 * scale)
-    conns = [RawConn(p.sock) for _ in range(2)]
+    # One connection acknowledges the server's SETTINGS (so its stream limit applies), one
+    # never does (a hostile client need not).
+    conns = [RawConn(p.sock), RawConn(p.sock, ack=False)]
     time.sleep(0.2)
     t_end = time.time() + 60
     for c in conns:
@@ -399,7 +402,7 @@ def load_slow(p, scale):
     time.sleep(0.5)
     lat = []
     failed = 0
-    t_end = time.time() + 8
+    t_end = time.time() + 5
     while time.time() < t_end and len(lat) < int(400 * max(scale, 0.25)):
         ok, ms = p.probe(timeout=5)
         lat.append(ms)
@@ -444,6 +447,37 @@ def load_garbage(p, scale):
     return {"header_blocks": sent}
 
 
+def socket_modes(binary, work):
+    """Starts a plugin under umask 000 with --socket-mode=0660 and stats the socket path in a
+    tight loop from before it exists until it serves: every mode seen must be 0660."""
+    d = tempfile.mkdtemp(prefix="sockmode.", dir=work)
+    sock = os.path.join(d, "csi.sock")
+    with open(os.path.join(d, "config.json"), "w") as f:
+        f.write("[]")
+    old = os.umask(0)
+    try:
+        proc = subprocess.Popen([binary, "--mode=controller", "--endpoint=unix://" + sock,
+                                 "--config=" + os.path.join(d, "config.json"),
+                                 "--socket-mode=0660"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finally:
+        os.umask(old)
+    seen = set()
+    t_end = time.time() + 20
+    n = 0
+    while time.time() < t_end and proc.poll() is None:
+        try:
+            seen.add(os.stat(sock).st_mode & 0o7777)
+            n += 1
+            if n > 20000:
+                break
+        except FileNotFoundError:
+            pass
+    proc.terminate()
+    proc.wait(30)
+    return sorted(seen)
+
+
 def check_log(p):
     """Every line of the plugin's log is valid UTF-8 JSON."""
     bad = 0
@@ -484,6 +518,15 @@ def main():
                "loads": {}}
     failures = []
     logs = []
+    modes = set()
+    for _ in range(3):  # the window of a wider mode was ~0.35 ms: look more than once
+        modes.update(socket_modes(os.path.abspath(a.rbdcsi), work))
+    modes = sorted(modes)
+    results["socket_modes_seen"] = ["%04o" % m for m in modes]
+    print("hostile: socket modes seen at start-up under umask 000: %s" %
+          results["socket_modes_seen"], flush=True)
+    if modes != [0o660]:
+        failures.append("socket: modes %s seen, want only 0660" % results["socket_modes_seen"])
     for name in a.loads.split(","):
         # A fresh plugin per load: each peak is that load's alone.
         extra = list(a.plugin_args) + (["--log-level=debug"] if name == "garbage" else [])
