@@ -108,6 +108,9 @@ int endpoint_listen(const char *path, mode_t mode, int *ret_fd)
 			return -ENOMEM;
 		}
 		r = bind_unix(fd, tmp);
+		/* Listening before it gets its name: nobody who sees the path is refused. */
+		if (r >= 0 && listen(fd, SOMAXCONN) < 0)
+			r = -errno;
 		if (r >= 0 && chmod(tmp, mode) < 0)
 			r = -errno;
 		if (r >= 0 && rename(tmp, path) < 0)
@@ -121,14 +124,13 @@ int endpoint_listen(const char *path, mode_t mode, int *ret_fd)
 
 		r = bind_unix(fd, path);
 		umask(old);
+		if (r >= 0 && listen(fd, SOMAXCONN) < 0) {
+			r = -errno;
+			(void)unlink(path);
+		}
 	}
 	if (r < 0)
 		return r;
-	if (listen(fd, SOMAXCONN) < 0) {
-		r = -errno;
-		(void)unlink(path);
-		return r;
-	}
 	*ret_fd = TAKE_FD(fd);
 	return 0;
 }

@@ -5,18 +5,25 @@
  * one catch-all request answers unknown methods with UNIMPLEMENTED.
  *
  * Hostile clients (issue 13). Memory: gRPC core's knobs first (concurrent streams per connection,
- * a resource quota, metadata size, message size, optional idle limit), our own accounting second
- * (a cap on connections, since this gRPC has no such knob; a bounded queue of slow calls). Each
- * call also starts a RECV_CLOSE_ON_SERVER batch at once, so a reset stream sets `cancelled`
- * while the call waits or runs; a call without a whole request message, or cancelled before a
- * handler starts, never reaches a handler. Lanes: the quick methods are answered on the
- * completion-queue threads; the others wait in the queue for one of N workers.
+ * a resource quota, metadata size, message size, an optional idle limit), our own accounting
+ * second, since this gRPC has no connection cap and enforces the stream limit only once a client
+ * acknowledged it:
+ *  - connections: a cap; over it, or at the fd limit (a spare fd is kept for that), a new
+ *    connection is accepted and closed at once, existing ones are served on;
+ *  - calls: methods are registered without payload, so every call is seen at its headers. Each
+ *    starts a RECV_CLOSE_ON_SERVER batch at once (a reset sets `cancelled` while the call waits
+ *    or runs) and then waits for its request message, with a limit per lane on calls waiting at
+ *    once and a time limit; a call whose message never came whole never reaches a handler;
+ *  - per connection: one that has more calls in flight than twice its stream limit (it ignores
+ *    our SETTINGS), or resets a flood of calls before their request, is shut down;
+ *  - work: the quick methods (identity, capabilities, NodeGetInfo, UNIMPLEMENTED) are answered
+ *    on the completion-queue threads and never wait behind slow work; the others wait in a
+ *    bounded queue for one of N workers, RESOURCE_EXHAUSTED when it is full.
  *
  * Connections: we bind and accept ourselves (the socket gets its mode before it is reachable,
- * plugin/endpoint.h) and hand each connection to gRPC (grpc_server_add_channel_from_fd). Over the
- * cap, or at the fd limit (a spare fd is kept for that), a new connection is accepted and closed
- * at once; existing connections are served on. A connection is counted until its fd no longer
- * names the same socket (inode), checked when the cap is reached.
+ * plugin/endpoint.h) and hand each one to gRPC (grpc_server_add_channel_from_fd), whose calls
+ * then name it as their peer ("fd:N"). A connection counts until its fd no longer names the same
+ * socket (inode), checked when the cap is reached.
  *
  * Shutdown: shutdown_and_notify, wait for the tag (cancelling after the grace period), then wait
  * until no call is left before shutting the completion queue down (starting a batch on a shut-down
@@ -51,13 +58,33 @@
 #define POLLERS 2
 /* Fds kept free for everything that is not a connection (Ceph, children, files). */
 #define FD_RESERVE 256
-/* At most one "refusing connections" warning per this many seconds. */
+/*
+ * Connections get fd numbers from a cursor that rotates through [FD_ROTATE_BASE, fd limit): a
+ * number comes back only after the cursor went round, so a call's peer ("fd:N") names its own
+ * connection even while calls of a just-closed one are still being disposed of.
+ */
+#define FD_ROTATE_BASE 256
+#define FD_LIMIT_WANT  65536
+/* At most one "refusing connections/calls" warning per this many seconds. */
 #define REFUSE_LOG_SECONDS 10
+/* A call's request message must arrive within this, else the call is cancelled. */
+#define MESSAGE_TIMEOUT_USEC (10 * 1000000ull)
+/*
+ * A connection is closed when it has more calls in flight than twice the streams it may open
+ * (+ CONN_SLACK), i.e. it ignores our SETTINGS; or more than CONN_MAX_ABORTED calls without a
+ * whole request message (reset or cut short) within CONN_ABORT_WINDOW_USEC: a reset flood.
+ */
+#define CONN_SLACK             8
+#define CONN_MAX_ABORTED       64
+#define CONN_ABORT_WINDOW_USEC (10 * 1000000ull)
+/* Calls of the quick lane waiting for their request message at once; more are refused. */
+#define MAX_WAITING_QUICK 32
 
 enum tag_kind {
 	TAG_REQUEST,
 	TAG_FINISH,
 	TAG_CLOSE,
+	TAG_MESSAGE,
 	TAG_SHUTDOWN,
 };
 
@@ -68,6 +95,10 @@ struct tag {
 struct conn_slot {
 	int fd; /* -1: free */
 	ino_t ino;
+	unsigned live;        /* calls of this connection we hold */
+	unsigned aborted;     /* calls without a whole request message in this window */
+	uint64_t window_usec; /* start of the aborted window */
+	bool closing;
 };
 
 struct call_ctx;
@@ -93,6 +124,11 @@ struct transport {
 	struct call_ctx **queue;
 	size_t q_head, q_len;
 	unsigned in_flight; /* calls from request to the end of both batches, queued ones too */
+	struct call_ctx *waiting;    /* calls whose request message has not arrived yet */
+	unsigned n_waiting[2];       /* of them: [0] slow lane, [1] quick lane */
+	unsigned long refused_calls; /* over a lane's limit */
+	time_t refused_calls_logged;
+	uint64_t swept_usec;
 	bool shutdown_seen;
 	bool stopping;
 	bool workers_stop;
@@ -105,13 +141,22 @@ struct transport {
 	bool acceptor_running;
 	struct conn_slot *conns;
 	unsigned n_conns;
+	int fd_cursor;
+	int fd_top;
 	unsigned long refused;
 	time_t refuse_logged;
 };
 
 struct call_ctx {
-	struct tag tag;       /* first: the completion queue hands this pointer back */
-	struct tag close_tag; /* the RECV_CLOSE_ON_SERVER batch */
+	struct tag tag;               /* first: the completion queue hands this pointer back */
+	struct tag close_tag;         /* the RECV_CLOSE_ON_SERVER batch */
+	struct tag msg_tag;           /* the RECV_MESSAGE batch */
+	struct call_ctx *prev, *next; /* in t->waiting while the message is awaited */
+	uint64_t arrived_usec;
+	bool quick;
+	bool swept;
+	int slot; /* in t->conns, -1 when unknown */
+	ino_t slot_ino;
 	struct transport *t;
 	size_t index; /* method index, or n_methods for the catch-all */
 	grpc_call *call;
@@ -127,6 +172,11 @@ struct call_ctx {
 static struct call_ctx *ctx_of_close(struct tag *tag)
 {
 	return (struct call_ctx *)((char *)tag - offsetof(struct call_ctx, close_tag));
+}
+
+static struct call_ctx *ctx_of_msg(struct tag *tag)
+{
+	return (struct call_ctx *)((char *)tag - offsetof(struct call_ctx, msg_tag));
 }
 
 static void ctx_free(struct call_ctx *ctx)
@@ -148,11 +198,18 @@ static void ctx_free(struct call_ctx *ctx)
 static void ctx_unref(struct call_ctx *ctx)
 {
 	struct transport *t = ctx->t;
+	ino_t ino;
+	int slot;
 
 	if (atomic_fetch_sub(&ctx->refs, 1) != 1)
 		return;
+	slot = ctx->slot;
+	ino = ctx->slot_ino;
 	ctx_free(ctx);
 	pthread_mutex_lock(&t->lock);
+	if (slot >= 0 && t->conns[slot].fd >= 0 && t->conns[slot].ino == ino &&
+	    t->conns[slot].live > 0)
+		t->conns[slot].live--;
 	t->in_flight--;
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
@@ -169,14 +226,16 @@ static void arm(struct transport *t, size_t index)
 	}
 	ctx->tag.kind = TAG_REQUEST;
 	ctx->close_tag.kind = TAG_CLOSE;
+	ctx->msg_tag.kind = TAG_MESSAGE;
+	ctx->slot = -1;
 	ctx->t = t;
 	ctx->index = index;
 	grpc_metadata_array_init(&ctx->md);
 	grpc_call_details_init(&ctx->details);
 	if (index < t->n_methods)
 		e = grpc_server_request_registered_call(t->server, t->handles[index], &ctx->call,
-		                                        &ctx->deadline, &ctx->md, &ctx->req_bb,
-		                                        t->cq, t->cq, ctx);
+		                                        &ctx->deadline, &ctx->md, NULL, t->cq,
+		                                        t->cq, ctx);
 	else
 		e = grpc_server_request_call(t->server, &ctx->call, &ctx->details, &ctx->md, t->cq,
 		                             t->cq, ctx);
@@ -317,32 +376,98 @@ static bool quick_lane(const struct transport *t, const struct call_ctx *ctx)
 	return m->quick || !m->handler || !(m->modes & t->plugin->opt.mode);
 }
 
-/* A call arrived: close-watch it, then answer it here (quick lane) or queue it for a worker. */
-static void accept_call(struct transport *t, struct call_ctx *ctx)
+/* Shuts the connection of slot down (t->lock held) if its fd still names that socket. */
+static void conn_close_locked(struct transport *t, int slot, const char *why)
 {
-	grpc_op op;
+	struct conn_slot *c = &t->conns[slot];
+	time_t now = time(NULL);
+	struct stat st;
+
+	if (c->closing || c->fd < 0)
+		return;
+	c->closing = true;
+	if (fstat(c->fd, &st) < 0 || st.st_ino != c->ino)
+		return;
+	(void)shutdown(c->fd, SHUT_RDWR);
+	t->refused++;
+	if (now - t->refuse_logged >= REFUSE_LOG_SECONDS) {
+		log_warning("Closing a connection: %s (%lu connections refused or closed so far)",
+		            why, t->refused);
+		t->refuse_logged = now;
+	}
+}
+
+/* Finds the connection of a call ("fd:N" is the peer of a connection from accept_one()). */
+static void conn_attach(struct transport *t, struct call_ctx *ctx)
+{
+	char *peer = grpc_call_get_peer(ctx->call);
+	int fd = -1;
+
+	if (peer && strncmp(peer, "fd:", 3) == 0)
+		fd = atoi(peer + 3);
+	gpr_free(peer);
+	if (fd < 0)
+		return;
+	for (unsigned i = 0; i < t->opt.max_connections; i++)
+		if (t->conns[i].fd == fd) {
+			ctx->slot = (int)i;
+			ctx->slot_ino = t->conns[i].ino;
+			t->conns[i].live++;
+			if (t->conns[i].live > 2 * t->opt.max_streams + CONN_SLACK)
+				conn_close_locked(t, (int)i,
+				                  "more calls in flight than its stream limit");
+			return;
+		}
+}
+
+/* Counts a call of ctx's connection that ended without a request (t->lock held). */
+static void conn_aborted_locked(struct transport *t, struct call_ctx *ctx)
+{
+	struct conn_slot *c;
+	uint64_t now = now_usec();
+
+	if (ctx->slot < 0 || t->conns[ctx->slot].ino != ctx->slot_ino)
+		return;
+	c = &t->conns[ctx->slot];
+	if (now - c->window_usec > CONN_ABORT_WINDOW_USEC) {
+		c->window_usec = now;
+		c->aborted = 0;
+	}
+	if (++c->aborted > CONN_MAX_ABORTED)
+		conn_close_locked(t, ctx->slot, "a flood of calls reset before their request");
+}
+
+/* Logs a refused call, at most once per REFUSE_LOG_SECONDS (a flood must not flood the log). */
+static void refused_call(struct transport *t, struct call_ctx *ctx, const char *why)
+{
+	time_t now = time(NULL);
+	unsigned long n;
+	bool log;
+
+	pthread_mutex_lock(&t->lock);
+	n = ++t->refused_calls;
+	log = now - t->refused_calls_logged >= REFUSE_LOG_SECONDS;
+	if (log)
+		t->refused_calls_logged = now;
+	pthread_mutex_unlock(&t->lock);
+	if (log)
+		log_warning("Refusing calls: %s (%s; %lu refused so far)", why,
+		            ctx->index < t->n_methods ? t->methods[ctx->index].name : "unknown", n);
+}
+
+/* Ends a call that will not be served: cancelling it completes its close batch. */
+static void drop(struct call_ctx *ctx)
+{
+	grpc_call_cancel(ctx->call, NULL);
+	ctx_unref(ctx);
+}
+
+/* The request message is here: answer on this thread (quick lane) or queue for a worker. */
+static void route(struct transport *t, struct call_ctx *ctx)
+{
 	bool queued = false;
 
-	if (ctx->index < t->n_methods && !ctx->req_bb) {
-		/*
-		 * The stream ended (reset, or half-closed) before a whole request message came. No
-		 * batch: dropping the call cancels it, the cheapest answer to a flood of resets.
-		 */
-		log_debug("%s: no request message (stream reset or cut short), not served",
-		          t->methods[ctx->index].name);
-		atomic_store(&ctx->refs, 1);
-		ctx_unref(ctx);
-		return;
-	}
-	atomic_store(&ctx->refs, 1);
-	memset(&op, 0, sizeof(op));
-	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	op.data.recv_close_on_server.cancelled = (int *)&ctx->cancelled;
-	atomic_fetch_add(&ctx->refs, 1);
-	if (grpc_call_start_batch(ctx->call, &op, 1, &ctx->close_tag, NULL) != GRPC_CALL_OK)
-		atomic_fetch_sub(&ctx->refs, 1);
-
-	if (quick_lane(t, ctx)) {
+	if (ctx->quick) {
 		serve(t, ctx);
 		return;
 	}
@@ -355,12 +480,116 @@ static void accept_call(struct transport *t, struct call_ctx *ctx)
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (!queued) {
-		log_warning("%s refused: %u calls are waiting for a worker already",
-		            t->methods[ctx->index].name, t->opt.max_queued);
+		refused_call(t, ctx, "every worker is busy and the queue is full");
 		finish_status(ctx, STATUS_RESOURCE_EXHAUSTED,
 		              "too many calls in progress (%u waiting for %u workers); retry later",
 		              t->opt.max_queued, t->opt.workers);
 	}
+}
+
+/*
+ * A call arrived (headers only): watch for its end (RECV_CLOSE_ON_SERVER), then wait for its
+ * request message, unless too many calls of its lane are waiting for theirs already.
+ */
+static void call_arrived(struct transport *t, struct call_ctx *ctx)
+{
+	grpc_op op;
+	bool full;
+
+	atomic_store(&ctx->refs, 2); /* the finish batch and the close batch */
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	op.data.recv_close_on_server.cancelled = (int *)&ctx->cancelled;
+	if (grpc_call_start_batch(ctx->call, &op, 1, &ctx->close_tag, NULL) != GRPC_CALL_OK)
+		atomic_fetch_sub(&ctx->refs, 1);
+	if (ctx->index >= t->n_methods) {
+		serve(t, ctx); /* UNIMPLEMENTED, the message unread */
+		return;
+	}
+
+	ctx->quick = quick_lane(t, ctx);
+	ctx->arrived_usec = now_usec();
+	pthread_mutex_lock(&t->lock);
+	conn_attach(t, ctx);
+	full = t->n_waiting[ctx->quick] >= (ctx->quick ? MAX_WAITING_QUICK : t->opt.max_waiting);
+	if (!full) {
+		t->n_waiting[ctx->quick]++;
+		ctx->next = t->waiting;
+		if (t->waiting)
+			t->waiting->prev = ctx;
+		t->waiting = ctx;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (full) {
+		refused_call(t, ctx, "too many calls are waiting for their request message");
+		finish_status(ctx, STATUS_RESOURCE_EXHAUSTED,
+		              "too many calls are waiting for their request message; retry later");
+		return;
+	}
+
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_MESSAGE;
+	op.data.recv_message.recv_message = &ctx->req_bb;
+	if (grpc_call_start_batch(ctx->call, &op, 1, &ctx->msg_tag, NULL) != GRPC_CALL_OK) {
+		/* As if it had completed without a message. */
+		ctx->req_bb = NULL;
+		grpc_call_cancel(ctx->call, NULL);
+	}
+}
+
+static void message_arrived(struct transport *t, struct call_ctx *ctx)
+{
+	pthread_mutex_lock(&t->lock);
+	t->n_waiting[ctx->quick]--;
+	if (ctx->prev)
+		ctx->prev->next = ctx->next;
+	else
+		t->waiting = ctx->next;
+	if (ctx->next)
+		ctx->next->prev = ctx->prev;
+	ctx->prev = ctx->next = NULL;
+	if (!ctx->req_bb)
+		conn_aborted_locked(t, ctx);
+	pthread_mutex_unlock(&t->lock);
+
+	if (!ctx->req_bb) {
+		/* The stream ended (reset, cut short, too slow, too big) before a whole message. */
+		log_debug("%s: no whole request message (stream reset or cut short), not served",
+		          t->methods[ctx->index].name);
+		drop(ctx);
+		return;
+	}
+	route(t, ctx);
+}
+
+/* Cancels calls whose request message did not come within MESSAGE_TIMEOUT_USEC. */
+static void sweep(struct transport *t)
+{
+	grpc_call *late[64];
+	size_t n = 0;
+	uint64_t now = now_usec();
+
+	pthread_mutex_lock(&t->lock);
+	if (now - t->swept_usec < 1000000) {
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	t->swept_usec = now;
+	for (struct call_ctx *c = t->waiting; c && n < ELEMENTSOF(late); c = c->next)
+		if (!c->swept && now - c->arrived_usec > MESSAGE_TIMEOUT_USEC) {
+			c->swept = true;
+			grpc_call_ref(c->call);
+			late[n++] = c->call;
+		}
+	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < n; i++) {
+		grpc_call_cancel_with_status(late[i], GRPC_STATUS_RESOURCE_EXHAUSTED,
+		                             "the request message did not arrive in time", NULL);
+		grpc_call_unref(late[i]);
+	}
+	if (n > 0)
+		log_debug("Cancelled %zu call(s) whose request message did not arrive within %llus",
+		          n, MESSAGE_TIMEOUT_USEC / 1000000);
 }
 
 static void *poller(void *arg)
@@ -398,7 +627,7 @@ static void *poller(void *arg)
 			pthread_mutex_unlock(&t->lock);
 			if (!stopping)
 				arm(t, ctx->index);
-			accept_call(t, ctx);
+			call_arrived(t, ctx);
 			break;
 		}
 		case TAG_FINISH:
@@ -406,6 +635,9 @@ static void *poller(void *arg)
 			break;
 		case TAG_CLOSE:
 			ctx_unref(ctx_of_close(tag));
+			break;
+		case TAG_MESSAGE:
+			message_arrived(t, ctx_of_msg(tag));
 			break;
 		}
 	}
@@ -435,7 +667,7 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-/* Counts the connections whose fd still names the socket we accepted. */
+/* Counts the connections whose fd still names the socket we accepted (t->lock held). */
 static void conns_reconcile(struct transport *t)
 {
 	unsigned n = 0;
@@ -454,19 +686,22 @@ static void conns_reconcile(struct transport *t)
 	t->n_conns = n;
 }
 
-static void refuse(struct transport *t, int fd, const char *why)
+/* Closes a new connection at once (t->lock held). */
+static void refuse_locked(struct transport *t, int fd, const char *why)
 {
 	time_t now = time(NULL);
 
 	safe_close(fd);
 	t->refused++;
 	if (now - t->refuse_logged >= REFUSE_LOG_SECONDS) {
-		log_warning("Refusing connections: %s (%lu refused so far)", why, t->refused);
+		log_warning("Refusing connections: %s (%lu refused or closed so far)", why,
+		            t->refused);
 		t->refuse_logged = now;
 	}
 }
 
-static void accept_one(struct transport *t)
+/* Accepts one connection and hands it to gRPC, or closes it. False when there was none. */
+static bool accept_one(struct transport *t)
 {
 	struct stat st;
 	int fd;
@@ -476,36 +711,56 @@ static void accept_one(struct transport *t)
 		if (errno != EMFILE && errno != ENFILE) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				log_warning_errno(errno, "accept failed: %m");
-			return;
+			return false;
 		}
 		/* Out of fds: use the spare one to take the connection off the backlog and close
 		 * it. */
 		t->spare_fd = safe_close(t->spare_fd);
 		fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		pthread_mutex_lock(&t->lock);
 		if (fd >= 0)
-			refuse(t, fd, "out of file descriptors");
+			refuse_locked(t, fd, "out of file descriptors");
+		pthread_mutex_unlock(&t->lock);
 		t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		return;
+		return fd >= 0;
 	}
-	if (t->n_conns >= t->opt.max_connections)
-		conns_reconcile(t);
-	if (t->n_conns >= t->opt.max_connections) {
-		refuse(t, fd, "the connection limit is reached (--max-connections)");
-		return;
+	if (t->fd_top > FD_ROTATE_BASE) {
+		int hi;
+
+		if (t->fd_cursor < FD_ROTATE_BASE || t->fd_cursor >= t->fd_top)
+			t->fd_cursor = FD_ROTATE_BASE;
+		hi = fcntl(fd, F_DUPFD_CLOEXEC, t->fd_cursor);
+		if (hi < 0)
+			hi = fcntl(fd, F_DUPFD_CLOEXEC, FD_ROTATE_BASE);
+		if (hi >= 0) {
+			safe_close(fd);
+			fd = hi;
+			t->fd_cursor = hi + 1;
+		}
 	}
 	if (fstat(fd, &st) < 0) {
 		safe_close(fd);
-		return;
+		return true;
+	}
+	pthread_mutex_lock(&t->lock);
+	if (t->n_conns >= t->opt.max_connections)
+		conns_reconcile(t);
+	if (t->n_conns >= t->opt.max_connections) {
+		refuse_locked(t, fd, "the connection limit is reached (--max-connections)");
+		pthread_mutex_unlock(&t->lock);
+		return true;
 	}
 	for (unsigned i = 0; i < t->opt.max_connections; i++)
 		if (t->conns[i].fd < 0 || t->conns[i].fd == fd) {
 			/* A slot with the same fd number: that connection is gone (fd reused). */
 			if (t->conns[i].fd < 0)
 				t->n_conns++;
-			t->conns[i] = (struct conn_slot){ fd, st.st_ino };
+			t->conns[i] = (struct conn_slot){ .fd = fd, .ino = st.st_ino };
 			break;
 		}
+	pthread_mutex_unlock(&t->lock);
 	grpc_server_add_channel_from_fd(t->server, fd, t->creds);
+	return true;
 }
 
 static void *acceptor(void *arg)
@@ -518,7 +773,8 @@ static void *acceptor(void *arg)
 			{ .fd = t->wake_fd, .events = POLLIN },
 		};
 
-		if (poll(pfd, 2, -1) < 0) {
+		sweep(t);
+		if (poll(pfd, 2, 1000) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error_errno(errno, "poll on the listening socket failed: %m");
@@ -527,14 +783,8 @@ static void *acceptor(void *arg)
 		if (pfd[1].revents)
 			break;
 		if (pfd[0].revents & POLLIN)
-			for (int i = 0; i < 64; i++) {
-				unsigned long before = t->refused;
-				unsigned n = t->n_conns;
-
-				accept_one(t);
-				if (t->n_conns == n && t->refused == before)
-					break; /* nothing more to accept */
-			}
+			for (int i = 0; i < 64 && accept_one(t); i++)
+				;
 	}
 	return NULL;
 }
@@ -547,11 +797,13 @@ static void fit_fd_limit(struct transport *t)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
-	if (rl.rlim_cur < want) {
-		rl.rlim_cur = MIN(want, rl.rlim_max);
+	/* Room to rotate fd numbers too (FD_ROTATE_BASE). */
+	if (rl.rlim_cur < MAX(want, (rlim_t)FD_LIMIT_WANT)) {
+		rl.rlim_cur = MIN(MAX(want, (rlim_t)FD_LIMIT_WANT), rl.rlim_max);
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 		(void)getrlimit(RLIMIT_NOFILE, &rl);
 	}
+	t->fd_top = (int)MIN(rl.rlim_cur, (rlim_t)INT32_MAX);
 	if (rl.rlim_cur < want) {
 		unsigned cap = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE)
 		                                            : (unsigned)(rl.rlim_cur / 2);
@@ -590,6 +842,8 @@ static void options_defaults(struct transport_options *o)
 		o->workers = TRANSPORT_DEFAULT_WORKERS;
 	if (o->max_queued == 0)
 		o->max_queued = TRANSPORT_DEFAULT_MAX_QUEUED;
+	if (o->max_waiting == 0)
+		o->max_waiting = TRANSPORT_DEFAULT_MAX_WAITING;
 	if (o->max_connections == 0)
 		o->max_connections = TRANSPORT_DEFAULT_MAX_CONNECTIONS;
 	if (o->max_streams == 0)
@@ -683,9 +937,8 @@ int transport_start(struct plugin *p, const char *socket_path, const struct tran
 	t->server = grpc_server_create(&channel_args, NULL);
 	grpc_server_register_completion_queue(t->server, t->cq, NULL);
 	for (size_t i = 0; i < t->n_methods; i++)
-		t->handles[i] =
-		        grpc_server_register_method(t->server, t->methods[i].path, NULL,
-		                                    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+		t->handles[i] = grpc_server_register_method(t->server, t->methods[i].path, NULL,
+		                                            GRPC_SRM_PAYLOAD_NONE, 0);
 	grpc_server_start(t->server);
 
 	for (size_t i = 0; i <= t->n_methods; i++)

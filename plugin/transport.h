@@ -20,6 +20,7 @@ struct transport;
 struct transport_options {
 	unsigned workers;         /* threads for the slow lane */
 	unsigned max_queued;      /* slow calls waiting for a worker; more: RESOURCE_EXHAUSTED */
+	unsigned max_waiting;     /* slow calls waiting for their request message; more: ditto */
 	unsigned max_connections; /* open connections; more are accepted and closed */
 	unsigned max_streams;     /* concurrent streams per connection (HTTP/2 SETTINGS) */
 	size_t memory_bytes;      /* gRPC core's resource quota */
@@ -29,6 +30,7 @@ struct transport_options {
 
 #define TRANSPORT_DEFAULT_WORKERS         8
 #define TRANSPORT_DEFAULT_MAX_QUEUED      32
+#define TRANSPORT_DEFAULT_MAX_WAITING     64
 #define TRANSPORT_DEFAULT_MAX_CONNECTIONS 256
 #define TRANSPORT_DEFAULT_MAX_STREAMS     16
 #define TRANSPORT_DEFAULT_MEMORY_BYTES    (64u * 1024 * 1024)

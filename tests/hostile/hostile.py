@@ -121,7 +121,9 @@ class Plugin:
             time.sleep(0.02)
         self.channel = channel(self.sock)
         self.probe_call = self.channel.unary_unary("/csi.v1.Identity/Probe")
-        self.probe(timeout=10)
+        while not self.probe(timeout=2)[0]:
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("plugin does not answer Probe; log: " + self.log_path)
         self.sampler = threading.Thread(target=self._sample, daemon=True)
         self.sampler.start()
 
