@@ -403,8 +403,13 @@ static void conn_attach(struct transport *t, struct call_ctx *ctx)
 	char *peer = grpc_call_get_peer(ctx->call);
 	int fd = -1;
 
-	if (peer && strncmp(peer, "fd:", 3) == 0)
-		fd = atoi(peer + 3);
+	if (peer && strncmp(peer, "fd:", 3) == 0) {
+		char *end;
+		long v = strtol(peer + 3, &end, 10);
+
+		if (*end == 0 && v >= 0 && v <= INT32_MAX)
+			fd = (int)v;
+	}
 	gpr_free(peer);
 	if (fd < 0)
 		return;
