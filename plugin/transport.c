@@ -67,8 +67,12 @@
 #define FD_LIMIT_WANT  65536
 /* At most one "refusing connections/calls" warning per this many seconds. */
 #define REFUSE_LOG_SECONDS 10
-/* A call's request message must arrive within this, else the call is cancelled. */
-#define MESSAGE_TIMEOUT_USEC (10 * 1000000ull)
+/*
+ * A call's request message must arrive within this, else the call is cancelled; shorter for the
+ * quick lane, whose requests are a few bytes sent with the headers.
+ */
+#define MESSAGE_TIMEOUT_USEC       (10 * 1000000ull)
+#define MESSAGE_TIMEOUT_QUICK_USEC (2 * 1000000ull)
 /*
  * A connection is closed when it has more calls in flight than twice the streams it may open
  * (+ CONN_SLACK), i.e. it ignores our SETTINGS; or more than CONN_MAX_ABORTED calls without a
@@ -78,7 +82,7 @@
 #define CONN_MAX_ABORTED       64
 #define CONN_ABORT_WINDOW_USEC (10 * 1000000ull)
 /* Calls of the quick lane waiting for their request message at once; more are refused. */
-#define MAX_WAITING_QUICK 32
+#define MAX_WAITING_QUICK 64
 
 enum tag_kind {
 	TAG_REQUEST,
@@ -575,13 +579,14 @@ static void sweep(struct transport *t)
 	uint64_t now = now_usec();
 
 	pthread_mutex_lock(&t->lock);
-	if (now - t->swept_usec < 1000000) {
+	if (now - t->swept_usec < 500000) {
 		pthread_mutex_unlock(&t->lock);
 		return;
 	}
 	t->swept_usec = now;
 	for (struct call_ctx *c = t->waiting; c && n < ELEMENTSOF(late); c = c->next)
-		if (!c->swept && now - c->arrived_usec > MESSAGE_TIMEOUT_USEC) {
+		if (!c->swept && now - c->arrived_usec > (c->quick ? MESSAGE_TIMEOUT_QUICK_USEC
+		                                                   : MESSAGE_TIMEOUT_USEC)) {
 			c->swept = true;
 			grpc_call_ref(c->call);
 			late[n++] = c->call;
@@ -593,8 +598,7 @@ static void sweep(struct transport *t)
 		grpc_call_unref(late[i]);
 	}
 	if (n > 0)
-		log_debug("Cancelled %zu call(s) whose request message did not arrive within %llus",
-		          n, MESSAGE_TIMEOUT_USEC / 1000000);
+		log_debug("Cancelled %zu call(s) whose request message did not arrive in time", n);
 }
 
 static void *poller(void *arg)
@@ -779,7 +783,7 @@ static void *acceptor(void *arg)
 		};
 
 		sweep(t);
-		if (poll(pfd, 2, 1000) < 0) {
+		if (poll(pfd, 2, 500) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error_errno(errno, "poll on the listening socket failed: %m");

@@ -369,6 +369,7 @@ def load_idle(p, scale):
         except OSError:
             closed += 1
     rss_held = p.rss_kib() / 1024.0
+    during_ok, during_ms = p.probe(timeout=5)  # a connection made before the flood
     for c in conns:
         c.close()
     time.sleep(1)
@@ -379,7 +380,8 @@ def load_idle(p, scale):
             break
         time.sleep(0.1)
     return {"connections": len(conns), "connect_failed": failed, "closed_by_plugin": closed,
-            "rss_held_mib": round(rss_held, 1), "probe_after_ok": ok}
+            "rss_held_mib": round(rss_held, 1), "probe_after_ok": ok and during_ok,
+            "probe_during_ms": round(during_ms, 2)}
 
 
 def load_slow(p, scale):
