@@ -24,5 +24,14 @@ int endpoint_lock(const char *path, int *ret_fd);
 /* Sets the socket's mode (e.g. 0660). */
 int endpoint_chmod(const char *path, mode_t mode);
 
+/*
+ * Creates the listening socket at path (the caller holds the endpoint lock) with its final mode
+ * from the start: bound in a private 0700 directory next to path, chmod'ed there, then renamed
+ * into place, so it is never reachable with a wider mode (when the private path would not fit in
+ * sun_path, bound under a umask that yields mode instead). The fd is non-blocking and
+ * close-on-exec. Errors: -ENAMETOOLONG, -errno of socket/bind/listen/rename.
+ */
+int endpoint_listen(const char *path, mode_t mode, int *ret_fd);
+
 /* Removes the socket and the lock file, then drops the lock. Returns -EBADF. */
 int endpoint_release(const char *path, int lock_fd);

@@ -40,6 +40,9 @@
 /* How often the main loop does housekeeping (config reload, idle connections). */
 #define HOUSEKEEPING_SECONDS 15
 
+/* The gRPC edge's limits (plugin/transport.h); 0 means the transport's default. */
+static struct transport_options arg_transport;
+
 static void help(void)
 {
 	printf("Usage: rbdcsi [OPTIONS]\n"
@@ -72,6 +75,15 @@ static void help(void)
 	       "on\n"
 	       "  --clone-depth-hard=N          upper bound for --clone-depth-soft (default 8):\n"
 	       "                                chains never get deeper than the soft limit\n"
+	       "  --max-queued-calls=N          slow calls waiting for a worker; more get\n"
+	       "                                RESOURCE_EXHAUSTED (default 32)\n"
+	       "  --max-connections=N           open connections on the socket; more are\n"
+	       "                                closed at once (default 256)\n"
+	       "  --max-streams=N               concurrent calls per connection (default 16)\n"
+	       "  --grpc-memory-mib=N           gRPC core's memory quota (default 64)\n"
+	       "  --connection-idle-timeout=SECS  close connections idle this long (default 0:\n"
+	       "                                never; CSI sidecars exit when their connection\n"
+	       "                                drops)\n"
 	       "  --dry-run                     check flags and configuration, print the\n"
 	       "                                effective settings as JSON, exit\n"
 	       "  --help, --version\n");
@@ -125,6 +137,11 @@ enum {
 	OPT_CLONE_SOFT,
 	OPT_CLONE_HARD,
 	OPT_DRY_RUN,
+	OPT_MAX_QUEUED,
+	OPT_MAX_CONNECTIONS,
+	OPT_MAX_STREAMS,
+	OPT_GRPC_MEMORY,
+	OPT_IDLE_TIMEOUT,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -150,6 +167,11 @@ static const struct option options[] = {
 	{ "clone-depth-soft", required_argument, NULL, OPT_CLONE_SOFT },
 	{ "clone-depth-hard", required_argument, NULL, OPT_CLONE_HARD },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "max-queued-calls", required_argument, NULL, OPT_MAX_QUEUED },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+	{ "max-streams", required_argument, NULL, OPT_MAX_STREAMS },
+	{ "grpc-memory-mib", required_argument, NULL, OPT_GRPC_MEMORY },
+	{ "connection-idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -248,6 +270,35 @@ static int parse_argv(int argc, char *argv[], struct plugin_options *o, bool *re
 				return usage_error("--workers: '%s' is not a number from 1 to 256",
 				                   optarg);
 			o->workers = (unsigned)v;
+			break;
+		case OPT_MAX_QUEUED:
+			if (parse_uint(optarg, 10, 4096, &v) < 0 || v == 0)
+				return usage_error("--max-queued-calls: '%s' is not 1-4096",
+				                   optarg);
+			arg_transport.max_queued = (unsigned)v;
+			break;
+		case OPT_MAX_CONNECTIONS:
+			if (parse_uint(optarg, 10, 65536, &v) < 0 || v == 0)
+				return usage_error("--max-connections: '%s' is not 1-65536",
+				                   optarg);
+			arg_transport.max_connections = (unsigned)v;
+			break;
+		case OPT_MAX_STREAMS:
+			if (parse_uint(optarg, 10, 1024, &v) < 0 || v == 0)
+				return usage_error("--max-streams: '%s' is not 1-1024", optarg);
+			arg_transport.max_streams = (unsigned)v;
+			break;
+		case OPT_GRPC_MEMORY:
+			if (parse_uint(optarg, 10, 4096, &v) < 0 || v < 8)
+				return usage_error("--grpc-memory-mib: '%s' is not 8-4096", optarg);
+			arg_transport.memory_bytes = (size_t)v * 1024 * 1024;
+			break;
+		case OPT_IDLE_TIMEOUT:
+			if (parse_uint(optarg, 10, 86400, &v) < 0)
+				return usage_error("--connection-idle-timeout: '%s' is not 0-86400 "
+				                   "seconds",
+				                   optarg);
+			arg_transport.idle_ms = (unsigned)v * 1000;
 			break;
 		case OPT_SOCKET_MODE:
 			if (parse_uint(optarg, 8, 0777, &v) < 0)
@@ -427,14 +478,13 @@ static int serve(struct plugin *p)
 		return log_error_errno(r, "Cannot lock '%s.lock': %m", path);
 
 	transport_setup_logging();
-	r = transport_start(p, path, p->opt.workers, &t);
+	arg_transport.workers = p->opt.workers;
+	arg_transport.socket_mode = p->opt.socket_mode;
+	r = transport_start(p, path, &arg_transport, &t);
 	if (r < 0) {
 		endpoint_release(path, lock_fd);
 		return log_error_errno(r, "Cannot serve on '%s': %m", path);
 	}
-	r = endpoint_chmod(path, p->opt.socket_mode);
-	if (r < 0)
-		log_warning_errno(r, "Cannot set mode %04o on '%s': %m", p->opt.socket_mode, path);
 
 	if (p->opt.metrics_address) {
 		r = metrics_serve(p->metrics, p, p->opt.metrics_address);

@@ -19,6 +19,7 @@ struct handler_entry {
 	method_handler handler;
 	unsigned modes;
 	bool quiet;
+	bool quick; /* answered without waiting behind slow calls (plugin/transport.h) */
 };
 
 #define ANY  PLUGIN_MODE_ALL
@@ -26,34 +27,37 @@ struct handler_entry {
 #define NODE PLUGIN_MODE_NODE
 
 static const struct handler_entry handlers[] = {
-	{ "/csi.v1.Identity/GetPluginInfo", identity_get_plugin_info, ANY, false },
-	{ "/csi.v1.Identity/GetPluginCapabilities", identity_get_plugin_capabilities, ANY, false },
-	{ "/csi.v1.Identity/Probe", identity_probe, ANY, true },
-	{ "/csi.v1.Controller/CreateVolume", controller_create_volume, CTRL, false },
-	{ "/csi.v1.Controller/DeleteVolume", controller_delete_volume, CTRL, false },
-	{ "/csi.v1.Controller/ControllerPublishVolume", controller_publish_volume, CTRL, false },
-	{ "/csi.v1.Controller/ControllerUnpublishVolume", controller_unpublish_volume, CTRL,
+	{ "/csi.v1.Identity/GetPluginInfo", identity_get_plugin_info, ANY, false, true },
+	{ "/csi.v1.Identity/GetPluginCapabilities", identity_get_plugin_capabilities, ANY, false,
+	  true },
+	{ "/csi.v1.Identity/Probe", identity_probe, ANY, true, true },
+	{ "/csi.v1.Controller/CreateVolume", controller_create_volume, CTRL, false, false },
+	{ "/csi.v1.Controller/DeleteVolume", controller_delete_volume, CTRL, false, false },
+	{ "/csi.v1.Controller/ControllerPublishVolume", controller_publish_volume, CTRL, false,
+	  false },
+	{ "/csi.v1.Controller/ControllerUnpublishVolume", controller_unpublish_volume, CTRL, false,
 	  false },
 	{ "/csi.v1.Controller/ValidateVolumeCapabilities", controller_validate_volume_capabilities,
-	  CTRL, false },
-	{ "/csi.v1.Controller/ListVolumes", controller_list_volumes, CTRL, false },
-	{ "/csi.v1.Controller/GetCapacity", controller_get_capacity, CTRL, false },
-	{ "/csi.v1.Controller/ControllerGetCapabilities", controller_get_capabilities, CTRL,
+	  CTRL, false, false },
+	{ "/csi.v1.Controller/ListVolumes", controller_list_volumes, CTRL, false, false },
+	{ "/csi.v1.Controller/GetCapacity", controller_get_capacity, CTRL, false, false },
+	{ "/csi.v1.Controller/ControllerGetCapabilities", controller_get_capabilities, CTRL, false,
+	  true },
+	{ "/csi.v1.Controller/ControllerExpandVolume", controller_expand_volume, CTRL, false,
 	  false },
-	{ "/csi.v1.Controller/ControllerExpandVolume", controller_expand_volume, CTRL, false },
-	{ "/csi.v1.Controller/ControllerGetVolume", controller_get_volume, CTRL, false },
-	{ "/csi.v1.Controller/CreateSnapshot", controller_create_snapshot, CTRL, false },
-	{ "/csi.v1.Controller/DeleteSnapshot", controller_delete_snapshot, CTRL, false },
-	{ "/csi.v1.Controller/ListSnapshots", controller_list_snapshots, CTRL, false },
-	{ "/csi.v1.Controller/GetSnapshot", controller_get_snapshot, CTRL, false },
-	{ "/csi.v1.Node/NodeStageVolume", node_stage_volume, NODE, false },
-	{ "/csi.v1.Node/NodeUnstageVolume", node_unstage_volume, NODE, false },
-	{ "/csi.v1.Node/NodePublishVolume", node_publish_volume, NODE, false },
-	{ "/csi.v1.Node/NodeUnpublishVolume", node_unpublish_volume, NODE, false },
-	{ "/csi.v1.Node/NodeGetVolumeStats", node_get_volume_stats, NODE, false },
-	{ "/csi.v1.Node/NodeExpandVolume", node_expand_volume, NODE, false },
-	{ "/csi.v1.Node/NodeGetCapabilities", node_get_capabilities, NODE, false },
-	{ "/csi.v1.Node/NodeGetInfo", node_get_info, NODE, false },
+	{ "/csi.v1.Controller/ControllerGetVolume", controller_get_volume, CTRL, false, false },
+	{ "/csi.v1.Controller/CreateSnapshot", controller_create_snapshot, CTRL, false, false },
+	{ "/csi.v1.Controller/DeleteSnapshot", controller_delete_snapshot, CTRL, false, false },
+	{ "/csi.v1.Controller/ListSnapshots", controller_list_snapshots, CTRL, false, false },
+	{ "/csi.v1.Controller/GetSnapshot", controller_get_snapshot, CTRL, false, false },
+	{ "/csi.v1.Node/NodeStageVolume", node_stage_volume, NODE, false, false },
+	{ "/csi.v1.Node/NodeUnstageVolume", node_unstage_volume, NODE, false, false },
+	{ "/csi.v1.Node/NodePublishVolume", node_publish_volume, NODE, false, false },
+	{ "/csi.v1.Node/NodeUnpublishVolume", node_unpublish_volume, NODE, false, false },
+	{ "/csi.v1.Node/NodeGetVolumeStats", node_get_volume_stats, NODE, false, false },
+	{ "/csi.v1.Node/NodeExpandVolume", node_expand_volume, NODE, false, false },
+	{ "/csi.v1.Node/NodeGetCapabilities", node_get_capabilities, NODE, false, true },
+	{ "/csi.v1.Node/NodeGetInfo", node_get_info, NODE, false, true },
 };
 
 static const ProtobufCServiceDescriptor *const services[] = {
@@ -97,6 +101,7 @@ static void table_build(void)
 					m->handler = handlers[h].handler;
 					m->modes = handlers[h].modes;
 					m->quiet = handlers[h].quiet;
+					m->quick = handlers[h].quick;
 				}
 		}
 	n_table = k;

@@ -76,6 +76,7 @@ struct method {
 	method_handler handler; /* NULL: not implemented */
 	unsigned modes;         /* modes that serve this method */
 	bool quiet;             /* log success at debug level only (Probe) */
+	bool quick;             /* never blocks: answered on the transport's own threads */
 };
 
 /* Every method of the CSI services, built once from the protobuf-c service descriptors. */

@@ -109,6 +109,9 @@ stage "unit tests" $MAKE --no-print-directory unit
 stage "unit tests + fuzz replay under ASan+UBSan" sanitized
 stage "integration (python)" env ONLY=python CSI_SANITY="$(ls build/tools/csi-sanity-* | head -1)" tests/run-integration.sh
 stage "csi-sanity" env ONLY=sanity CSI_SANITY="$(ls build/tools/csi-sanity-* | head -1)" tests/run-integration.sh
+# The gRPC edge under hostile load (issue 13): bounded RSS, Probe never starved; no Ceph needed.
+stage "hostile gRPC load (tests/hostile)" /usr/bin/python3 tests/hostile/hostile.py \
+	--rbdcsi build/rbdcsi --check --json build/hostile.json
 if [ -x tests/deploy/check.sh ]; then
 	stage "deploy manifests" env RBDCSI="$(pwd)/build/rbdcsi" tests/deploy/check.sh
 fi

@@ -22,7 +22,7 @@ PACKAGES=(
 	# lint and analysis
 	clang-format cppcheck valgrind
 	# test clients and services
-	python3-grpcio python3-grpc-tools python3-protobuf python3-yaml postgresql
+	python3-grpcio python3-grpc-tools python3-h2 python3-protobuf python3-yaml postgresql
 )
 
 export DEBIAN_FRONTEND=noninteractive

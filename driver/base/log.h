@@ -2,6 +2,10 @@
 /*
  * Structured logging to stderr, one line per event, logfmt (default) or JSON lines.
  *
+ * Every value is quoted and escaped (control bytes, quotes, backslashes, and every byte that is not
+ * part of valid UTF-8, shown as \xNN), so bytes from a peer cannot forge fields or lines, and a
+ * JSON line is always valid UTF-8 JSON, also when truncated.
+ *
  * Each thread may carry a log context (request id, method, volume id) that the plugin sets while
  * serving a call; every line logged on that thread carries it. A failure logged at WARN or above
  * with an error code is also kept in the context (log_context.error_message), so the plugin can
@@ -36,6 +40,7 @@ struct log_context {
 	uint64_t request_id;
 	const char *method;  /* borrowed; must outlive the context's use */
 	char volume[160];    /* volume or snapshot id, truncated; "" when unknown */
+	char node[128];      /* node id the call concerns, truncated; "" when none */
 	char *error_message; /* last failure logged on this context; owned, freed by
 	                        log_context_done() */
 };
@@ -53,6 +58,7 @@ void log_set_format(enum log_format format);
 void log_context_push(struct log_context *ctx);
 struct log_context *log_context_current(void);
 void log_context_set_volume(const char *volume);
+void log_context_set_node(const char *node);
 /* Frees what the context owns (error_message). */
 void log_context_done(struct log_context *ctx);
 
@@ -62,6 +68,18 @@ void log_context_done(struct log_context *ctx);
  */
 int log_internal(enum log_level level, int error, const char *file, int line, const char *format,
                  ...) _printf_(5, 6);
+
+/* An extra field of one line, after msg: code=OK duration_ms=1.234. */
+struct log_field {
+	const char *key;
+	const char *value;
+	bool number; /* value is a decimal number: unquoted in JSON too */
+};
+
+/* log_internal() with extra fields (n_fields of them) after the message. */
+int log_internal_fields(enum log_level level, int error, const char *file, int line,
+                        const struct log_field *fields, size_t n_fields, const char *format, ...)
+        _printf_(7, 8);
 
 #define log_full_errno(level, error, ...) \
 	log_internal(level, error, __FILE__, __LINE__, __VA_ARGS__)

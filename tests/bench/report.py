@@ -251,6 +251,18 @@ for k, v in doc["startup"].items():
     target("start-up to a served Probe, %s (median)" % k, v["startup"]["p50_ms"], 50, "lower",
            " ms")
 
+# ---- hostile loads (tests/hostile/hostile.py, issue 13)
+hostile = load("hostile")
+if hostile:
+    doc["hostile"] = hostile
+    for name, r in sorted(hostile["loads"].items()):
+        target("peak RSS under the hostile %s load" % name, r["peak_rss_mib"],
+               hostile["rss_limit_mib"], "lower", " MiB")
+    if "slow" in hostile["loads"]:
+        target("Probe p99 while every worker waits on a dead cluster",
+               hostile["loads"]["slow"]["probe_p99_ms"], hostile["probe_p99_limit_ms"], "lower",
+               " ms")
+
 doc["targets"] = targets
 with open(OUT + ".tmp", "w") as f:
     json.dump(doc, f, indent=1, sort_keys=True)

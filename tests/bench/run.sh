@@ -21,6 +21,8 @@
 #   BENCH_STARTS=10        starts timed per mode
 #   BENCH_JSON=$B/bench.json   where the results go (the previous file is kept as *.prev.json)
 #   BENCH_KEEP=1           keep the work directory (logs) under /tmp
+#   BENCH_PART=hostile     run only the hostile loads (tests/hostile/hostile.py, no Ceph) and
+#                          put their figures into BENCH_JSON under "hostile"
 # Ceph: a throwaway cluster (tests/ceph/ceph-up.sh), torn down on exit, unless
 # RBDCSI_TEST_MONITORS (and RBDCSI_TEST_USER, RBDCSI_TEST_KEY, RBDCSI_TEST_POOL, CEPH_CONF) name
 # one; then everything the run made there is removed again.
@@ -41,7 +43,8 @@
 #   5. Probe latency; the controller and node plugins' RSS and threads idle, connected, after
 #      BENCH_CALLS and after 2 x BENCH_CALLS calls; the floors: a bare librados+librbd client,
 #      and processes that only load rbdcsi's libraries (with and without librbd/librados);
-#   6. start-up time to a served Probe, controller and node.
+#   6. start-up time to a served Probe, controller and node;
+#   7. the hostile loads of tests/hostile/hostile.py (peak RSS per load, Probe p50/p99).
 # Leaves nothing behind: plugins stopped, mounts, loop devices and rbd-fuse processes of the work
 # directory removed, volumes deleted, the cluster torn down (or the fill removed from it).
 set -euo pipefail
@@ -86,6 +89,23 @@ die() {
 say "building (make all bench-tools)"
 make --no-print-directory -f Makefile -f tests/bench/bench.mk all bench-tools >&2 ||
 	die "build failed"
+
+# The hostile loads (issue 13): peak RSS per load, Probe p50/p99 while every worker waits on a
+# dead cluster. Its own plugin, no Ceph.
+run_hostile() {
+	/usr/bin/python3 "${HERE}/../hostile/hostile.py" --rbdcsi "${RBDCSI}" --json "$1" >&2
+}
+if [[ ${BENCH_PART:-} == hostile ]]; then
+	HOSTILE_TMP=$(mktemp /tmp/rbdcsi-hostile-bench.XXXXXX)
+	say "hostile loads (tests/hostile/hostile.py)"
+	run_hostile "${HOSTILE_TMP}" || die "the hostile loads did not run"
+	[[ -s ${BENCH_JSON} ]] || echo '{}' >"${BENCH_JSON}"
+	jq --slurpfile h "${HOSTILE_TMP}" '.hostile = $h[0]' "${BENCH_JSON}" >"${HOSTILE_TMP}.all" &&
+		mv "${HOSTILE_TMP}.all" "${BENCH_JSON}"
+	rm -f "${HOSTILE_TMP}"
+	say "done; .hostile written to ${BENCH_JSON}"
+	exit 0
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Work directory, cleanup
@@ -489,6 +509,12 @@ say "start-up: ${BENCH_STARTS} starts each, controller and node"
 	--mode=node --nodeid=bench-node --endpoint="unix://${WORK}/start.sock" \
 	--config="${WORK}/config.json" --state-dir="${WORK}/state-start" \
 	--kubelet-dir="${WORK}/kubelet" >"${RES}/startup-node.json" || die "node start-up run failed"
+
+# ---------------------------------------------------------------------------------------------
+# 7. Hostile loads
+
+say "hostile loads (tests/hostile/hostile.py)"
+run_hostile "${RES}/hostile.json" || die "the hostile loads did not run"
 
 # ---------------------------------------------------------------------------------------------
 # Stop, check, report

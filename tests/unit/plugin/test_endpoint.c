@@ -74,6 +74,36 @@ static void test_endpoint__lock_excludes_second_holder_and_removes_stale_socket(
 	rmdir(dir);
 }
 
+static void test_endpoint__listen_creates_the_socket_with_its_final_mode(void **state)
+{
+	char dir[] = "/tmp/rbdcsi-test-listen.XXXXXX";
+	char path[64];
+	struct stat st;
+	mode_t old;
+	int fd = -1, c, r;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/csi.sock", dir);
+	old = umask(0);
+	r = endpoint_listen(path, 0640, &fd);
+	umask(old);
+	assert_int_equal(r, 0);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0640);
+	/* It listens under its name, and the private directory is gone. */
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(c);
+	assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	close(fd);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0); /* fails if anything was left in it */
+}
+
 static void test_locks__second_holder_is_refused(void **state)
 {
 	struct locks *l = locks_new();
@@ -98,6 +128,7 @@ int main(void)
 		cmocka_unit_test(test_endpoint__parse),
 		cmocka_unit_test(
 		        test_endpoint__lock_excludes_second_holder_and_removes_stale_socket),
+		cmocka_unit_test(test_endpoint__listen_creates_the_socket_with_its_final_mode),
 		cmocka_unit_test(test_locks__second_holder_is_refused),
 	};
 
