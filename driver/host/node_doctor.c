@@ -173,6 +173,8 @@ int node_doctor_run(const char *state_dir, const char *staging_root,
 		}
 		info = infos[i];
 		rep->n_states++;
+		if ((unsigned)info->mapper < _MAPPER_MAX)
+			rep->n_by_mapper[info->mapper]++;
 		if (stage_state_path(state_dir, ids[i], &path) < 0)
 			return -ENOMEM;
 		if (info->access == STAGE_ACCESS_MOUNT)
@@ -185,6 +187,7 @@ int node_doctor_run(const char *state_dir, const char *staging_root,
 		}
 		if (ok && strcmp(strempty(info->phase), "staged") == 0)
 			continue;
+		rep->n_abnormal++;
 		r = report_add(rep, NODE_DOCTOR_STATE_WITHOUT_MOUNT, path, info->volume_id,
 		               "state says %s (%s) at %s, but %s", strempty(info->phase),
 		               info->access == STAGE_ACCESS_MOUNT ? "filesystem" : "block",

@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "driver/base/macro.h"
+#include "driver/host/mapper.h"
 
 enum node_doctor_kind {
 	NODE_DOCTOR_STATE_WITHOUT_MOUNT,
@@ -37,7 +38,9 @@ struct node_doctor_finding {
 struct node_doctor_report {
 	struct node_doctor_finding *findings;
 	size_t n_findings;
-	size_t n_states; /* state files looked at */
+	size_t n_states;                 /* state files looked at */
+	size_t n_by_mapper[_MAPPER_MAX]; /* the same, by the mapper they record */
+	size_t n_abnormal;               /* of them, those with a state_without_mount finding */
 };
 
 /* Frees r and what it owns. Accepts NULL, returns NULL. */
