@@ -58,6 +58,8 @@ static void help(void)
 	       "  --textfile=FILE          also write rbdcsi_doctor_findings{kind} (Prometheus\n"
 	       "                           text format) to FILE, atomically\n"
 	       "  --ceph-timeout=SECS      Ceph connect and operation timeout (default 30)\n"
+	       "  --interval=SECS          run again every SECS seconds, for ever (a sidecar\n"
+	       "                           keeping --textfile current); default: run once\n"
 	       "Exit: 0 nothing found (or all repaired), 1 findings remain, 2 error.\n");
 }
 
@@ -79,6 +81,7 @@ struct args {
 	const char *prefixes[LIST_MAX];
 	size_t n_prefixes;
 	unsigned timeout;
+	unsigned interval;
 	bool repair;
 	bool node;
 	bool json;
@@ -115,6 +118,7 @@ enum {
 	OPT_OUTPUT,
 	OPT_TEXTFILE,
 	OPT_TIMEOUT,
+	OPT_INTERVAL,
 	OPT_HELP,
 };
 
@@ -137,6 +141,7 @@ static const struct option options[] = {
 	{ "output", required_argument, NULL, OPT_OUTPUT },
 	{ "textfile", required_argument, NULL, OPT_TEXTFILE },
 	{ "ceph-timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "interval", required_argument, NULL, OPT_INTERVAL },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -220,6 +225,17 @@ static int parse_argv(int argc, char *argv[], struct args *a)
 			if (errno || !end || *end || v == 0 || v > 3600)
 				return fail("--ceph-timeout: '%s' is not 1..3600", optarg);
 			a->timeout = (unsigned)v;
+			break;
+		}
+		case OPT_INTERVAL: {
+			char *end = NULL;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || !end || *end || v < 60 || v > 7 * 86400)
+				return fail("--interval: '%s' is not 60..604800 seconds", optarg);
+			a->interval = (unsigned)v;
 			break;
 		}
 		case OPT_HELP:
@@ -686,5 +702,16 @@ int doctor_main(int argc, char *argv[])
 	r = parse_argv(argc, argv, &a);
 	if (r >= 0)
 		return r;
-	return a.node ? run_node(&a) : run_cluster(&a);
+	if (a.interval && a.repair)
+		return fail("--interval and --repair: repairs are run by hand, not on a timer");
+	for (;;) {
+		struct timespec ts = { .tv_sec = a.interval };
+
+		r = a.node ? run_node(&a) : run_cluster(&a);
+		if (!a.interval)
+			return r;
+		/* A sidecar: the findings go to --textfile (and stdout); wait for the next run. */
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 }

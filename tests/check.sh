@@ -112,6 +112,7 @@ stage "csi-sanity" env ONLY=sanity CSI_SANITY="$(ls build/tools/csi-sanity-* | h
 if [ -x tests/deploy/check.sh ]; then
 	stage "deploy manifests" env RBDCSI="$(pwd)/build/rbdcsi" tests/deploy/check.sh
 fi
+stage "monitoring (promtool rules + tests, dashboard, component/Helm)" tests/monitoring/check.sh
 stage "no leftovers" leftovers_check
 stage "no secrets in logs or argv" secrets_check
 # The Kubernetes e2e brings up its own Ceph; free this one's memory first.
