@@ -37,6 +37,7 @@ static const char *const kind_names[_DOCTOR_KIND_MAX] = {
 	[DOCTOR_ATTACHMENT_TO_GONE_NODE] = "attachment_to_gone_node",
 	[DOCTOR_PV_WITHOUT_VOLUME] = "pv_without_volume",
 	[DOCTOR_VOLUME_WITHOUT_PV] = "volume_without_pv",
+	[DOCTOR_TEMP_SNAPSHOT_LEFTOVER] = "temp_snapshot_leftover",
 };
 
 const char *doctor_kind_to_string(enum doctor_kind kind)
@@ -197,6 +198,7 @@ struct pool_scan {
 	struct journal_name *keys[_JOURNAL_KIND_MAX];
 	size_t n_keys[_JOURNAL_KIND_MAX];
 	struct strlist referenced; /* images named by an entry */
+	struct strlist live;       /* images of created volumes and snapshots that exist */
 };
 
 static void pool_scan_done(struct pool_scan *s)
@@ -210,6 +212,7 @@ static void pool_scan_done(struct pool_scan *s)
 		journal_names_free(s->keys[k], s->n_keys[k]);
 	}
 	strlist_done(&s->referenced);
+	strlist_done(&s->live);
 }
 
 static int scan_images(rados_ioctx_t io, struct pool_scan *s)
@@ -517,6 +520,11 @@ static int check_entry(struct run *run, rados_ioctx_t io, struct pool_scan *s, e
 			return -ENOMEM;
 	}
 
+	if (alive && image_live) {
+		r = strlist_add(&s->live, image);
+		if (r < 0)
+			return r;
+	}
 	if (k != JOURNAL_VOLUME || !id[0])
 		return 0;
 	if (alive && image_live) {
@@ -626,6 +634,105 @@ static int check_images(struct run *run, rados_ioctx_t io, struct pool_scan *s)
 	return 0;
 }
 
+/* The state of entry uuid of kind k in this pool, or NULL (in *ret, malloc'ed) when absent. */
+static int entry_state(rados_ioctx_t io, enum journal_kind k, const char *uuid, char **ret)
+{
+	_cleanup_journal_entry_ struct journal_entry *e = NULL;
+	const char *state;
+	int r;
+
+	*ret = NULL;
+	r = journal_entry_read(io, k, uuid, &e);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	state = journal_entry_get(e, F_STATE);
+	*ret = strdup(state ? state : "");
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* Whether the temporary snapshot snap is what a finished (or abandoned) create left. */
+static int temp_snapshot_left(rados_ioctx_t io, const char *snap, const char **ret_why)
+{
+	_cleanup_free_ char *state = NULL;
+	bool clone = has_prefix(snap, SNAPSHOT_TEMP_CLONE_PREFIX);
+	const char *uuid =
+	        snap + strlen(clone ? SNAPSHOT_TEMP_CLONE_PREFIX : SNAPSHOT_TEMP_SNAP_PREFIX);
+	int r;
+
+	*ret_why = NULL;
+	if (!volume_id_uuid_valid(uuid))
+		return 0;
+	r = entry_state(io, clone ? JOURNAL_VOLUME : JOURNAL_SNAPSHOT, uuid, &state);
+	if (r < 0)
+		return r;
+	if (clone) {
+		/* The clone's volume may live in another pool: only a created one here is proof. */
+		if (str_eq(state, "created"))
+			*ret_why = "the clone it was taken for is created";
+	} else if (!state)
+		*ret_why = "its CSI snapshot's entry is gone";
+	else if (str_eq(state, "created"))
+		*ret_why = "its CSI snapshot is created";
+	return 0;
+}
+
+static int check_temp_snapshots(struct run *run, rados_ioctx_t io, struct pool_scan *s)
+{
+	for (size_t i = 0; i < s->live.n; i++) {
+		const char *image = s->live.v[i];
+		struct image_snap *snaps = NULL;
+		size_t n = 0;
+		int r;
+
+		r = image_snap_list(io, image, &snaps, &n);
+		if (r == -ENOENT)
+			continue;
+		if (r < 0)
+			return r;
+		for (size_t k = 0; k < n && r >= 0; k++) {
+			struct doctor_finding *f;
+			const char *why = NULL;
+			size_t watchers = 0;
+
+			if (!has_prefix(snaps[k].name, SNAPSHOT_TEMP_SNAP_PREFIX) &&
+			    !has_prefix(snaps[k].name, SNAPSHOT_TEMP_CLONE_PREFIX))
+				continue;
+			r = temp_snapshot_left(io, snaps[k].name, &why);
+			if (r < 0 || !why)
+				continue;
+			f = report_add(run->rep, DOCTOR_TEMP_SNAPSHOT_LEFTOVER, s->pool, s->ns,
+			               image, NULL, "temporary snapshot %s@%s is left over: %s",
+			               image, snaps[k].name, why);
+			if (!f) {
+				r = -ENOMEM;
+				break;
+			}
+			if (!run->o->repair)
+				continue;
+			r = image_watchers(io, image, &watchers);
+			if (r < 0) {
+				errno = -r;
+				r = finding_repair(f, false, "kept: cannot count watchers: %m");
+			} else if (watchers > 0)
+				r = finding_repair(f, false,
+				                   "kept: the image has %zu watcher(s), in use",
+				                   watchers);
+			else if ((r = image_snap_remove(io, image, snaps[k].name)) < 0) {
+				errno = -r;
+				r = finding_repair(f, false, "failed to remove the snapshot: %m");
+			} else
+				r = finding_repair(f, true, "removed snapshot %s@%s", image,
+				                   snaps[k].name);
+		}
+		image_snap_list_free(snaps, n);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int doctor_pool(struct run *run, const char *pool)
 {
 	_cleanup_ioctx_ rados_ioctx_t io = NULL;
@@ -674,6 +781,8 @@ static int doctor_pool(struct run *run, const char *pool)
 	}
 	if (r >= 0)
 		r = check_images(run, io, &s);
+	if (r >= 0)
+		r = check_temp_snapshots(run, io, &s);
 	pool_scan_done(&s);
 	return r;
 }

@@ -22,6 +22,11 @@
  *   - attachment_to_gone_node: an attachment record of a node that is not in the node list,
  *     removed only when the image has no watchers (nothing has it mapped) - as
  *     ControllerUnpublish would.
+ *   - temp_snapshot_leftover: a temporary RBD snapshot ("rbdcsi-snap-<uuid>" of a CSI snapshot
+ *     whose entry is gone or "created", "rbdcsi-clone-<uuid>" of a clone whose volume entry in
+ *     the same pool is "created") on a volume's image: removed (clone-v2 children keep reading
+ *     it from the trash namespace, as when the create removes it), unless the image has
+ *     watchers.
  *   - trash_leftover: a trashed image with a driver prefix and no snapshots (so no clone child
  *     hangs from it, which is the only reason the driver trashes an image), removed through
  *     image_trash_collect(), which checks the snapshots again and respects a trash deferment.
@@ -52,6 +57,7 @@ enum doctor_kind {
 	DOCTOR_ATTACHMENT_TO_GONE_NODE, /* attachment record of a node that does not exist */
 	DOCTOR_PV_WITHOUT_VOLUME,       /* a PersistentVolume whose volume is gone */
 	DOCTOR_VOLUME_WITHOUT_PV,       /* a volume no PersistentVolume references */
+	DOCTOR_TEMP_SNAPSHOT_LEFTOVER,  /* a temporary RBD snapshot a finished create left */
 	_DOCTOR_KIND_MAX,
 };
 

@@ -168,6 +168,14 @@ class TestDoctor(unittest.TestCase):
         ceph_cli("rbd", "create", "--size=4M", self.rbd_spec("csi-vol-trashed"))
         ceph_cli("rbd", "trash", "mv", self.rbd_spec("csi-vol-trashed"))
         trash_id = ceph_cli("rbd", "trash", "ls", "%s/%s" % (self.pool, NS)).split()[0]
+        # Temporary snapshots a create left: one of a CSI snapshot whose entry is gone, one of
+        # a clone whose volume is created (on the watched image); an admin's own snapshot.
+        img_good, _ = self.image_of(good)
+        ceph_cli("rbd", "snap", "create",
+                 self.rbd_spec(img_good) + "@rbdcsi-snap-11111111-1111-4111-8111-111111111111")
+        ceph_cli("rbd", "snap", "create", self.rbd_spec(img_good) + "@backup")
+        ceph_cli("rbd", "snap", "create",
+                 self.rbd_spec(img_in_use) + "@rbdcsi-clone-" + stale[-36:])
 
         nodes = os.path.join(self.tmp, "nodes.json")
         with open(nodes, "w") as f:
@@ -203,6 +211,8 @@ class TestDoctor(unittest.TestCase):
             ("volume_without_pv", in_use),
             ("volume_without_pv", stale),
             ("volume_without_pv", no_key),
+            ("temp_snapshot_leftover", img_good),
+            ("temp_snapshot_leftover", img_in_use),
         ])
         self.assertEqual(self.kinds(rep), want, json.dumps(rep, indent=1))
         self.assertTrue(all(f["repair"] is None for f in rep["findings"]))
@@ -230,8 +240,15 @@ class TestDoctor(unittest.TestCase):
             ("entry_without_image", "rbdcsi.volume." + uuid_no_image),
             ("trash_leftover", trash_id),
             ("attachment_to_gone_node", self.image_of(stale)[0]),
+            ("temp_snapshot_leftover", img_good),
         ]), json.dumps(rep, indent=1))
         self.assertIn("watcher", by[("attachment_to_gone_node", img_in_use)]["repair"])
+        self.assertIn("watcher", by[("temp_snapshot_leftover", img_in_use)]["repair"])
+        snaps = lambda img: sorted(json.loads(ceph_cli(
+            "rbd", "snap", "ls", "--format=json", self.rbd_spec(img))), key=lambda x: x["name"])
+        self.assertEqual([x["name"] for x in snaps(img_good)], ["backup"])
+        self.assertEqual([x["name"] for x in snaps(img_in_use)],
+                         ["rbdcsi-clone-" + stale[-36:]])
         self.assertIn("attached to node node-1",
                       by[("entry_without_image", "rbdcsi.volume." + uuid_attached)]["repair"])
         after = ns_state(self.pool)
@@ -252,7 +269,7 @@ class TestDoctor(unittest.TestCase):
         # A second repair finds nothing more to repair.
         code, rep2, err = self.doctor("--nodes=" + nodes, "--pvs=" + pvs, "--repair", expect=1)
         self.assertFalse(any(f["repaired"] for f in rep2["findings"]), rep2)
-        self.assertEqual(len(rep2["findings"]), len(rep["findings"]) - 3)
+        self.assertEqual(len(rep2["findings"]), len(rep["findings"]) - 4)
 
     def test_doctor__usage_and_errors(self):
         bad = [
