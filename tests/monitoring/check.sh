@@ -114,10 +114,10 @@ KUSTOMIZE=$(tool kustomize "$KUSTOMIZE_VERSION" "$KUSTOMIZE_MODULE") || KUSTOMIZ
 HELM=$(tool helm "$HELM_VERSION" "$HELM_MODULE/cmd/helm") || HELM=
 mkdir -p "$WORK/overlay"
 cat >"$WORK/overlay/kustomization.yaml" <<KEOF
-resources: [$ROOT/deploy/kubernetes]
+resources: [$(realpath --relative-to="$WORK/overlay" "$ROOT/deploy/kubernetes")]
 components: [$(realpath --relative-to="$WORK/overlay" "$ROOT/deploy/kubernetes/components/monitoring")]
 KEOF
-if [ -n "$KUSTOMIZE" ] && "$KUSTOMIZE" build --load-restrictor LoadRestrictionsNone \
+if [ -n "$KUSTOMIZE" ] && "$KUSTOMIZE" build \
 	"$WORK/overlay" >"$WORK/kustomize.yaml" 2>"$WORK/kustomize.err"; then
 	pass "kustomize build with components/monitoring"
 else
