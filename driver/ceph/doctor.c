@@ -755,9 +755,12 @@ static int doctor_pool(struct run *run, const char *pool)
 	if (r >= 0)
 		r = scan_trash(io, &s);
 	if (r >= 0)
-		r = scan_objects(io, &s);
-	if (r >= 0)
 		r = scan_keys(io, &s);
+	/* Listing the objects costs a pass over every object name of the pool (namespace): skip
+	 * pools that are no RBD pool of ours, with no image, trash entry or directory key. */
+	if (r >= 0 &&
+	    (s.images.n || s.trash_ids.n || s.n_keys[JOURNAL_VOLUME] || s.n_keys[JOURNAL_SNAPSHOT]))
+		r = scan_objects(io, &s);
 
 	for (int k = 0; k < _JOURNAL_KIND_MAX && r >= 0; k++) {
 		for (size_t i = 0; i < s.entries[k].n && r >= 0; i++)

@@ -116,7 +116,10 @@ class TestDoctor(unittest.TestCase):
     def watch(self, image):
         """A watcher on the image's header, as a mapping on a node would register."""
         info = json.loads(ceph_cli("rbd", "info", "--format=json", self.rbd_spec(image)))
-        w = subprocess.Popen(["rados", "-c", ceph()["conf"], "-p", self.pool, "--namespace", NS,
+        # The test cluster's osd_client_watch_timeout is 5 s, librados pings each objecter
+        # tick (5 s by default): tick every second, or the watch lapses within ~20 s.
+        w = subprocess.Popen(["rados", "-c", ceph()["conf"], "--objecter-tick-interval=1",
+                              "-p", self.pool, "--namespace", NS,
                               "watch", "rbd_header." + info["id"]],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              stdin=subprocess.PIPE)  # it watches until its stdin ends
@@ -266,7 +269,9 @@ class TestDoctor(unittest.TestCase):
         self.assertEqual(after["rbdcsi.volume." + good[-36:]],
                          before["rbdcsi.volume." + good[-36:]])
 
-        # A second repair finds nothing more to repair.
+        # A second repair (the watcher still there) finds nothing more to repair.
+        self.assertTrue(json.loads(ceph_cli("rbd", "status", "--format=json",
+                                            self.rbd_spec(img_in_use))).get("watchers"))
         code, rep2, err = self.doctor("--nodes=" + nodes, "--pvs=" + pvs, "--repair", expect=1)
         self.assertFalse(any(f["repaired"] for f in rep2["findings"]), rep2)
         self.assertEqual(len(rep2["findings"]), len(rep["findings"]) - 4)
