@@ -314,6 +314,56 @@ class TestDoctor(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
 
 
+@need_ceph
+@need_root
+class TestDoctorNodeReal(unittest.TestCase):
+    """A volume really staged (rbd-fuse + loop + ext4) is no finding; a stray mount next to it
+    is; after unstage nothing is left to find."""
+
+    def test_doctor_node__real_stage_is_clean(self):
+        d = Driver(mode="all", name="doctor-node")
+        try:
+            vol = d.controller.CreateVolume(csi.CreateVolumeRequest(
+                name="pvc-doctor-node", capacity_range=csi.CapacityRange(required_bytes=32 * MiB),
+                volume_capabilities=[mount_cap()],
+                parameters={"clusterID": "test", "pool": ceph()["pool"], "mounter": "fuse"},
+                secrets=secrets()), timeout=60).volume
+            root = os.path.join(d.dir, "plugins/kubernetes.io/csi/rbdcsi.io")
+            staging = os.path.join(root, "c" * 64, "globalmount")
+            stray = os.path.join(root, "d" * 64, "globalmount")
+            os.makedirs(staging)
+            os.makedirs(stray)
+            argv = [RBDCSI, "doctor", "--node", "--state-dir=" + os.path.join(d.dir, "state"),
+                    "--kubelet-dir=" + d.dir, "--output=json"]
+            d.node.NodeStageVolume(csi.NodeStageVolumeRequest(
+                volume_id=vol.volume_id, staging_target_path=staging,
+                volume_capability=mount_cap(), volume_context=vol.volume_context,
+                secrets=secrets()), timeout=120)
+            try:
+                r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                rep = json.loads(r.stdout)
+                self.assertEqual((rep["states"], rep["findings"]), (1, []))
+                subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", stray],
+                               check=True)
+                try:
+                    r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+                finally:
+                    subprocess.run(["umount", stray], check=True)
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                self.assertEqual([(f["kind"], f["path"]) for f in json.loads(r.stdout)["findings"]],
+                                 [("mount_without_state", stray)])
+            finally:
+                d.node.NodeUnstageVolume(csi.NodeUnstageVolumeRequest(
+                    volume_id=vol.volume_id, staging_target_path=staging), timeout=120)
+                d.controller.DeleteVolume(csi.DeleteVolumeRequest(
+                    volume_id=vol.volume_id, secrets=secrets()), timeout=60)
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            self.assertEqual((r.returncode, json.loads(r.stdout)["states"]), (0, 0), r.stderr)
+        finally:
+            d.stop()
+
+
 class TestDoctorNode(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="rbdcsi-doctor-node.")
