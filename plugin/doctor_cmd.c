@@ -23,6 +23,7 @@
 #include "driver/host/node_doctor.h"
 #include "plugin/config.h"
 #include "plugin/doctor_cmd.h"
+#include "plugin/kube_api.h"
 
 #define SECRET_MAX  4096
 #define INPUT_MAX   (64U * 1024U * 1024U) /* kubectl JSON outputs */
@@ -47,6 +48,9 @@ static void help(void)
 	       "  --nodes=FILE             `kubectl get nodes -o json`, or one name per line:\n"
 	       "                           attachments of other nodes are findings\n"
 	       "  --pvs=FILE               `kubectl get pv -o json`: PVs of --drivername\n"
+	       "  --kube-api[=https://HOST:PORT]  read nodes and PVs from the API server with\n"
+	       "                           the pod's service account (instead of --nodes/--pvs)\n"
+	       "  --kube-token-file=FILE --kube-ca-file=FILE  default: the service account's\n"
 	       "  --drivername=NAME        default " DRIVER_NAME "\n"
 	       "  --repair                 fix what is provably safe, print each action\n"
 	       "Node mode:\n"
@@ -76,6 +80,10 @@ struct args {
 	const char *state_dir;
 	const char *kubelet_dir;
 	const char *textfile;
+	const char *kube_server;
+	const char *kube_token_file;
+	const char *kube_ca_file;
+	bool kube;
 	const char *pools[LIST_MAX];
 	size_t n_pools;
 	const char *prefixes[LIST_MAX];
@@ -119,6 +127,9 @@ enum {
 	OPT_TEXTFILE,
 	OPT_TIMEOUT,
 	OPT_INTERVAL,
+	OPT_KUBE_API,
+	OPT_KUBE_TOKEN,
+	OPT_KUBE_CA,
 	OPT_HELP,
 };
 
@@ -142,6 +153,9 @@ static const struct option options[] = {
 	{ "textfile", required_argument, NULL, OPT_TEXTFILE },
 	{ "ceph-timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "interval", required_argument, NULL, OPT_INTERVAL },
+	{ "kube-api", optional_argument, NULL, OPT_KUBE_API },
+	{ "kube-token-file", required_argument, NULL, OPT_KUBE_TOKEN },
+	{ "kube-ca-file", required_argument, NULL, OPT_KUBE_CA },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -238,6 +252,16 @@ static int parse_argv(int argc, char *argv[], struct args *a)
 			a->interval = (unsigned)v;
 			break;
 		}
+		case OPT_KUBE_API:
+			a->kube = true;
+			a->kube_server = optarg;
+			break;
+		case OPT_KUBE_TOKEN:
+			a->kube_token_file = optarg;
+			break;
+		case OPT_KUBE_CA:
+			a->kube_ca_file = optarg;
+			break;
 		case OPT_HELP:
 			help();
 			return DOCTOR_EXIT_CLEAN;
@@ -256,6 +280,9 @@ static int parse_argv(int argc, char *argv[], struct args *a)
 			        "repair, and only the node plugin may run it)");
 		return -1;
 	}
+	if (a->kube && (a->nodes || a->pvs))
+		return fail(
+		        "--kube-api reads the nodes and PVs itself: no --nodes or --pvs with it");
 	if (!a->config)
 		return fail("--config is required");
 	if (!a->cluster)
@@ -318,16 +345,10 @@ static void lines_done(struct lines *l)
 	free(l->v);
 }
 
-/* Node names: `kubectl get nodes -o json` (items[].metadata.name) or one name per line. */
-static int read_nodes(const char *path, struct lines *ret, json_object **ret_json)
+/* Node names: `kubectl get nodes -o json` (items[].metadata.name) or one name per line. Takes
+ * data (malloc'ed, size bytes). */
+static int parse_nodes(char *data, size_t size, struct lines *ret, json_object **ret_json)
 {
-	char *data = NULL;
-	size_t size = 0;
-	int r;
-
-	r = fileio_read_full(path, INPUT_MAX, &data, &size);
-	if (r < 0)
-		return r;
 	ret->data = data;
 	if (data[strspn(data, " \t\r\n")] == '{') {
 		json_object *items, *root = json_tokener_parse(data);
@@ -383,17 +404,12 @@ static const char *json_path_str(json_object *o, const char *a, const char *b, c
 	return json_object_is_type(o, json_type_string) ? json_object_get_string(o) : NULL;
 }
 
-/* The PVs of driver_name in `kubectl get pv -o json` output. */
-static int read_pvs(const char *path, const char *driver_name, struct pvs *ret)
+/* The PVs of driver_name in `kubectl get pv -o json` output (data is NUL-terminated). */
+static int parse_pvs(const char *data, const char *driver_name, struct pvs *ret)
 {
-	_cleanup_free_ char *data = NULL;
 	json_object *items;
 	size_t n;
-	int r;
 
-	r = fileio_read_full(path, INPUT_MAX, &data, NULL);
-	if (r < 0)
-		return r;
 	ret->root = json_tokener_parse(data);
 	if (!ret->root || !json_object_object_get_ex(ret->root, "items", &items) ||
 	    !json_object_is_type(items, json_type_array))
@@ -413,6 +429,49 @@ static int read_pvs(const char *path, const char *driver_name, struct pvs *ret)
 		ret->v[ret->n++] = (struct doctor_pv){ .name = name, .volume_handle = handle };
 	}
 	return 0;
+}
+
+/* Reads the nodes and PVs from files (--nodes, --pvs) or the API server (--kube-api). */
+static int read_inputs(const struct args *a, struct lines *nodes, json_object **nodes_json,
+                       struct pvs *pvs)
+{
+	struct kube_api k = { a->kube_server, a->kube_token_file, a->kube_ca_file };
+	char *data = NULL;
+	size_t size = 0;
+	int r;
+
+	if (a->kube || a->nodes) {
+		if (a->kube) {
+			_cleanup_free_ char *error = NULL;
+
+			r = kube_api_get(&k, "/api/v1/nodes", &data, &size, &error);
+			if (r < 0)
+				return fail("--kube-api: %s", error ? error : "out of memory");
+		} else if ((r = fileio_read_full(a->nodes, INPUT_MAX, &data, &size)) < 0) {
+			errno = -r;
+			return fail("--nodes: cannot read '%s': %m", a->nodes);
+		}
+		if (parse_nodes(data, size, nodes, nodes_json) < 0)
+			return fail("%s: not a node list", a->kube ? "--kube-api" : "--nodes");
+	}
+	if (a->kube || a->pvs) {
+		_cleanup_free_ char *text = NULL;
+
+		if (a->kube) {
+			_cleanup_free_ char *error = NULL;
+
+			r = kube_api_get(&k, "/api/v1/persistentvolumes", &text, &size, &error);
+			if (r < 0)
+				return fail("--kube-api: %s", error ? error : "out of memory");
+		} else if ((r = fileio_read_full(a->pvs, INPUT_MAX, &text, &size)) < 0) {
+			errno = -r;
+			return fail("--pvs: cannot read '%s': %m", a->pvs);
+		}
+		if (parse_pvs(text, a->driver_name, pvs) < 0)
+			return fail("%s: not a PersistentVolume list (kubectl get pv -o json)",
+			            a->kube ? "--kube-api" : "--pvs");
+	}
+	return -1;
 }
 
 /* ---- output ---- */
@@ -640,15 +699,11 @@ static int run_cluster(const struct args *a)
 		return fail("cannot read the user or key from %s: %m",
 		            a->secret_dir ? a->secret_dir : a->keyfile);
 	}
-	if (a->nodes && (r = read_nodes(a->nodes, &nodes, &nodes_json)) < 0) {
-		errno = -r;
+	r = read_inputs(a, &nodes, &nodes_json, &pvs);
+	if (r >= 0) {
 		config_cluster_done(&cl);
-		return fail("--nodes: cannot read '%s': %m", a->nodes);
-	}
-	if (a->pvs && (r = read_pvs(a->pvs, a->driver_name, &pvs)) < 0) {
-		errno = -r;
-		config_cluster_done(&cl);
-		return fail("--pvs: cannot read '%s' (kubectl get pv -o json): %m", a->pvs);
+		textfile_error(a, false);
+		return r;
 	}
 
 	{
@@ -677,10 +732,10 @@ static int run_cluster(const struct args *a)
 		.n_prefixes = a->n_prefixes,
 		.nodes = nodes.v,
 		.n_nodes = nodes.n,
-		.have_nodes = a->nodes != NULL,
+		.have_nodes = a->nodes || a->kube,
 		.pvs = pvs.v,
 		.n_pvs = pvs.n,
-		.have_pvs = a->pvs != NULL,
+		.have_pvs = a->pvs || a->kube,
 		.repair = a->repair,
 	};
 	r = doctor_run(c, &o, &rep);

@@ -276,6 +276,86 @@ class TestDoctor(unittest.TestCase):
         self.assertFalse(any(f["repaired"] for f in rep2["findings"]), rep2)
         self.assertEqual(len(rep2["findings"]), len(rep["findings"]) - 4)
 
+    def test_doctor__kube_api(self):
+        """--kube-api reads nodes and PVs from an API server over TLS with a bearer token; a
+        server whose certificate does not verify, or that refuses the token, is an error."""
+        import http.server
+        import ssl
+        import threading
+        cert = os.path.join(self.tmp, "api.crt")
+        key = os.path.join(self.tmp, "api.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        other = os.path.join(self.tmp, "other.crt")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", os.path.join(self.tmp, "other.key"), "-out", other],
+                       check=True, capture_output=True)
+        token = os.path.join(self.tmp, "token")
+        with open(token, "w") as f:
+            f.write("sekrit-token-123\n")
+        gone = "0001-v-03-doc-%016x-06-doctor-22222222-2222-4222-8222-222222222222" % 1
+        pv_list = {"items": [{"metadata": {"name": "pv-api-gone"},
+                              "spec": {"csi": {"driver": "rbdcsi.io", "volumeHandle": gone}}}]}
+        seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append((self.path, self.headers.get("Authorization")))
+                if self.headers.get("Authorization") != "Bearer sekrit-token-123":
+                    self.send_error(401)
+                    return
+                body = {"/api/v1/nodes": {"items": [{"metadata": {"name": "node-1"}}]},
+                        "/api/v1/persistentvolumes": pv_list}.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        url = "--kube-api=https://127.0.0.1:%d" % srv.server_address[1]
+        try:
+            code, rep, err = self.doctor(url, "--kube-token-file=" + token,
+                                         "--kube-ca-file=" + cert)
+            self.assertIn(code, (0, 1), err)
+            self.assertIn(("pv_without_volume", "pv-api-gone"), self.kinds(rep), rep)
+            self.assertEqual(sorted(seen), [("/api/v1/nodes", "Bearer sekrit-token-123"),
+                                            ("/api/v1/persistentvolumes",
+                                             "Bearer sekrit-token-123")])
+            self.assertNotIn("sekrit", json.dumps(rep) + err)
+            # A certificate signed by someone else: refused before anything is sent.
+            seen.clear()
+            code, _, err = self.doctor(url, "--kube-token-file=" + token,
+                                       "--kube-ca-file=" + other, expect=2)
+            self.assertIn("does not verify", err)
+            self.assertEqual(seen, [])
+            # A token the server refuses.
+            with open(token, "w") as f:
+                f.write("wrong")
+            code, _, err = self.doctor(url, "--kube-token-file=" + token,
+                                       "--kube-ca-file=" + cert, expect=2)
+            self.assertIn("HTTP 401", err)
+            self.assertNotIn("wrong", err)
+            # --kube-api with --pvs: one source only.
+            self.doctor(url, "--pvs=" + token, expect=2)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
     def test_doctor__usage_and_errors(self):
         bad = [
             [],                                                      # no --config

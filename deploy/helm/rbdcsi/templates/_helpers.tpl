@@ -44,6 +44,7 @@ capabilities:
     - --pool={{ . }}
     {{- end }}
     - --drivername={{ .Values.driverName }}
+    - --kube-api
     - --textfile=/var/lib/rbdcsi/{{ .Values.driverName }}/doctor.prom
     - --interval={{ $d.intervalSeconds }}
     - --ceph-timeout={{ add .Values.cephConnectTimeout .Values.cephOpTimeout }}
