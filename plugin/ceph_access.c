@@ -207,6 +207,7 @@ int ceph_target_open(struct call *c, const char *cluster_id, const char *field,
 		.key = key,
 	};
 	r = cluster_cache_get(p->clusters, &cred, &t.conn);
+	metrics_ceph_connection(p->metrics, cluster_id, r);
 	if (r >= 0 && !saved_user)
 		remember(p->credentials, cluster_id, user, key);
 	if (r < 0) {

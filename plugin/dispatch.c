@@ -185,6 +185,7 @@ enum status_code plugin_dispatch(struct plugin *p, const struct method *m, const
 	c.log.request_id = atomic_fetch_add(&p->next_request_id, 1) + 1;
 	c.log.method = m->name;
 	log_context_push(&c.log);
+	metrics_call_begin(p->metrics, m->index);
 
 	*ret_response = NULL;
 	*ret_response_len = 0;

@@ -8,6 +8,7 @@
 #include "driver/base/macro.h"
 #include "plugin/call.h"
 #include "plugin/locks.h"
+#include "plugin/metrics.h"
 #include "plugin/plugin.h"
 
 struct lock_entry {
@@ -104,6 +105,21 @@ unsigned locks_count(struct locks *l)
 	return n;
 }
 
+unsigned locks_ages(struct locks *l, const char **ret_holders, uint64_t *ret_ages_usec,
+                    unsigned max)
+{
+	uint64_t now = now_usec();
+	unsigned n = 0;
+
+	pthread_mutex_lock(&l->mutex);
+	for (size_t i = 0; i < l->n && n < max; i++, n++) {
+		ret_holders[n] = l->entries[i].holder;
+		ret_ages_usec[n] = now - l->entries[i].since;
+	}
+	pthread_mutex_unlock(&l->mutex);
+	return n;
+}
+
 int op_lock_take(struct call *c, struct op_lock *l, const char *prefix, const char *id,
                  const char *what)
 {
@@ -117,6 +133,7 @@ int op_lock_take(struct call *c, struct op_lock *l, const char *prefix, const ch
 	r = locks_try(c->plugin->locks, key, c->method->name, &holder, &age);
 	if (r == -EAGAIN) {
 		free(key);
+		metrics_lock_conflict(c->plugin->metrics, c->method->index);
 		return call_fail(
 		        c, STATUS_ABORTED,
 		        "an operation on %s is already in progress (%s, running for %.1fs)", what,

@@ -26,6 +26,10 @@ void locks_release(struct locks *l, const char *key);
 /* Number of keys held (for tests and metrics). */
 unsigned locks_count(struct locks *l);
 
+/* Copies the holder (method name) and age of up to max held keys; returns how many. */
+unsigned locks_ages(struct locks *l, const char **ret_holders, uint64_t *ret_ages_usec,
+                    unsigned max);
+
 struct call;
 
 /* An operation lock held by a handler: "<prefix>:<id>" in the plugin's lock table. */

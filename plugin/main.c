@@ -28,6 +28,7 @@
 #include "plugin/ceph_access.h"
 #include "plugin/capabilities.h"
 #include "plugin/config.h"
+#include "plugin/doctor_cmd.h"
 #include "plugin/endpoint.h"
 #include "plugin/locks.h"
 #include "plugin/metrics.h"
@@ -86,7 +87,8 @@ static void help(void)
 	       "                                drops)\n"
 	       "  --dry-run                     check flags and configuration, print the\n"
 	       "                                effective settings as JSON, exit\n"
-	       "  --help, --version\n");
+	       "  --help, --version\n"
+	       "\nrbdcsi doctor --help: find orphans and drift (journal, pool, PVs, stages)\n");
 }
 
 _printf_(1, 2) static int usage_error(const char *format, ...)
@@ -556,6 +558,8 @@ int main(int argc, char *argv[])
 	 */
 	mallopt(M_ARENA_MAX, 2);
 
+	if (argc > 1 && strcmp(argv[1], "doctor") == 0)
+		return doctor_main(argc - 1, argv + 1);
 	r = parse_argv(argc, argv, &p.opt, &dry);
 	if (r >= 0) {
 		free(p.opt.topology);

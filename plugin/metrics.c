@@ -18,6 +18,11 @@
 #include <microhttpd.h>
 
 #include "driver/base/dlib.h"
+#include "driver/base/fileio.h"
+#include "driver/host/mapper.h"
+#include "driver/host/node_doctor.h"
+#include "driver/ceph/cluster.h"
+#include "plugin/config.h"
 #include "plugin/locks.h"
 #include "plugin/metrics.h"
 #include "plugin/plugin.h"
@@ -88,12 +93,28 @@ static const char *const ceph_operations[] = { "connect", "create",   "delete", 
 #define N_CEPH_OPS (sizeof(ceph_operations) / sizeof(ceph_operations[0]))
 
 struct method_metrics {
+	atomic_int_fast64_t in_flight;
+	atomic_uint_fast64_t lock_conflicts;
 	atomic_uint_fast64_t calls[_STATUS_MAX];
 	atomic_uint_fast64_t bucket[N_BUCKETS + 1]; /* last: +Inf */
 	atomic_uint_fast64_t sum_usec;
 };
 
+#define CONNECTIONS_MAX     64
+#define DOCTOR_TEXTFILE     "doctor.prom" /* under <state-dir>/<drivername>/ */
+#define DOCTOR_TEXTFILE_MAX (64U * 1024U)
+
+/* The last connection result of a cluster. */
+struct connection_state {
+	char cluster_id[CONFIG_CLUSTER_ID_MAX + 1];
+	bool up;
+	time_t at;
+};
+
 struct metrics {
+	pthread_mutex_t connections_lock;
+	struct connection_state connections[CONNECTIONS_MAX];
+	size_t n_connections;
 	size_t n_methods;
 	struct method_metrics *methods;
 	atomic_uint_fast64_t ceph_errors[N_CEPH_OPS];
@@ -115,6 +136,7 @@ struct metrics *metrics_new(size_t n_methods)
 	}
 	m->n_methods = n_methods;
 	m->start_time = time(NULL);
+	pthread_mutex_init(&m->connections_lock, NULL);
 	return m;
 }
 
@@ -123,6 +145,7 @@ struct metrics *metrics_free(struct metrics *m)
 	if (!m)
 		return NULL;
 	metrics_stop(m);
+	pthread_mutex_destroy(&m->connections_lock);
 	free(m->methods);
 	free(m);
 	return NULL;
@@ -134,14 +157,53 @@ void metrics_observe_call(struct metrics *m, size_t method, enum status_code cod
 	struct method_metrics *mm;
 	size_t b = 0;
 
-	if (!m || method >= m->n_methods || (int)code < 0 || code >= _STATUS_MAX)
+	if (!m || method >= m->n_methods)
 		return;
+	if ((int)code < 0 || code >= _STATUS_MAX) {
+		atomic_fetch_sub(&m->methods[method].in_flight, 1);
+		return;
+	}
 	mm = &m->methods[method];
+	atomic_fetch_sub(&mm->in_flight, 1);
 	atomic_fetch_add(&mm->calls[code], 1);
 	while (b < N_BUCKETS && (double)duration_usec / 1e6 > buckets[b])
 		b++;
 	atomic_fetch_add(&mm->bucket[b], 1);
 	atomic_fetch_add(&mm->sum_usec, duration_usec);
+}
+
+void metrics_call_begin(struct metrics *m, size_t method)
+{
+	if (m && method < m->n_methods)
+		atomic_fetch_add(&m->methods[method].in_flight, 1);
+}
+
+void metrics_lock_conflict(struct metrics *m, size_t method)
+{
+	if (m && method < m->n_methods)
+		atomic_fetch_add(&m->methods[method].lock_conflicts, 1);
+}
+
+void metrics_ceph_connection(struct metrics *m, const char *cluster_id, int result)
+{
+	size_t i;
+
+	if (!m || !cluster_id || strlen(cluster_id) > CONFIG_CLUSTER_ID_MAX)
+		return;
+	pthread_mutex_lock(&m->connections_lock);
+	for (i = 0; i < m->n_connections; i++)
+		if (strcmp(m->connections[i].cluster_id, cluster_id) == 0)
+			break;
+	if (i == m->n_connections && i < CONNECTIONS_MAX) {
+		snprintf(m->connections[i].cluster_id, sizeof(m->connections[i].cluster_id), "%s",
+		         cluster_id);
+		m->n_connections++;
+	}
+	if (i < m->n_connections) {
+		m->connections[i].up = result >= 0;
+		m->connections[i].at = time(NULL);
+	}
+	pthread_mutex_unlock(&m->connections_lock);
 }
 
 void metrics_ceph_error(struct metrics *m, const char *operation)
@@ -273,6 +335,131 @@ static long count_staged(const struct plugin *p)
 	return n;
 }
 
+#define LOCK_AGES_MAX 1024
+
+/* Calls in flight, lock conflicts and the oldest operation holding a lock, by method. */
+static void put_operations(struct buf *b, struct metrics *m, struct plugin *p,
+                           const struct method *methods, size_t n)
+{
+	static const char *holders[LOCK_AGES_MAX];
+	static uint64_t ages[LOCK_AGES_MAX];
+	static pthread_mutex_t ages_lock = PTHREAD_MUTEX_INITIALIZER;
+	unsigned n_ages;
+
+	put(b, "# HELP rbdcsi_calls_in_flight CSI calls being served now, by method.\n"
+	       "# TYPE rbdcsi_calls_in_flight gauge\n");
+	for (size_t i = 0; i < n; i++)
+		if (methods[i].handler && (methods[i].modes & p->opt.mode))
+			put(b, "rbdcsi_calls_in_flight{method=\"%s\"} %lld\n", methods[i].name,
+			    (long long)MAX(atomic_load(&m->methods[i].in_flight), 0));
+	put(b, "# HELP rbdcsi_operation_lock_conflicts_total Calls answered ABORTED because "
+	       "another operation held the volume, by method.\n"
+	       "# TYPE rbdcsi_operation_lock_conflicts_total counter\n");
+	for (size_t i = 0; i < n; i++)
+		if (methods[i].handler && (methods[i].modes & p->opt.mode))
+			put(b, "rbdcsi_operation_lock_conflicts_total{method=\"%s\"} %llu\n",
+			    methods[i].name,
+			    (unsigned long long)atomic_load(&m->methods[i].lock_conflicts));
+
+	/* The scrape threads share one buffer: libmicrohttpd may serve two scrapes at once. */
+	pthread_mutex_lock(&ages_lock);
+	n_ages = p->locks ? locks_ages(p->locks, holders, ages, LOCK_AGES_MAX) : 0;
+	put(b, "# HELP rbdcsi_operation_oldest_seconds Age of the oldest operation holding a "
+	       "volume lock, by method (0: none).\n"
+	       "# TYPE rbdcsi_operation_oldest_seconds gauge\n");
+	for (size_t i = 0; i < n; i++) {
+		uint64_t oldest = 0;
+
+		if (!methods[i].handler || !(methods[i].modes & p->opt.mode))
+			continue;
+		for (unsigned k = 0; k < n_ages; k++)
+			if (holders[k] && strcmp(holders[k], methods[i].name) == 0)
+				oldest = MAX(oldest, ages[k]);
+		put(b, "rbdcsi_operation_oldest_seconds{method=\"%s\"} %.3f\n", methods[i].name,
+		    (double)oldest / 1e6);
+	}
+	pthread_mutex_unlock(&ages_lock);
+}
+
+/* The last connection result per cluster, and the connections open now. */
+static void put_connections(struct buf *b, struct metrics *m, struct plugin *p)
+{
+	if (!(p->opt.mode & PLUGIN_MODE_CONTROLLER))
+		return;
+	put(b, "# HELP rbdcsi_ceph_connection_up Whether the last connection attempt to a Ceph "
+	       "cluster succeeded (1) or failed (0), by clusterID.\n"
+	       "# TYPE rbdcsi_ceph_connection_up gauge\n");
+	pthread_mutex_lock(&m->connections_lock);
+	for (size_t i = 0; i < m->n_connections; i++)
+		put(b, "rbdcsi_ceph_connection_up{cluster=\"%s\"} %d\n",
+		    m->connections[i].cluster_id, m->connections[i].up ? 1 : 0);
+	put(b, "# HELP rbdcsi_ceph_connection_last_attempt_timestamp_seconds When a connection "
+	       "to the cluster was last asked for.\n"
+	       "# TYPE rbdcsi_ceph_connection_last_attempt_timestamp_seconds gauge\n");
+	for (size_t i = 0; i < m->n_connections; i++)
+		put(b,
+		    "rbdcsi_ceph_connection_last_attempt_timestamp_seconds{cluster=\"%s\"} %lld\n",
+		    m->connections[i].cluster_id, (long long)m->connections[i].at);
+	pthread_mutex_unlock(&m->connections_lock);
+	put(b,
+	    "# HELP rbdcsi_ceph_connections Ceph connections open (cached) now.\n"
+	    "# TYPE rbdcsi_ceph_connections gauge\nrbdcsi_ceph_connections %zu\n",
+	    p->clusters ? cluster_cache_size(p->clusters) : 0);
+}
+
+/* Staged volumes by mapper and by condition, from the state files and the mount table. */
+static void put_node(struct buf *b, struct plugin *p)
+{
+	_cleanup_(node_doctor_report_freep) struct node_doctor_report *rep = NULL;
+	char state_dir[4096], staging_root[4096];
+
+	snprintf(state_dir, sizeof(state_dir), "%s/%s/stage", p->opt.state_dir, p->opt.driver_name);
+	snprintf(staging_root, sizeof(staging_root), "%s/plugins/kubernetes.io/csi/%s",
+	         p->opt.kubelet_dir, p->opt.driver_name);
+	if (node_doctor_run(state_dir, staging_root, &rep) < 0)
+		return;
+	put(b, "# HELP rbdcsi_node_staged_volumes_by_mapper Volumes staged on this node, by "
+	       "mapper.\n"
+	       "# TYPE rbdcsi_node_staged_volumes_by_mapper gauge\n");
+	for (int t = MAPPER_AUTO + 1; t < _MAPPER_MAX; t++)
+		put(b, "rbdcsi_node_staged_volumes_by_mapper{mapper=\"%s\"} %zu\n",
+		    mapper_type_to_string(t), rep->n_by_mapper[t]);
+	put(b,
+	    "# HELP rbdcsi_node_volume_condition Volumes staged on this node, by condition "
+	    "(abnormal: the mount or the device the state records is gone).\n"
+	    "# TYPE rbdcsi_node_volume_condition gauge\n"
+	    "rbdcsi_node_volume_condition{condition=\"normal\"} %zu\n"
+	    "rbdcsi_node_volume_condition{condition=\"abnormal\"} %zu\n",
+	    rep->n_states - rep->n_abnormal, rep->n_abnormal);
+	put(b,
+	    "# HELP rbdcsi_node_mounts_without_state Mounts in this driver's staging directory "
+	    "that no stage state describes.\n"
+	    "# TYPE rbdcsi_node_mounts_without_state gauge\nrbdcsi_node_mounts_without_state "
+	    "%zu\n",
+	    rep->n_findings - rep->n_abnormal);
+}
+
+/* The findings the last `rbdcsi doctor --textfile` wrote next to the state, when there are
+ * any: only its rbdcsi_doctor_ lines are passed on. */
+static void put_doctor(struct buf *b, struct plugin *p)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	char *line, *save = NULL;
+
+	if (asprintf(&path, "%s/%s/%s", p->opt.state_dir, p->opt.driver_name, DOCTOR_TEXTFILE) <
+	    0) {
+		path = NULL;
+		return;
+	}
+	if (fileio_read_full(path, DOCTOR_TEXTFILE_MAX, &text, NULL) < 0)
+		return;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (strncmp(line, "rbdcsi_doctor_", 14) == 0 ||
+		    strncmp(line, "# HELP rbdcsi_doctor_", 21) == 0 ||
+		    strncmp(line, "# TYPE rbdcsi_doctor_", 21) == 0)
+			put(b, "%s\n", line);
+}
+
 int metrics_render(struct metrics *m, struct plugin *p, char **ret_text, size_t *ret_len)
 {
 	struct buf b = { 0 };
@@ -329,6 +516,11 @@ int metrics_render(struct metrics *m, struct plugin *p, char **ret_text, size_t 
 		    "# HELP rbdcsi_node_staged_volumes Volumes staged (mapped) on this node.\n"
 		    "# TYPE rbdcsi_node_staged_volumes gauge\nrbdcsi_node_staged_volumes %ld\n",
 		    count_staged(p));
+	put_operations(&b, m, p, methods, n);
+	put_connections(&b, m, p);
+	if (p->opt.mode & PLUGIN_MODE_NODE)
+		put_node(&b, p);
+	put_doctor(&b, p);
 	put(&b,
 	    "# HELP rbdcsi_ready Whether the plugin serves calls (1) or not (0).\n"
 	    "# TYPE rbdcsi_ready gauge\nrbdcsi_ready %d\n",

@@ -24,6 +24,17 @@ struct metrics *metrics_free(struct metrics *m);
 void metrics_observe_call(struct metrics *m, size_t method, enum status_code code,
                           uint64_t duration_usec);
 
+/* Counts a call of method index that started (metrics_observe_call() ends it). NULL-safe. */
+void metrics_call_begin(struct metrics *m, size_t method);
+
+/* Counts a call of method index refused with ABORTED because the volume's operation lock was
+ * held. NULL-safe. */
+void metrics_lock_conflict(struct metrics *m, size_t method);
+
+/* Records the result (0 or -errno) of getting a connection to cluster_id. NULL-safe. Keeps the
+ * last result of up to 64 clusters. */
+void metrics_ceph_connection(struct metrics *m, const char *cluster_id, int result);
+
 /* Counts a failed Ceph operation ("create", "delete", "resize", "connect", ...). NULL-safe. */
 void metrics_ceph_error(struct metrics *m, const char *operation);
 

@@ -115,6 +115,7 @@ stage "hostile gRPC load (tests/hostile)" /usr/bin/python3 tests/hostile/hostile
 if [ -x tests/deploy/check.sh ]; then
 	stage "deploy manifests" env RBDCSI="$(pwd)/build/rbdcsi" tests/deploy/check.sh
 fi
+stage "monitoring (promtool rules + tests, dashboard, component/Helm)" tests/monitoring/check.sh
 stage "no leftovers" leftovers_check
 stage "no secrets in logs or argv" secrets_check
 # The Kubernetes e2e brings up its own Ceph; free this one's memory first.

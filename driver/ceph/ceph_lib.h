@@ -55,6 +55,9 @@
 	X(rados_ioctx_pool_stat)               \
 	X(rados_ioctx_set_namespace)           \
 	X(rados_mon_command)                   \
+	X(rados_nobjects_list_close)           \
+	X(rados_nobjects_list_next)            \
+	X(rados_nobjects_list_open)            \
 	X(rados_omap_get_end)                  \
 	X(rados_omap_get_next)                 \
 	X(rados_omap_get_next2)                \
@@ -87,11 +90,13 @@
 	X(rbd_get_id)                     \
 	X(rbd_get_parent)                 \
 	X(rbd_get_size)                   \
+	X(rbd_image_spec_list_cleanup)    \
 	X(rbd_image_options_create)       \
 	X(rbd_image_options_destroy)      \
 	X(rbd_image_options_set_string)   \
 	X(rbd_image_options_set_uint64)   \
 	X(rbd_linked_image_spec_cleanup)  \
+	X(rbd_list2)                      \
 	X(rbd_namespace_exists)           \
 	X(rbd_open)                       \
 	X(rbd_open_by_id_read_only)       \
@@ -109,6 +114,8 @@
 	X(rbd_snap_spec_cleanup)          \
 	X(rbd_trash_get)                  \
 	X(rbd_trash_get_cleanup)          \
+	X(rbd_trash_list)                 \
+	X(rbd_trash_list_cleanup)         \
 	X(rbd_trash_move)                 \
 	X(rbd_trash_remove_with_progress) \
 	X(rbd_watchers_list)              \
@@ -161,6 +168,9 @@ extern const struct ceph_lib_table *const ceph_lib;
 #define rados_ioctx_pool_stat               (ceph_lib->rados_ioctx_pool_stat)
 #define rados_ioctx_set_namespace           (ceph_lib->rados_ioctx_set_namespace)
 #define rados_mon_command                   (ceph_lib->rados_mon_command)
+#define rados_nobjects_list_close           (ceph_lib->rados_nobjects_list_close)
+#define rados_nobjects_list_next            (ceph_lib->rados_nobjects_list_next)
+#define rados_nobjects_list_open            (ceph_lib->rados_nobjects_list_open)
 #define rados_omap_get_end                  (ceph_lib->rados_omap_get_end)
 #define rados_omap_get_next                 (ceph_lib->rados_omap_get_next)
 #define rados_omap_get_next2                (ceph_lib->rados_omap_get_next2)
@@ -191,11 +201,13 @@ extern const struct ceph_lib_table *const ceph_lib;
 #define rbd_get_id                          (ceph_lib->rbd_get_id)
 #define rbd_get_parent                      (ceph_lib->rbd_get_parent)
 #define rbd_get_size                        (ceph_lib->rbd_get_size)
+#define rbd_image_spec_list_cleanup         (ceph_lib->rbd_image_spec_list_cleanup)
 #define rbd_image_options_create            (ceph_lib->rbd_image_options_create)
 #define rbd_image_options_destroy           (ceph_lib->rbd_image_options_destroy)
 #define rbd_image_options_set_string        (ceph_lib->rbd_image_options_set_string)
 #define rbd_image_options_set_uint64        (ceph_lib->rbd_image_options_set_uint64)
 #define rbd_linked_image_spec_cleanup       (ceph_lib->rbd_linked_image_spec_cleanup)
+#define rbd_list2                           (ceph_lib->rbd_list2)
 #define rbd_namespace_exists                (ceph_lib->rbd_namespace_exists)
 #define rbd_open                            (ceph_lib->rbd_open)
 #define rbd_open_by_id_read_only            (ceph_lib->rbd_open_by_id_read_only)
@@ -213,6 +225,8 @@ extern const struct ceph_lib_table *const ceph_lib;
 #define rbd_snap_spec_cleanup               (ceph_lib->rbd_snap_spec_cleanup)
 #define rbd_trash_get                       (ceph_lib->rbd_trash_get)
 #define rbd_trash_get_cleanup               (ceph_lib->rbd_trash_get_cleanup)
+#define rbd_trash_list                      (ceph_lib->rbd_trash_list)
+#define rbd_trash_list_cleanup              (ceph_lib->rbd_trash_list_cleanup)
 #define rbd_trash_move                      (ceph_lib->rbd_trash_move)
 #define rbd_trash_remove_with_progress      (ceph_lib->rbd_trash_remove_with_progress)
 #define rbd_watchers_list                   (ceph_lib->rbd_watchers_list)

@@ -28,3 +28,39 @@ readOnlyRootFilesystem: true
 capabilities:
   drop: ["ALL"]
 {{- end -}}
+
+{{/* The `rbdcsi doctor` sidecar of the controller (monitoring.doctor): see monitoring.yaml. */}}
+{{- define "rbdcsi.doctorSidecar" -}}
+{{- $d := .Values.monitoring.doctor -}}
+- name: doctor
+  image: {{ include "rbdcsi.image" . }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  args:
+    - doctor
+    - --config=/etc/rbdcsi/config.json
+    - --cluster={{ $d.cluster }}
+    - --secret-dir=/etc/rbdcsi-doctor
+    {{- range $d.pools }}
+    - --pool={{ . }}
+    {{- end }}
+    - --drivername={{ .Values.driverName }}
+    - --kube-api
+    - --textfile=/var/lib/rbdcsi/{{ .Values.driverName }}/doctor.prom
+    - --interval={{ $d.intervalSeconds }}
+    - --ceph-timeout={{ add .Values.cephConnectTimeout .Values.cephOpTimeout }}
+  securityContext:
+    {{- include "rbdcsi.restricted" . | nindent 4 }}
+  resources:
+    {{- toYaml $d.resources | nindent 4 }}
+  volumeMounts:
+    - name: config
+      mountPath: /etc/rbdcsi
+      readOnly: true
+    - name: doctor
+      mountPath: /var/lib/rbdcsi/{{ .Values.driverName }}
+    - name: doctor-secret
+      mountPath: /etc/rbdcsi-doctor
+      readOnly: true
+    - name: tmp
+      mountPath: /tmp
+{{- end -}}
