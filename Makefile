@@ -77,7 +77,7 @@ C_SOURCES := $(shell git ls-files '*.c' '*.h' 2>/dev/null) \
 	$(shell git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 
 .PHONY: all deps check check-all unit fuzz-replay lint format format-check cppcheck \
-	integration sanity demo clean proto tools tests-build bench e2e-k8s
+	integration sanity demo clean proto tools tests-build bench e2e-k8s image
 
 all: $(B)/rbdcsi $(TOOL_BINS)
 
@@ -227,6 +227,13 @@ bench: deps
 # with the deploy/ objects and a PVC/pod/snapshot/StatefulSet scenario: tests/e2e-k8s/run.sh.
 e2e-k8s: deps
 	$(Q)tests/e2e-k8s/run.sh
+
+# The container image, from Debian trixie packages with mmdebstrap, no engine and no registry:
+# build/image/rbdcsi-<git describe>.oci.tar (deploy/image/build.sh; cached in
+# /var/cache/rbdcsi-image). tests/image/check.sh checks it (a stage of make check).
+image: $(TOP)/proto/csi.proto
+	$(Q)tests/deps.sh mmdebstrap
+	$(Q)deploy/image/build.sh
 
 clean:
 	rm -rf $(TOP)

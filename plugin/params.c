@@ -46,6 +46,22 @@ static bool list_valid(const char *s, const char *extra)
 	return n <= PARAMS_MAX_VALUE_BYTES && strspn(s, allowed) == n;
 }
 
+/*
+ * An SELinux context mount flag, as the kubelet passes it for a CSIDriver with seLinuxMount:
+ * context="user:role:type:level". The quotes keep the commas of a level such as s0:c1,c2
+ * inside one option for libmount; nothing else may be quoted.
+ */
+static bool selinux_context_flag(const char *s)
+{
+	static const char prefix[] = "context=\"";
+	size_t n = strlen(s), p = sizeof(prefix) - 1;
+
+	return n > p + 1 && strncmp(s, prefix, p) == 0 && s[n - 1] == '"' &&
+	       strspn(s + p,
+	              "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-,:") ==
+	               n - p - 1;
+}
+
 static bool one_of(const char *s, const char *const *set, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -262,7 +278,8 @@ int params_check_capabilities(struct call *c, const char *field,
 				a.fs_type = m->fs_type;
 			}
 			for (size_t f = 0; m && f < m->n_mount_flags; f++)
-				if (!list_valid(m->mount_flags[f], "=:/") ||
+				if (!(list_valid(m->mount_flags[f], "=:/") ||
+				      selinux_context_flag(m->mount_flags[f])) ||
 				    strlen(m->mount_flags[f]) > 128)
 					return call_fail(c, STATUS_INVALID_ARGUMENT,
 					                 "%s[%zu]: mount flag '%s' is not valid",

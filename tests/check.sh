@@ -2,7 +2,8 @@
 # Everything `make check` runs, in order, with the time of each stage and one summary line:
 #   build -> lint, format, cppcheck -> fuzz corpus replay -> a throwaway Ceph ->
 #   unit tests -> unit tests + fuzz replay under ASan+UBSan -> integration (python) ->
-#   csi-sanity -> deploy checks -> secret leak check -> teardown -> the Kubernetes e2e
+#   csi-sanity -> deploy checks -> secret leak check -> teardown -> the container image
+#   (tests/image: make image and its checks) -> the Kubernetes e2e
 #   (tests/e2e-k8s: a real control plane, kubelet and CSI sidecars around the driver).
 # Stages after a failure still run (so one run shows every problem); the exit code is non-zero
 # if any failed. CEPH_DIR may name where the cluster lives (default: a new /tmp dir).
@@ -121,6 +122,7 @@ stage "no secrets in logs or argv" secrets_check
 # The Kubernetes e2e brings up its own Ceph; free this one's memory first.
 cleanup
 CEPH_DIR_OWN=""
+stage "container image (make image, tests/image/check.sh)" tests/image/check.sh
 stage "kubernetes e2e (tests/e2e-k8s/run.sh)" tests/e2e-k8s/run.sh
 
 echo

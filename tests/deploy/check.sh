@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks everything under deploy/:
 #   (a) `kustomize build deploy/kubernetes` (and examples/) and `helm template deploy/helm/rbdcsi`
-#       (defaults, and tests/deploy/values-full.yaml) render; helm lint passes;
+#       (defaults, and tests/deploy/values-full.yaml) render; helm lint passes; values the
+#       chart's values.schema.json or kubeVersion forbid do not render;
 #   (b) every rbdcsi container's args in those renderings pass `$RBDCSI <args> --dry-run`
 #       ($(VAR) refs expanded with dummy values, mounted ConfigMaps written to a temp dir);
 #   (c) CSIDriver.attachRequired and the controller's sidecars match the capabilities that the
@@ -102,6 +103,18 @@ if [ -n "$HELM" ]; then
 		"$WORK/helm-full.yaml" \
 		"$HELM" template rbdcsi deploy/helm/rbdcsi --namespace rbdcsi \
 		-f tests/deploy/values-full.yaml || true
+	# values.schema.json and kubeVersion refuse what they should (each must fail to render).
+	for bad in "--set logLevel=verbose" "--set controler.replicas=1" \
+		"--set sidecars.pullPolicy=Sometimes" "--set node.metricsAddress=nowhere" \
+		"--kube-version 1.29.0"; do
+		# shellcheck disable=SC2086 # the option and its value are two words
+		if "$HELM" template rbdcsi deploy/helm/rbdcsi --namespace rbdcsi $bad \
+			>/dev/null 2>"$WORK/bad.txt"; then
+			fail "helm template $bad: rendered, values.schema.json/kubeVersion should refuse it"
+		else
+			pass "helm template $bad: refused ($(grep -m1 -oE "at '[^']*'|kubeVersion" "$WORK/bad.txt"))"
+		fi
+	done
 fi
 
 # --- (b)-(e) on the renderings, with a real YAML parser ------------------------------------

@@ -6,7 +6,8 @@ processes, the deploy/ objects, and a scenario whose every step prints PASS or F
 Run through tests/e2e-k8s/run.sh (`make e2e-k8s`), which installs packages, builds the
 binaries and the images and passes their paths here:
 
-  e2e.py --bin DIR --images DIR --rbdcsi build/rbdcsi --kustomize PATH   run it all
+  e2e.py --bin DIR --images DIR --rbdcsi build/rbdcsi --kustomize PATH \
+         [--rbdcsi-image build/image/rbdcsi.oci.tar]                     run it all
   e2e.py --clean                                                     only clean up
 
 Everything binds to 127.0.0.1, pods use the host network, and the node is named 127.0.0.1.
@@ -366,6 +367,11 @@ class Cluster:
         self.images = args.images
         self.rbdcsi = os.path.abspath(args.rbdcsi)
         self.kustomize = args.kustomize
+        self.rbdcsi_image = args.rbdcsi_image
+        self.rbdcsi_ref = None
+        if args.rbdcsi_image:
+            ref = os.path.join(os.path.dirname(args.rbdcsi_image), "rbdcsi.ref")
+            self.rbdcsi_ref = open(ref).read().strip()
         self.ceph = {}
 
     def b(self, name):
@@ -443,9 +449,16 @@ class Cluster:
         # The kubelet needs its root on a shared mount so mounts made by CSI reach pods.
         run(["mount", "--bind", KUBELET_DIR, KUBELET_DIR])
         run(["mount", "--make-rshared", KUBELET_DIR])
-        tars = " ".join(os.path.join(self.images, t + ".tar")
-                        for t in ("pause", "busybox", "postgres"))
-        runtime("rt_start && rt_import " + tars)
+        tars = [os.path.join(self.images, t + ".tar") for t in ("pause", "busybox", "postgres")]
+        # The sidecar images (images/build.sh, named as deploy/ names them) and the rbdcsi
+        # image (make image), so the shipped manifests find every image without a pull.
+        sidecars = os.path.join(self.images, "sidecars.list")
+        if os.path.exists(sidecars):
+            tars += [os.path.join(self.images, t) for t in open(sidecars).read().split()]
+        if self.rbdcsi_image:
+            tars.append(self.rbdcsi_image)
+        runtime("rt_start && rt_import " + " ".join(tars))
+        self.check_images()
         sock = os.path.join(RUN, "containerd.sock")
         sysctls_save()
         kcfg = {
@@ -479,6 +492,28 @@ class Cluster:
             return any(c["type"] == "Ready" and c["status"] == "True"
                        for c in n["status"]["conditions"])
         wait_for("node %s Ready" % NODE, ready, timeout=180, interval=1)
+
+    def check_images(self):
+        """Every image the shipped manifests reference (rbdcsi retargeted to the image that
+        make image built) is in containerd."""
+        have = set(runtime("rt_ctr images ls -q").stdout.split())
+        want = set()
+        for o in self.render():
+            spec = o.get("spec", {}).get("template", {}).get("spec", {})
+            for c in spec.get("containers", []) + spec.get("initContainers", []):
+                want.add(c["image"])
+        if self.rbdcsi_ref:
+            want = {self.rbdcsi_ref if w.split(":")[0] == "localhost/rbdcsi" else w
+                    for w in want}
+        missing = sorted(want - have)
+        # livenessprobe's module is refused by the Go module proxy here: no binary, no image.
+        known = [m for m in missing if m.startswith("registry.k8s.io/sig-storage/livenessprobe:")]
+        for m in known:
+            log("SKIP  image %s: github.com/kubernetes-csi/livenessprobe is refused by the Go "
+                "module proxy here (403), so it cannot be built" % m)
+        lost = sorted(set(missing) - set(known))
+        check("images: the %d images deploy/kubernetes references are in containerd"
+              % (len(want) - len(known)), not lost, "missing: %s" % " ".join(lost) if lost else "")
 
     # -- CSI --
     def render(self):
@@ -955,6 +990,7 @@ def main():
     ap.add_argument("--images")
     ap.add_argument("--rbdcsi")
     ap.add_argument("--kustomize")
+    ap.add_argument("--rbdcsi-image", help="the archive of make image (build/image/)")
     ap.add_argument("--clean", action="store_true", help="only clean up, then exit")
     ap.add_argument("--keep", action="store_true", help="leave everything running")
     args = ap.parse_args()

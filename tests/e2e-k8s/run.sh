@@ -7,7 +7,8 @@
 #
 # Phases, each timed: packages (tests/deps.sh + the container runtime) -> rbdcsi (make) ->
 # Go binaries (build.sh: Kubernetes, etcd, sidecars; cached by version) -> kustomize ->
-# images (images/build.sh: pause, busybox, postgres from Debian binaries; nothing pulled) ->
+# images (images/build.sh: pause, busybox, postgres from Debian binaries, the CSI sidecars from
+# the Go binaries; nothing pulled) -> the rbdcsi image (deploy/image/build.sh, make image) ->
 # e2e.py (Ceph, control plane, containerd, kubelet, CSI, the scenario, teardown).
 # Ends with "N passed, M failed"; on a failure every component's log is printed.
 set -euo pipefail
@@ -53,11 +54,15 @@ phase "go binaries"
 KUSTOMIZE=$(tool kustomize "$KUSTOMIZE_VERSION" "$KUSTOMIZE_MODULE")
 phase "kustomize"
 IMAGES=${RBDCSI_E2E_CACHE:-/var/cache/rbdcsi-e2e}/images
-tests/e2e-k8s/images/build.sh "$IMAGES" >&2
+tests/e2e-k8s/images/build.sh "$IMAGES" "$BIN" >&2
 phase "images"
+# The rbdcsi image (deploy/image/build.sh, cached: warm = re-tar + checks, ~30 s).
+tests/deps.sh mmdebstrap >&2
+RBDCSI_IMAGE=$(deploy/image/build.sh)
+phase "rbdcsi image (make image)"
 rc=0
 "$PYTHON" tests/e2e-k8s/e2e.py --bin "$BIN" --images "$IMAGES" --rbdcsi build/rbdcsi \
-	--kustomize "$KUSTOMIZE" "$@" || rc=$?
+	--rbdcsi-image "$RBDCSI_IMAGE" --kustomize "$KUSTOMIZE" "$@" || rc=$?
 phase "cluster, scenario, teardown"
 T=$T0
 phase "total"

@@ -4,7 +4,7 @@
 # <sha256>.json, <diff_id>/layer.tar) made with tar and sha256sum, ready for
 # `ctr -n k8s.io images import OUTDIR/<name>.tar`.
 #
-#   tests/e2e-k8s/images/build.sh OUTDIR
+#   tests/e2e-k8s/images/build.sh OUTDIR [BINDIR]
 #
 # Images (all amd64/linux, one uncompressed layer, files owned by root unless said):
 #   OUTDIR/pause.tar     localhost/pause:e2e     /pause = Debian's static catatonit,
@@ -17,6 +17,15 @@
 #                                                kept), busybox as above, user postgres =
 #                                                999:999 (the image's User), helper
 #                                                /usr/local/bin/e2e-pg (see its header below)
+#   OUTDIR/sidecar-<name>.tar  (with BINDIR: the Go binaries of tests/e2e-k8s/build.sh) one
+#                                image per CSI sidecar that deploy/kubernetes references, named
+#                                exactly as the manifests name it (registry.k8s.io/sig-storage/
+#                                <name>:<tag>), so the shipped manifests find it without a
+#                                pull: /<name> (the static binary; csi-node-driver-registrar is
+#                                tools/registrar), /etc/passwd+group, /tmp, Entrypoint
+#                                ["/<name>"] like upstream's images. A sidecar without a binary
+#                                in BINDIR (livenessprobe: its module is refused by the proxy
+#                                here) is reported and skipped.
 # Needs: busybox-static, catatonit, postgresql-15 (tests/e2e-k8s/runtime/lib.sh rt_install
 # installs the first two; postgresql-15 is checked, not installed).
 #
@@ -36,12 +45,13 @@ die() {
 	exit 1
 }
 
-[[ $# -eq 1 ]] || {
-	echo "usage: $0 OUTDIR" >&2
+[[ $# -eq 1 || $# -eq 2 ]] || {
+	echo "usage: $0 OUTDIR [BINDIR]" >&2
 	exit 2
 }
 mkdir -p "$1"
 OUT=$(realpath -e "$1")
+BINDIR=${2:-}
 
 BUSYBOX=/bin/busybox
 CATATONIT=/usr/bin/catatonit
@@ -331,5 +341,43 @@ fi
 build postgres localhost/postgres:e2e \
 	"$(input_key "${BUSYBOX}" "${PG_TOOLS[@]/#/${PGBIN}/}" "${PG_MODULES[@]}" "${PG_LIBS[@]}" \
 		"${PG_DATA[@]}")" build_postgres
+
+# --- CSI sidecars, from the e2e's Go binaries ---------------------------------------------
+SIDECAR_BIN=
+build_sidecar() {
+	local r=${WORK}/$1.root n
+	n=$(basename "${SIDECAR_BIN}")
+	stage_base "${r}"
+	cp --preserve=mode "${SIDECAR_BIN}" "${r}/${n}"
+	make_image "$1" "$2" "${r}" "$(printf '{"Entrypoint":%s,"Env":%s,"WorkingDir":"/"}' \
+		"$(json_array "/${n}")" "$(json_array "PATH=${DEFAULT_PATH}")")"
+}
+SIDECARS_BUILT=()
+if [[ -n ${BINDIR} ]]; then
+	# Every sidecar reference of the shipped manifests, as written there.
+	mapfile -t SIDECAR_REFS < <(sed -n 's|^\s*image:\s*\(registry\.k8s\.io/sig-storage/[^[:space:]]*\)\s*$|\1|p' \
+		"${SELF%/tests/e2e-k8s/images/build.sh}"/deploy/kubernetes/*.yaml | sort -u)
+	[[ ${#SIDECAR_REFS[@]} -gt 0 ]] || die "no sidecar image in deploy/kubernetes/*.yaml"
+	for ref in "${SIDECAR_REFS[@]}"; do
+		n=${ref##*/}
+		n=${n%%:*}
+		case ${n} in
+		csi-node-driver-registrar) bin=${BINDIR}/registrar ;;
+		*) bin=${BINDIR}/${n} ;;
+		esac
+		if [[ ! -x ${bin} ]]; then
+			log "${ref}: SKIPPED: no ${bin} (not built by tests/e2e-k8s/build.sh)"
+			continue
+		fi
+		is_static "${bin}" || die "${bin} is not a static binary"
+		# The image runs the binary as /<its upstream name>.
+		mkdir -p "${WORK}/bin"
+		cp --preserve=mode "${bin}" "${WORK}/bin/${n}"
+		SIDECAR_BIN=${WORK}/bin/${n}
+		build "sidecar-${n}" "${ref}" "$(input_key "${bin}")-${ref}" build_sidecar
+		SIDECARS_BUILT+=("sidecar-${n}.tar")
+	done
+	printf '%s\n' "${SIDECARS_BUILT[@]}" >"${OUT}/sidecars.list"
+fi
 
 log "done in $(($(now_ms) - T0)) ms: $(cd "${OUT}" && du -h pause.tar busybox.tar postgres.tar | awk '{printf "%s=%s ", $2, $1}')"

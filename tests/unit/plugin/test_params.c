@@ -159,6 +159,45 @@ static void test_params__access_modes(void **state)
 	call_done(&c);
 }
 
+/* seLinuxMount: true on the CSIDriver: the kubelet's context="..." flag is accepted as it is
+ * (quotes and the level's commas), any other quoting is not. */
+static void test_params__selinux_context_mount_flag(void **state)
+{
+	Csi__V1__VolumeCapability vc;
+	Csi__V1__VolumeCapability__AccessMode am;
+	Csi__V1__VolumeCapability__MountVolume mv;
+	Csi__V1__VolumeCapability__BlockVolume bv;
+	Csi__V1__VolumeCapability *list[1] = { &vc };
+	struct access_summary a;
+	struct call c = { 0 };
+	char *good[] = { (char *)"noatime",
+		         (char *)"context=\"system_u:object_r:container_file_t:s0:c12,c345\"" };
+	const char *const bad[] = {
+		"context=\"system_u:object_r:container_file_t:s0\",nosuid=\"x\"",
+		"context=\"a b\"",
+		"context=\"\"",
+		"context=system_u\"",
+		"fscontext=\"system_u:object_r:container_file_t:s0\"",
+		"context=\"x;y\"",
+	};
+
+	(void)state;
+	cap(&vc, &am, &mv, &bv, CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_WRITER,
+	    false);
+	mv.mount_flags = good;
+	mv.n_mount_flags = 2;
+	assert_int_equal(params_check_capabilities(&c, "volume_capability", list, 1, &a), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *one[1] = { (char *)bad[i] };
+
+		mv.mount_flags = one;
+		mv.n_mount_flags = 1;
+		assert_int_equal(params_check_capabilities(&c, "volume_capability", list, 1, &a),
+		                 -EINVAL);
+	}
+	call_done(&c);
+}
+
 static void test_params__capacity_rounding_and_limits(void **state)
 {
 	Csi__V1__CapacityRange r;
@@ -207,6 +246,7 @@ int main(void)
 		cmocka_unit_test(test_params__bad_values_rejected),
 		cmocka_unit_test(test_params__fstype_from_provisioner_wins_and_must_agree),
 		cmocka_unit_test(test_params__access_modes),
+		cmocka_unit_test(test_params__selinux_context_mount_flag),
 		cmocka_unit_test(test_params__capacity_rounding_and_limits),
 	};
 
