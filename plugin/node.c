@@ -23,6 +23,7 @@
 
 #include "csi.pb-c.h"
 #include "driver/base/exec.h"
+#include "driver/base/failpoint.h"
 #include "driver/base/fileio.h"
 #include "driver/host/blockdev.h"
 #include "driver/host/fs.h"
@@ -504,6 +505,7 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 		log_error_errno(r, "Failed to bind-mount the volume at '%s': %m", req->target_path);
 		goto out;
 	}
+	failpoint("node-publish:after-bind");
 	entry = json_object_new_object();
 	if (!entry) {
 		r = -ENOMEM;
@@ -551,6 +553,7 @@ int node_unpublish_volume(struct call *c, const void *request, void *response)
 		log_error_errno(r, "Failed to unmount '%s': %m", req->target_path);
 		goto out;
 	}
+	failpoint("node-unpublish:after-umount");
 	/* Only ever remove an empty directory or a plain file, and only once nothing is mounted. */
 	if (lstat(req->target_path, &st) == 0 && mount_is_mountpoint(req->target_path) == 0) {
 		if (S_ISDIR(st.st_mode)) {
