@@ -21,7 +21,9 @@
 #include "driver/host/fs.h"
 #include "driver/host/reason.h"
 
-#define ARGS_MAX         64
+#define ARGS_MAX 64
+
+/* Lines of a tool's stderr kept in a failure reason. */
 #define REASON_LINES_MAX 3
 
 bool fs_type_supported(const char *fstype)
