@@ -475,6 +475,25 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 		goto out;
 	}
 
+	/* Recorded before the bind, so that a crash right after it leaves a mount the retry
+	 * knows as this volume's (and unpublish/unstage can tell). */
+	entry = json_object_new_object();
+	if (!entry) {
+		r = -ENOMEM;
+		goto out;
+	}
+	json_object_object_add(entry, "target", json_object_new_string(req->target_path));
+	json_object_object_add(entry, "readonly", json_object_new_boolean(ro));
+	if (k >= 0)
+		json_object_array_put_idx(targets, (size_t)k, entry);
+	else
+		json_object_array_add(targets, entry);
+	r = targets_save(c, req->volume_id, targets);
+	if (r < 0) {
+		log_error_errno(r, "Cannot record the publish: %m");
+		goto out;
+	}
+	failpoint("node-publish:after-state");
 	if (access.block) {
 		int fd;
 
@@ -503,27 +522,13 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 	}
 	if (r < 0) {
 		log_error_errno(r, "Failed to bind-mount the volume at '%s': %m", req->target_path);
+		/* Nothing mounted: the record goes again. */
+		json_object_array_del_idx(
+		        targets, k >= 0 ? (size_t)k : json_object_array_length(targets) - 1, 1);
+		(void)targets_save(c, req->volume_id, targets);
 		goto out;
 	}
 	failpoint("node-publish:after-bind");
-	entry = json_object_new_object();
-	if (!entry) {
-		r = -ENOMEM;
-		goto out;
-	}
-	json_object_object_add(entry, "target", json_object_new_string(req->target_path));
-	json_object_object_add(entry, "readonly", json_object_new_boolean(ro));
-	if (k >= 0)
-		json_object_array_put_idx(targets, (size_t)k, entry);
-	else
-		json_object_array_add(targets, entry);
-	r = targets_save(c, req->volume_id, targets);
-	if (r < 0) {
-		/* Without the record unstage could not tell; undo the publish. */
-		log_error_errno(r, "Cannot record the publish: %m");
-		mount_umount(req->target_path, false);
-		goto out;
-	}
 	log_info("Volume published at '%s'%s", req->target_path, ro ? " (read-only)" : "");
 out:
 	json_object_put(targets);

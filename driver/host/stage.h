@@ -18,6 +18,12 @@
  *
  * Callers serialise calls per volume id (the plugin's per-volume lock); different volumes may
  * be staged concurrently.
+ *
+ * Failpoints (driver/base/failpoint.h; crash tests in tests/integration/test_node_crash.py):
+ * node-stage:after-state, :after-fuse-daemon (mapper_fuse.c), :after-map, :after-state-mapped,
+ * :after-state-formatting, :during-mkfs (fs.c), :after-mkfs, :after-state-formatted,
+ * :after-mount, :after-state-staged; node-undo:after-umount, :after-wipe, :after-unmap (unstage
+ * and the rollback of a half stage). How a retry converges: "Crash consistency" in stage.c.
  */
 #pragma once
 
