@@ -26,8 +26,9 @@ STAGE_FPS = ["node-stage:after-state", "node-stage:after-fuse-daemon", "node-sta
 MKFS_FPS = ["node-stage:after-state-formatting", "node-stage:during-mkfs",
             "node-stage:after-mkfs", "node-stage:after-state-formatted",
             "node-stage:after-mount"]
-LATE_FPS = ["node-stage:after-state-staged", "node-publish:after-bind",
-            "node-unpublish:after-umount", "node-undo:after-umount", "node-undo:after-unmap"]
+LATE_FPS = ["node-stage:after-state-staged", "node-publish:after-state",
+            "node-publish:after-bind", "node-unpublish:after-umount", "node-undo:after-umount",
+            "node-undo:after-unmap"]
 MOUNT_FPS = STAGE_FPS + MKFS_FPS + LATE_FPS
 BLOCK_FPS = STAGE_FPS + [fp for fp in LATE_FPS if fp != "node-undo:after-umount"]
 
