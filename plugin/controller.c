@@ -14,6 +14,7 @@
 
 #include "csi.pb-c.h"
 #include "driver/ceph/volume.h"
+#include "driver/host/fs.h"
 #include "plugin/capabilities.h"
 #include "plugin/ceph_access.h"
 #include "plugin/controller.h"
@@ -185,6 +186,21 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	r = params_capacity(c, req->capacity_range, &size);
 	if (r < 0)
 		return r;
+	/* mkfs.xfs refuses small filesystems: a new filesystem volume is rounded up to the
+	 * minimum when limit_bytes allows (the response says the real size). */
+	if (!access.block && !req->volume_content_source && size < fs_min_size(p.fs_type)) {
+		uint64_t min = fs_min_size(p.fs_type);
+
+		if (req->capacity_range && req->capacity_range->limit_bytes > 0 &&
+		    (uint64_t)req->capacity_range->limit_bytes < min)
+			return call_fail(c, STATUS_OUT_OF_RANGE,
+			                 "capacity_range: limit_bytes %lld is below %llu bytes "
+			                 "(%llu MiB), the smallest %s filesystem mkfs.%s creates",
+			                 (long long)req->capacity_range->limit_bytes,
+			                 (unsigned long long)min, (unsigned long long)(min >> 20),
+			                 p.fs_type, p.fs_type);
+		size = min;
+	}
 	if (req->volume_content_source) {
 		/* No size asked for: the source's (0); a limit below the source is OUT_OF_RANGE. */
 		if (!req->capacity_range || req->capacity_range->required_bytes == 0)

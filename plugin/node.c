@@ -26,6 +26,7 @@
 
 #include "csi.pb-c.h"
 #include "driver/base/exec.h"
+#include "driver/base/failpoint.h"
 #include "driver/base/fileio.h"
 #include "driver/base/path.h"
 #include "driver/host/blockdev.h"
@@ -558,6 +559,7 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 		goto out;
 	}
 	k = publish_find(&rec, target.text);
+	failpoint("node-publish:after-state");
 
 	if (access.block)
 		r = path_create_file(&target, 0640);
@@ -583,6 +585,7 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 		log_error_errno(r, "Failed to bind-mount the volume at '%s': %m", target.text);
 		goto out_forget;
 	}
+	failpoint("node-publish:after-bind");
 	rec.targets[k].mounted = true;
 	r = publish_save(dir, req->volume_id, &rec);
 	if (r < 0) {
@@ -672,6 +675,7 @@ int node_unpublish_volume(struct call *c, const void *request, void *response)
 			goto out;
 		}
 	}
+	failpoint("node-unpublish:after-umount");
 	/* Then the empty directory, or the empty file of a block publish, that publish made. */
 	if (target.fd >= 0) {
 		bool removable =

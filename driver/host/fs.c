@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <blkid/blkid.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +13,8 @@
 #include <unistd.h>
 
 #include "driver/base/exec.h"
+#include "driver/base/failpoint.h"
+#include "driver/base/fileio.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
 #include "driver/host/blockdev.h"
@@ -18,9 +23,65 @@
 
 #define ARGS_MAX 64
 
+/* Lines of a tool's stderr kept in a failure reason. */
+#define REASON_LINES_MAX 3
+
 bool fs_type_supported(const char *fstype)
 {
 	return fstype && (strcmp(fstype, "ext4") == 0 || strcmp(fstype, "xfs") == 0);
+}
+
+uint64_t fs_min_size(const char *fstype)
+{
+	return fstype && strcmp(fstype, "xfs") == 0 ? FS_XFS_MIN_SIZE : 0;
+}
+
+/*
+ * Why a tool failed, from its own words: the first REASON_LINES_MAX non-empty lines of stderr
+ * (else stdout) before any usage text ("Usage: mkfs.xfs ..." follows mkfs.xfs's real reason and
+ * would bury it), joined with "; ". NULL when the tool said nothing useful.
+ */
+static char *tool_reason(const struct exec_result *res, const char *what)
+{
+	const char *text = !isempty(res->err) ? res->err : res->out;
+	size_t wlen = strlen(what);
+	char lines[1024] = "";
+	size_t used = 0;
+	unsigned n = 0;
+	char *s = NULL;
+
+	for (const char *p = text; p && *p && n < REASON_LINES_MAX;) {
+		const char *end = strchrnul(p, '\n');
+		size_t len = (size_t)(end - p);
+
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r'))
+			len--;
+		while (len > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		if (len >= 6 && strncasecmp(p, "usage:", 6) == 0)
+			break;
+		/* e2fsprogs' version banner ("resize2fs 1.47.0 (5-Feb-2023)") says nothing. */
+		if (len > wlen + 1 && strncmp(p, what, wlen) == 0 && p[wlen] == ' ' &&
+		    p[wlen + 1] >= '0' && p[wlen + 1] <= '9')
+			len = 0;
+		if (len > 0) {
+			int k = snprintf(lines + used, sizeof(lines) - used, "%s%.*s",
+			                 n ? "; " : "", (int)len, p);
+
+			if (k < 0 || (size_t)k >= sizeof(lines) - used)
+				break;
+			used += (size_t)k;
+			n++;
+		}
+		p = *end ? end + 1 : end;
+	}
+	if (n == 0 || res->signal)
+		return NULL;
+	if (asprintf(&s, "%s exited with status %d: %s", what, res->exit_status, lines) < 0)
+		return NULL;
+	return s;
 }
 
 /* Runs argv; 0 on exit status 0, else -EIO with a reason (or -ETIMEDOUT/-ENOENT). */
@@ -43,7 +104,9 @@ static int run_tool(char *const argv[], uint64_t timeout_usec, struct exec_resul
 		return r;
 	}
 	if (!exec_result_ok(&res)) {
-		reason_take(ret_reason, exec_result_describe(&res, argv[0]));
+		char *why = tool_reason(&res, argv[0]);
+
+		reason_take(ret_reason, why ? why : exec_result_describe(&res, argv[0]));
 		if (ret_result)
 			*ret_result = res;
 		else
@@ -91,11 +154,77 @@ static int split_options(char *s, char **argv, size_t *n, char **ret_reason)
 	return 0;
 }
 
+/*
+ * The node-stage:during-mkfs failpoint: a thread that kills the process (failpoint()) as soon
+ * as the thread that runs mkfs has a child that became mkfs (its comm), i.e. while mkfs runs.
+ * Test-only; started only when that failpoint is armed.
+ */
+struct mkfs_watch {
+	pid_t tid;
+};
+
+static void *mkfs_watch_thread(void *p)
+{
+	struct mkfs_watch w = *(struct mkfs_watch *)p;
+	char path[64];
+
+	free(p);
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)w.tid);
+	for (int i = 0; i < 60000; i++) {
+		_cleanup_free_ char *kids = NULL;
+
+		if (fileio_read_full(path, 4096, &kids, NULL) == 0) {
+			for (char *k = kids; *k;) {
+				_cleanup_free_ char *comm = NULL;
+				char cpath[64];
+				long pid = strtol(k, &k, 10);
+
+				if (pid <= 0)
+					break;
+				snprintf(cpath, sizeof(cpath), "/proc/%ld/comm", pid);
+				if (fileio_read_full(cpath, 64, &comm, NULL) == 0 &&
+				    strncmp(comm, "mkfs", 4) == 0)
+					failpoint("node-stage:during-mkfs");
+				while (*k == ' ')
+					k++;
+			}
+		}
+		(void)poll(NULL, 0, 1);
+	}
+	return NULL;
+}
+
+static void mkfs_watch_start(void)
+{
+	struct mkfs_watch *w;
+	pthread_t t;
+
+	if (!failpoint_armed("node-stage:during-mkfs"))
+		return;
+	w = malloc(sizeof(*w));
+	if (!w)
+		return;
+	w->tid = gettid();
+	if (pthread_create(&t, NULL, mkfs_watch_thread, w) != 0) {
+		free(w);
+		return;
+	}
+	(void)pthread_detach(t);
+}
+
 int fs_format(const char *device, const char *fstype, const char *extra_options,
               uint64_t timeout_usec, char **ret_reason)
 {
+	return fs_format_flags(device, fstype, extra_options, 0, timeout_usec, ret_reason);
+}
+
+int fs_format_flags(const char *device, const char *fstype, const char *extra_options,
+                    unsigned flags, uint64_t timeout_usec, char **ret_reason)
+{
 	_cleanup_free_ char *types = NULL, *extra = NULL;
+	bool over_own = flags & FS_FORMAT_OVER_OWN;
 	char *argv[ARGS_MAX];
+	uint64_t size = 0;
 	size_t n = 0;
 	int r;
 
@@ -116,10 +245,14 @@ int fs_format(const char *device, const char *fstype, const char *extra_options,
 		argv[n++] = (char *)"-m0";
 		argv[n++] = (char *)"-E";
 		argv[n++] = (char *)"nodiscard,lazy_itable_init=1,lazy_journal_init=1";
+		if (over_own)
+			argv[n++] = (char *)"-F";
 	} else {
 		argv[n++] = (char *)"mkfs.xfs";
 		argv[n++] = (char *)"-q";
 		argv[n++] = (char *)"-K";
+		if (over_own)
+			argv[n++] = (char *)"-f";
 	}
 	if (extra_options) {
 		extra = strdup(extra_options);
@@ -132,21 +265,73 @@ int fs_format(const char *device, const char *fstype, const char *extra_options,
 	argv[n++] = (char *)device;
 	argv[n] = NULL;
 
-	/* Last look before writing: any signature at all means "not ours to format". */
-	r = blockdev_probe(device, &types);
+	/* Last look before writing: any signature at all means "not ours to format" (unless
+	 * it is the output of our own interrupted mkfs, which only the caller can know). */
+	if (!over_own) {
+		r = blockdev_probe(device, &types);
+		if (r < 0) {
+			reason_set(ret_reason, "cannot probe %s: %s", device, strerror(-r));
+			return r;
+		}
+		if (!blockdev_types_blank(types)) {
+			reason_set(ret_reason, "device carries '%s', not '%s': refusing to format",
+			           types, fstype);
+			return -EMEDIUMTYPE;
+		}
+	}
+	r = blockdev_get_size(device, &size);
 	if (r < 0) {
-		reason_set(ret_reason, "cannot probe %s: %s", device, strerror(-r));
+		reason_set(ret_reason, "cannot read the size of %s: %s", device, strerror(-r));
 		return r;
 	}
-	if (!blockdev_types_blank(types)) {
-		reason_set(ret_reason, "device carries '%s', not '%s': refusing to format", types,
-		           fstype);
+	if (size < fs_min_size(fstype)) {
+		reason_set(ret_reason,
+		           "the volume has %llu bytes, below the %llu bytes (%llu MiB) mkfs.%s "
+		           "needs: expand it, or use ext4",
+		           (unsigned long long)size, (unsigned long long)fs_min_size(fstype),
+		           (unsigned long long)(fs_min_size(fstype) >> 20), fstype);
 		return -EMEDIUMTYPE;
 	}
+	mkfs_watch_start();
 	r = run_tool(argv, timeout_usec, NULL, ret_reason);
 	if (r < 0)
 		return log_debug_errno(r, "Formatting %s as %s failed: %m", device, fstype);
 	log_debug("Formatted %s as %s", device, fstype);
+	return 0;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(blkid_probe, blkid_free_probe)
+
+int fs_wipe_own(const char *device)
+{
+	_cleanup_(blkid_free_probep) blkid_probe pr = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	int r;
+
+	if (isempty(device) || device[0] != '/')
+		return -EINVAL;
+	/* O_EXCL: the kernel refuses while the device is mounted or claimed. */
+	fd = open(device, O_RDWR | O_EXCL | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return negative_errno();
+	pr = blkid_new_probe();
+	if (!pr)
+		return -ENOMEM;
+	if (blkid_probe_set_device(pr, fd, 0, 0) < 0)
+		return -EIO;
+	blkid_probe_enable_superblocks(pr, 1);
+	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_MAGIC | BLKID_SUBLKS_BADCSUM);
+	blkid_probe_enable_partitions(pr, 1);
+	blkid_probe_set_partitions_flags(pr, BLKID_PARTS_MAGIC | BLKID_PARTS_FORCE_GPT);
+	/* As wipefs -a: erase each signature found, probing again from there. */
+	while ((r = blkid_do_probe(pr)) == 0)
+		if (blkid_do_wipe(pr, 0) < 0)
+			return -EIO;
+	if (r < 0)
+		return -EIO;
+	if (fsync(fd) < 0)
+		return negative_errno();
+	log_debug("Wiped the signatures of an interrupted mkfs from %s", device);
 	return 0;
 }
 

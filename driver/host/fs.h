@@ -11,6 +11,20 @@
 #define FS_MKFS_OPTIONS_MAX 1024
 #define FS_TIMEOUT_USEC     (120ULL * 1000000ULL)
 
+/*
+ * The smallest device mkfs.xfs formats: xfsprogs >= 5.19 refuses data sections under 300 MiB
+ * ("Filesystem must be larger than 300MB."); measured with Debian 12's xfsprogs 6.1.0: 314572800
+ * bytes work, one byte less does not. Later xfsprogs (Debian 13's 6.13) keep the figure.
+ */
+#define FS_XFS_MIN_SIZE (300ULL * 1024ULL * 1024ULL)
+
+/* Flags of fs_format_flags(). */
+enum {
+	/* The device holds only the partial output of our own interrupted mkfs (the caller
+	 * recorded it blank before that mkfs began): format over it without the blank check. */
+	FS_FORMAT_OVER_OWN = 1 << 0,
+};
+
 struct fs_stats {
 	uint64_t total_bytes;
 	uint64_t available_bytes; /* to unprivileged users (f_bavail) */
@@ -24,6 +38,10 @@ struct fs_stats {
 /* true for the filesystem types this driver formats and mounts ("ext4", "xfs"). */
 bool fs_type_supported(const char *fstype);
 
+/* The smallest device size in bytes the mkfs of fstype accepts (xfs: FS_XFS_MIN_SIZE); 0 when
+ * it has no minimum worth checking (ext4) or the type is unknown. */
+uint64_t fs_min_size(const char *fstype);
+
 /*
  * Formats device with fstype. Right before running mkfs it probes the device again
  * (blockdev_probe()) and refuses unless it carries no signature at all.
@@ -31,12 +49,26 @@ bool fs_type_supported(const char *fstype);
  * space-separated extra_options (may be NULL) are ADDED after the defaults; each word must be an
  * option or the value right after a short option, and none may contain '/'.
  * Errors: -EINVAL unsupported fstype or bad options, -EMEDIUMTYPE the device carries a signature
- * (*ret_reason: "device carries 'swap', not 'ext4': refusing to format"), -ETIMEDOUT, -EIO mkfs
- * failed (*ret_reason has its stderr). ret_reason may be NULL; on failure it gets a malloc'ed
+ * (*ret_reason: "device carries 'swap', not 'ext4': refusing to format") or is smaller than
+ * fs_min_size(fstype), -ETIMEDOUT, -EIO mkfs failed (*ret_reason has the lines of its stderr
+ * that say why, without a usage text). ret_reason may be NULL; on failure it gets a malloc'ed
  * message (or stays untouched on -ENOMEM).
+ * Failpoint (driver/base/failpoint.h): node-stage:during-mkfs kills this process while the
+ * mkfs child runs (the child, in its own process group, goes on).
  */
 int fs_format(const char *device, const char *fstype, const char *extra_options,
               uint64_t timeout_usec, char **ret_reason);
+
+/* fs_format() with flags (FS_FORMAT_OVER_OWN: no blank check; mkfs gets -f/-F). */
+int fs_format_flags(const char *device, const char *fstype, const char *extra_options,
+                    unsigned flags, uint64_t timeout_usec, char **ret_reason);
+
+/*
+ * Erases every signature libblkid finds on device (as `wipefs -a`): for the partial output of our
+ * own interrupted mkfs only, when the stage that started it is given up. Opens the device
+ * O_EXCL, so a mounted or claimed device is refused. Errors: -EBUSY, -ENOENT, -EIO.
+ */
+int fs_wipe_own(const char *device);
 
 /*
  * Grows the filesystem on device to the device's size. ext4: resize2fs on the device (online

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "driver/base/exec.h"
+#include "driver/base/failpoint.h"
 #include "driver/base/fileio.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
@@ -544,6 +545,7 @@ int mapper_fuse_map(const struct mapper_params *p, const char *mount_dir,
 		r = check_image(p, mount_dir, image_path, log_path, pid, timeout, deadline,
 		                ret_reason);
 	if (r == 0) {
+		failpoint("node-stage:after-fuse-daemon");
 		r = loop_attach(image_path, p->read_only, &loop_device);
 		if (r < 0)
 			reason_set(ret_reason, "cannot attach a loop device to %s: %s", image_path,

@@ -5,14 +5,17 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "driver/base/exec.h"
+#include "driver/base/failpoint.h"
 #include "driver/base/fileio.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
@@ -33,6 +36,7 @@
 #define VOLUME_ID_MAX  1024
 #define PHASE_MAPPING  "mapping"
 #define PHASE_MAPPED   "mapped"
+#define PHASE_FORMAT   "formatting"
 #define PHASE_STAGED   "staged"
 #define ABORT_GRACE_US (5ULL * USEC_PER_SEC)
 #define EXPAND_POLL_MS 100
@@ -155,6 +159,8 @@ static int state_save(const char *path, const struct stage_info *info)
 	json_add_str(o, "mount_options", info->mount_options);
 	json_object_object_add(o, "read_only", json_object_new_boolean(info->read_only));
 	json_object_object_add(o, "formatted", json_object_new_boolean(info->formatted));
+	if (info->mkfs_pending)
+		json_object_object_add(o, "mkfs_pending", json_object_new_boolean(true));
 	json_add_str(o, "cluster_id", info->cluster_id);
 	json_add_str(o, "monitors", info->monitors);
 	json_add_str(o, "user", info->user);
@@ -237,6 +243,7 @@ static int state_parse(const char *text, struct stage_info **ret)
 		return r;
 	info->read_only = json_get_bool(o, "read_only");
 	info->formatted = json_get_bool(o, "formatted");
+	info->mkfs_pending = json_get_bool(o, "mkfs_pending");
 	if (!info->volume_id || !info->phase || !mapper || !access || !info->pool || !info->image)
 		return -EINVAL;
 	info->mapper = mapper_type_from_string(mapper);
@@ -404,6 +411,80 @@ static bool device_mounted(const struct stage_info *info, char **why)
 
 /* ---- undo ---- */
 
+/* The tools this module runs on a staged device (fs.c), as their argv[0] base names. */
+static const char *const device_tools[] = {
+	"mkfs.ext4", "mke2fs", "mkfs.xfs", "e2fsck", "fsck.ext4", "resize2fs", "xfs_growfs",
+};
+
+/* Whether argv is one of device_tools working on device (or, for xfs_growfs, mountpoint). */
+static bool tool_on_device(char **argv, const char *device, const char *mountpoint)
+{
+	const char *base;
+	bool known = false;
+
+	if (!argv || !argv[0])
+		return false;
+	base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	for (size_t i = 0; i < ELEMENTSOF(device_tools); i++)
+		known = known || strcmp(base, device_tools[i]) == 0;
+	if (!known)
+		return false;
+	for (size_t i = 1; argv[i]; i++)
+		if (strcmp(argv[i], device) == 0 ||
+		    (mountpoint && strcmp(argv[i], mountpoint) == 0))
+			return true;
+	return false;
+}
+
+/*
+ * Kills (SIGKILL) and waits for every mkfs/fsck/resize process still working on info->device: a
+ * child of an earlier plugin that was killed while it ran (it lives in its own process group,
+ * so it outlived its parent). Checked and signalled through a pidfd, so a pid reused in between
+ * is never hit. Errors: -ETIMEDOUT one did not die before deadline (*ret_reason).
+ */
+static int stop_leftover_tools(const struct stage_info *info, uint64_t deadline, char **ret_reason)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+
+	if (!info->device)
+		return 0; /* no device recorded: nothing was ever run on one */
+	d = opendir("/proc");
+	if (!d)
+		return negative_errno();
+	while ((de = readdir(d))) {
+		_cleanup_(exec_strv_freep) char **argv = NULL;
+		_cleanup_close_ int pidfd = -EBADF;
+		struct pollfd pfd;
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		int r;
+
+		if (*end || pid <= 1 || pid == getpid())
+			continue;
+		pidfd = pidfd_open((pid_t)pid, 0);
+		if (pidfd < 0)
+			continue;
+		/* Identified after the pidfd is held: the pidfd names this very process. */
+		if (exec_pid_cmdline((pid_t)pid, &argv) < 0 ||
+		    !tool_on_device(argv, info->device,
+		                    info->access == STAGE_ACCESS_MOUNT ? info->staging_path : NULL))
+			continue;
+		log_debug("Killing %s (pid %ld), left running on %s by an earlier attempt", argv[0],
+		          pid, info->device);
+		if (pidfd_send_signal(pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+			return negative_errno();
+		pfd = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+		r = poll(&pfd, 1, (int)(remaining(deadline) / USEC_PER_MSEC) + 1);
+		if (r == 0) {
+			reason_set(ret_reason, "%s (pid %ld) on %s does not die", argv[0], pid,
+			           info->device);
+			return -ETIMEDOUT;
+		}
+	}
+	return 0;
+}
+
 struct umount_arg {
 	char path[PATH_MAX];
 };
@@ -458,16 +539,21 @@ static int unmap(const struct stage_info *info, uint64_t deadline, bool *forced,
 }
 
 /*
- * Undoes whatever info describes, in reverse: the filesystem mount, the mapping, the state
- * file. Bounded by deadline.
+ * Undoes the mount and the mapping info describes, in reverse; keeps the state file. Tools an
+ * earlier attempt left running on the device go first. wipe: the partial output of our own
+ * interrupted mkfs (info->mkfs_pending) is erased before the unmap (skipped when the mapping is
+ * gone: then nothing can be written). Bounded by deadline.
  */
-static int undo_all(const struct stage_info *info, const char *state_path, const char *staging_path,
-                    uint64_t deadline, bool *forced, char **ret_reason)
+static int undo_mapping(const struct stage_info *info, const char *staging_path, bool wipe,
+                        uint64_t deadline, bool *forced, char **ret_reason)
 {
 	struct abort_arg aa = { .info = info };
 	bool aborted = false, mapper_forced = false;
 	int r;
 
+	r = stop_leftover_tools(info, deadline, ret_reason);
+	if (r < 0)
+		return r;
 	if (info->access == STAGE_ACCESS_MOUNT && staging_path &&
 	    mount_is_mountpoint(staging_path) > 0) {
 		struct umount_arg ua;
@@ -483,9 +569,36 @@ static int undo_all(const struct stage_info *info, const char *state_path, const
 			           aborted ? " even after aborting rbd-fuse" : "");
 			return r;
 		}
+		failpoint("node-undo:after-umount");
+	}
+	if (wipe && info->mkfs_pending && info->device && !info->read_only &&
+	    mapping_alive(info, NULL)) {
+		r = fs_wipe_own(info->device);
+		if (r < 0) {
+			reason_set(ret_reason,
+			           "cannot erase what an interrupted mkfs left on %s: %s",
+			           info->device, strerror(-r));
+			return r;
+		}
+		failpoint("node-undo:after-wipe");
 	}
 	r = unmap(info, deadline, &mapper_forced, ret_reason);
 	*forced = *forced || mapper_forced;
+	if (r < 0)
+		return r;
+	failpoint("node-undo:after-unmap");
+	return 0;
+}
+
+/*
+ * Undoes whatever info describes, in reverse: the filesystem mount, the mapping, the state
+ * file. Bounded by deadline.
+ */
+static int undo_all(const struct stage_info *info, const char *state_path, const char *staging_path,
+                    uint64_t deadline, bool *forced, char **ret_reason)
+{
+	int r = undo_mapping(info, staging_path, true, deadline, forced, ret_reason);
+
 	if (r < 0)
 		return r;
 	if (unlink(state_path) < 0 && errno != ENOENT)
@@ -494,6 +607,37 @@ static int undo_all(const struct stage_info *info, const char *state_path, const
 }
 
 /* ---- stage ---- */
+
+/*
+ * Crash consistency. The plugin may be SIGKILLed at any point of a stage (failpoints
+ * node-stage:*, node-undo:*), and the children it started live on in their own process groups
+ * or sessions: rbd-fuse (meant to), and a mkfs, e2fsck or resize2fs that was running.
+ *
+ * - The state file is written before the map and after every step, so a retry (the same
+ *   request, or a restarted plugin) always finds what might exist. A state that is not
+ *   "staged" with everything in place is a half stage: it is rolled back (leftover tools on its
+ *   device killed, mount and mapping undone) and the stage is redone from the start. What it
+ *   recorded is not compared with the request: a half stage has not recorded everything yet
+ *   (no filesystem type before its mkfs). Only a complete stage with other parameters is
+ *   -EEXIST.
+ * - mkfs must never run twice at once on a device, nor over a signature someone else wrote; but
+ *   a killed mkfs leaves a partial filesystem whose signature blkid may well report, which is
+ *   indistinguishable from a real filesystem by probing. So the decision is recorded, not
+ *   probed: mkfs_pending ("the device was probed blank, our mkfs was started on it") is saved
+ *   BEFORE mkfs is spawned, and cleared by the save that follows its success, which comes before
+ *   the mount — so while it is set, nothing but our own mkfs can have written to the image
+ *   (the per-volume lock serialises stages, a volume is staged read-write on one node).
+ * - A retry that meets mkfs_pending first kills any mkfs/fsck/resize process still working on
+ *   the recorded device (found by its command line through /proc, held and killed through a
+ *   pidfd so that a reused pid is never hit; no need to know its pid in advance), so there are
+ *   never two mkfs on one device. It then keeps the flag across the rollback (the state file
+ *   is rewritten, never removed, in between) and formats again with mkfs's force flag: the
+ *   bytes there are our own partial output. A different image for the volume id, or an
+ *   unstage, drops the flag after erasing the partial signatures (fs_wipe_own()), so the next
+ *   stage finds the device blank again. Left: an unstage with the mapping already gone (node
+ *   reboot) cannot erase them; the next stage then probes what the partial mkfs left (ext4
+ *   writes its superblock last; an xfs one still flagged in-progress does not mount).
+ */
 
 static int request_check(const struct stage_request *req, char **ret_reason)
 {
@@ -555,6 +699,14 @@ static const char *request_differs(const struct stage_info *info, const struct s
 			return "mount options";
 	}
 	return NULL;
+}
+
+/* Whether a state and a request name the same image (the same bytes on the device). */
+static bool same_image(const struct stage_info *info, const struct stage_request *req)
+{
+	return str_eq(info->pool, req->map.pool) &&
+	       str_eq(info->rados_namespace, req->map.rados_namespace) &&
+	       str_eq(info->image, req->map.image) && str_eq(info->cluster_id, req->cluster_id);
 }
 
 /* Picks the mapper: the requested one if available, else for auto krbd, nbd, fuse in turn. */
@@ -680,14 +832,69 @@ static int info_from_request(const struct stage_request *req, enum mapper_type m
 	return 0;
 }
 
-/* Decides the filesystem: keeps a matching one, formats a blank device, refuses the rest. */
+static int save_phase(struct stage_info *info, const char *phase, const char *state_path,
+                      char **ret_reason);
+
+/*
+ * Formats the device, recording it first (see "Crash consistency" above): mkfs_pending is saved
+ * before mkfs runs, and cleared by the caller's next save, which precedes any mount.
+ */
+static int format_device(struct stage_info *info, const struct stage_request *req, const char *want,
+                         const char *state_path, uint64_t deadline, char **ret_reason)
+{
+	bool over_own = info->mkfs_pending;
+	int r;
+
+	info->mkfs_pending = true;
+	r = save_phase(info, PHASE_FORMAT, state_path, ret_reason);
+	if (r < 0)
+		return r;
+	failpoint("node-stage:after-state-formatting");
+	r = fs_format_flags(info->device, want, req->mkfs_options,
+	                    over_own ? FS_FORMAT_OVER_OWN : 0, remaining(deadline), ret_reason);
+	if (r < 0) {
+		/* Only -EIO and -ETIMEDOUT come after mkfs ran; the rest before (bad options, too
+		 * small, a signature after all): nothing of ours is on the device then. */
+		if (r != -EIO && r != -ETIMEDOUT)
+			info->mkfs_pending = over_own;
+		return r;
+	}
+	failpoint("node-stage:after-mkfs");
+	info->mkfs_pending = false;
+	info->formatted = true;
+	return 0;
+}
+
+/*
+ * Decides the filesystem: keeps a matching one, formats a blank device, refuses the rest. A
+ * device that holds the output of our own interrupted mkfs (info->mkfs_pending, carried over
+ * from the attempt that was rolled back) is formatted again, whatever blkid sees on it.
+ */
 static int prepare_filesystem(struct stage_info *info, const struct stage_request *req,
-                              uint64_t deadline, char **ret_reason)
+                              const char *state_path, uint64_t deadline, char **ret_reason)
 {
 	_cleanup_free_ char *types = NULL;
 	const char *want = req->fstype;
 	int r;
 
+	if (info->mkfs_pending && info->read_only) {
+		reason_set(
+		        ret_reason,
+		        "the format of %s was interrupted and the volume is now read-only: stage "
+		        "it read-write once",
+		        info->device);
+		return -EROFS;
+	}
+	if (info->mkfs_pending) {
+		if (isempty(want))
+			want = "ext4";
+		log_debug("Formatting %s again: an earlier mkfs on it was interrupted",
+		          info->device);
+		r = format_device(info, req, want, state_path, deadline, ret_reason);
+		if (r < 0)
+			return r;
+		return set_str(&info->fstype, want);
+	}
 	r = blockdev_probe(info->device, &types);
 	if (r < 0) {
 		reason_set(ret_reason, "cannot probe %s: %s", info->device, strerror(-r));
@@ -703,11 +910,9 @@ static int prepare_filesystem(struct stage_info *info, const struct stage_reques
 			           info->device);
 			return -EROFS;
 		}
-		r = fs_format(info->device, want, req->mkfs_options, remaining(deadline),
-		              ret_reason);
+		r = format_device(info, req, want, state_path, deadline, ret_reason);
 		if (r < 0)
 			return r;
-		info->formatted = true;
 	} else if (strcmp(types, want) != 0) {
 		reason_set(ret_reason, "device carries '%s', not '%s': refusing to format", types,
 		           want);
@@ -798,13 +1003,15 @@ static int finish_stage(struct stage_info *info, const struct stage_request *req
 	r = save_phase(info, PHASE_MAPPED, state_path, ret_reason);
 	if (r < 0)
 		return r;
+	failpoint("node-stage:after-state-mapped");
 	if (req->access == STAGE_ACCESS_MOUNT) {
-		r = prepare_filesystem(info, req, deadline, ret_reason);
+		r = prepare_filesystem(info, req, state_path, deadline, ret_reason);
 		if (r < 0)
 			return r;
 		r = save_phase(info, PHASE_MAPPED, state_path, ret_reason);
 		if (r < 0)
 			return r;
+		failpoint("node-stage:after-state-formatted");
 		r = staging_mkdir(req);
 		if (r < 0) {
 			reason_set(ret_reason, "cannot create %s: %s", req->staging_path,
@@ -817,6 +1024,7 @@ static int finish_stage(struct stage_info *info, const struct stage_request *req
 			           info->fstype, req->staging_path, strerror(-r));
 			return r;
 		}
+		failpoint("node-stage:after-mount");
 		/* Online first: the kernel journals an online grow, so a crash in the middle
 		 * costs nothing. Without CAP_SYS_RESOURCE the kernel refuses an online ext4 grow;
 		 * then offline: unmount, e2fsck -f -p, resize2fs, mount again. */
@@ -838,7 +1046,11 @@ static int finish_stage(struct stage_info *info, const struct stage_request *req
 			}
 		}
 	}
-	return save_phase(info, PHASE_STAGED, state_path, ret_reason);
+	r = save_phase(info, PHASE_STAGED, state_path, ret_reason);
+	if (r < 0)
+		return r;
+	failpoint("node-stage:after-state-staged");
+	return 0;
 }
 
 int stage_volume(const struct stage_request *req, struct stage_info **ret_info, char **ret_reason)
@@ -847,7 +1059,7 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 	_cleanup_free_ char *state_path = NULL, *why = NULL;
 	enum mapper_type mapper;
 	uint64_t deadline;
-	bool forced = false;
+	bool forced = false, carry_mkfs = false;
 	int r;
 
 	r = request_check(req, ret_reason);
@@ -867,23 +1079,33 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 	r = stage_load(req->state_dir, req->volume_id, &old);
 	if (r == 0) {
 		const char *diff = request_differs(old, req);
+		bool complete = strcmp(old->phase, PHASE_STAGED) == 0 && mapping_alive(old, &why) &&
+		                (old->access == STAGE_ACCESS_BLOCK || device_mounted(old, &why));
 
-		if (diff) {
+		if (complete && diff) {
 			reason_set(ret_reason, "volume %s is already staged with a different %s",
 			           req->volume_id, diff);
 			return -EEXIST;
 		}
-		if (strcmp(old->phase, PHASE_STAGED) == 0 && mapping_alive(old, &why) &&
-		    (old->access == STAGE_ACCESS_BLOCK || device_mounted(old, &why))) {
+		if (complete) {
 			log_debug("Volume %s is already staged", req->volume_id);
 			if (ret_info)
 				*ret_info = TAKE_PTR(old);
 			return 0;
 		}
-		/* A crash mid-stage, a reboot, a dead daemon: clean up, then stage afresh. */
-		log_debug("Undoing stale state of %s (%s: %s)", req->volume_id, old->phase,
-		          strempty(why));
-		r = undo_all(old, state_path, old->staging_path, deadline, &forced, ret_reason);
+		/* A crash mid-stage, a reboot, a dead daemon: roll back, then stage afresh. A
+		 * half stage records only what it got to (no filesystem type before the mkfs),
+		 * so its differences from the request mean nothing: it is rolled back too. */
+		log_debug("Rolling back the stale state of %s (%s: %s%s%s)", req->volume_id,
+		          old->phase, strempty(why), diff ? "; it differs in " : "",
+		          strempty(diff));
+		carry_mkfs = old->mkfs_pending && same_image(old, req);
+		if (carry_mkfs)
+			r = undo_mapping(old, old->staging_path, false, deadline, &forced,
+			                 ret_reason);
+		else
+			r = undo_all(old, state_path, old->staging_path, deadline, &forced,
+			             ret_reason);
 		if (r < 0)
 			return r;
 		old = stage_info_free(old);
@@ -905,6 +1127,7 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 	r = info_from_request(req, mapper, &info);
 	if (r < 0)
 		return r;
+	info->mkfs_pending = carry_mkfs;
 
 	/* Recorded before anything happens, so that a crash from here on can be undone. */
 	r = state_save(state_path, info);
@@ -912,12 +1135,15 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 		reason_set(ret_reason, "cannot write state file %s: %s", state_path, strerror(-r));
 		return r;
 	}
+	failpoint("node-stage:after-state");
 	r = do_map(info, req, deadline, ret_reason);
 	if (r < 0) {
-		/* The mapper cleaned up after itself. */
-		(void)unlink(state_path);
+		/* The mapper cleaned up after itself. A pending format stays recorded. */
+		if (!info->mkfs_pending)
+			(void)unlink(state_path);
 		return r;
 	}
+	failpoint("node-stage:after-map");
 	r = finish_stage(info, req, state_path, deadline, ret_reason);
 	if (r < 0) {
 		_cleanup_free_ char *undo_why = NULL;

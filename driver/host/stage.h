@@ -18,6 +18,12 @@
  *
  * Callers serialise calls per volume id (the plugin's per-volume lock); different volumes may
  * be staged concurrently.
+ *
+ * Failpoints (driver/base/failpoint.h; crash tests in tests/integration/test_node_crash.py):
+ * node-stage:after-state, :after-fuse-daemon (mapper_fuse.c), :after-map, :after-state-mapped,
+ * :after-state-formatting, :during-mkfs (fs.c), :after-mkfs, :after-state-formatted,
+ * :after-mount, :after-state-staged; node-undo:after-umount, :after-wipe, :after-unmap (unstage
+ * and the rollback of a half stage). How a retry converges: "Crash consistency" in stage.c.
  */
 #pragma once
 
@@ -65,7 +71,7 @@ struct stage_request {
 /* What a state file says (and, from stage_volume(), what was just staged). */
 struct stage_info {
 	char *volume_id;
-	char *phase; /* "mapping", "mapped", "staged" */
+	char *phase; /* "mapping", "mapped", "formatting", "staged" */
 	enum mapper_type mapper;
 	enum stage_access access;
 	char *device; /* the block device: /dev/loopN (fuse), /dev/rbdN, /dev/nbdN */
@@ -74,6 +80,9 @@ struct stage_info {
 	char *mount_options;
 	bool read_only;
 	bool formatted; /* this stage created the filesystem */
+	/* Saved: our mkfs was started (or is about to be) on a device found blank and has not
+	 * been seen to finish; whatever signature the image carries is its partial output. */
+	bool mkfs_pending;
 	/* Set by stage_volume() only (not saved): the filesystem was smaller than the device and
 	 * was grown; or why growing it failed (the volume is staged all the same). */
 	bool grown;
@@ -97,12 +106,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct stage_info *, stage_info_free)
 /*
  * Stages a volume. Idempotent: when the state says it is staged with the same parameters and
  * everything is still in place (mapping alive, same device mounted), returns 0 at once; a stale
- * or half-done earlier attempt (crash, reboot) is undone first. *ret_info (may be NULL) gets
- * the staged state (caller frees).
- * Errors: -EINVAL bad request, -EEXIST the volume is staged with different parameters,
+ * or half-done earlier attempt (crash, reboot), whatever its parameters, is rolled back first
+ * (tools it left running on the device are killed) and the stage redone; a format that such an
+ * attempt had started is redone (see "Crash consistency" in stage.c). *ret_info (may be NULL)
+ * gets the staged state (caller frees).
+ * Errors: -EINVAL bad request, -EEXIST the volume is completely staged (all in place) with
+ * different parameters,
  * -EBUSY the staging path holds a mount that is not ours, -ENODEV the requested mapper is not
  * available (or none is, for auto), -EMEDIUMTYPE the device carries another signature or
- * filesystem, -EROFS blank device on a read-only volume, -ENOENT image or pool missing,
+ * filesystem, or is too small for the filesystem (xfs: FS_XFS_MIN_SIZE), -EROFS blank device on
+ * a read-only volume, -ENOENT image or pool missing,
  * -EACCES/-EPERM refused by the cluster, -ETIMEDOUT; *ret_reason says what and why.
  */
 int stage_volume(const struct stage_request *req, struct stage_info **ret_info, char **ret_reason);

@@ -242,6 +242,62 @@ static void test_fs__get_size_from_superblock(void **state)
 	assert_int_equal(fs_get_size("/nonexistent/dev", "ext4", &size), -ENOENT);
 }
 
+/* Regression (issue 12): a 256 MiB xfs answered mkfs.xfs's usage text. */
+static void test_fs__format_xfs_too_small_names_the_minimum(void **state)
+{
+	_cleanup_free_ char *dev = NULL, *reason = NULL, *types = NULL;
+
+	REQUIRE_ROOT();
+	dev = loop_on(state, "small.img", 256 * MiB);
+	assert_int_equal(fs_format(dev, "xfs", NULL, 0, &reason), -EMEDIUMTYPE);
+	assert_string_equal(reason, "the volume has 268435456 bytes, below the 314572800 bytes "
+	                            "(300 MiB) mkfs.xfs needs: expand it, or use ext4");
+	assert_int_equal(blockdev_probe(dev, &types), 0);
+	assert_true(blockdev_types_blank(types));
+	assert_int_equal(loop_detach(dev), 0);
+	/* Exactly the minimum works. */
+	free(dev);
+	dev = NULL;
+	dev = loop_on(state, "min.img", FS_XFS_MIN_SIZE);
+	assert_int_equal(fs_format(dev, "xfs", NULL, 0, NULL), 0);
+	assert_int_equal(loop_detach(dev), 0);
+}
+
+/* Regression (issue 12): a failing mkfs is reported by its reason, not its usage text. */
+static void test_fs__mkfs_failure_names_the_tool_reason(void **state)
+{
+	_cleanup_free_ char *dev = NULL, *reason = NULL;
+
+	REQUIRE_ROOT();
+	dev = loop_on(state, "bad.img", 320 * MiB);
+	assert_int_equal(fs_format(dev, "xfs", "-b size=1000", 0, &reason), -EIO);
+	assert_string_equal(reason, "mkfs.xfs exited with status 1: Invalid value 1000 for -b size "
+	                            "option. Value must be a power of 2.");
+	assert_int_equal(loop_detach(dev), 0);
+}
+
+/* An interrupted mkfs of ours is formatted over (FS_FORMAT_OVER_OWN), and fs_wipe_own() makes a
+ * device blank again. */
+static void test_fs__format_over_own_and_wipe(void **state)
+{
+	_cleanup_free_ char *dev = NULL, *types = NULL;
+
+	REQUIRE_ROOT();
+	dev = loop_on(state, "own.img", 320 * MiB);
+	assert_int_equal(fs_format(dev, "xfs", NULL, 0, NULL), 0);
+	assert_int_equal(fs_format(dev, "xfs", NULL, 0, NULL), -EMEDIUMTYPE);
+	assert_int_equal(fs_format_flags(dev, "xfs", NULL, FS_FORMAT_OVER_OWN, 0, NULL), 0);
+	assert_int_equal(fs_format_flags(dev, "ext4", NULL, FS_FORMAT_OVER_OWN, 0, NULL), 0);
+	assert_int_equal(blockdev_probe(dev, &types), 0);
+	assert_string_equal(types, "ext4");
+	assert_int_equal(fs_wipe_own(dev), 0);
+	free(types);
+	types = NULL;
+	assert_int_equal(blockdev_probe(dev, &types), 0);
+	assert_true(blockdev_types_blank(types));
+	assert_int_equal(loop_detach(dev), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -251,6 +307,9 @@ int main(void)
 		HOST_TEST(test_fs__format_blank_ext4_and_xfs),
 		HOST_TEST(test_fs__format_extra_options_are_added),
 		HOST_TEST(test_fs__format_rejects_bad_options),
+		HOST_TEST(test_fs__format_xfs_too_small_names_the_minimum),
+		HOST_TEST(test_fs__mkfs_failure_names_the_tool_reason),
+		HOST_TEST(test_fs__format_over_own_and_wipe),
 		HOST_TEST(test_fs__grow_xfs_online),
 		HOST_TEST(test_fs__grow_ext4_offline_and_online),
 		HOST_TEST(test_fs__get_size_from_superblock),

@@ -5,6 +5,8 @@
  * krbd path runs against the FAKE sysfs (tests/fakes/fake_krbd.h).
  */
 #include <json-c/json.h>
+#include <poll.h>
+#include <sys/wait.h>
 
 #include "unit/driver/host/host_test.h"
 #include "fakes/fake_krbd.h"
@@ -457,6 +459,159 @@ static void test_stage__crash_mid_stage_is_undone(void **state)
 	ctx_done(&c);
 }
 
+/* Rewrites the state file of c: sets phase, drops the keys in drop (NULL-terminated), sets
+ * mkfs_pending when asked. */
+static void state_edit(struct ctx *c, const char *phase, const char *const *drop, bool pending)
+{
+	_cleanup_free_ char *state_path = NULL, *text = NULL;
+	json_object *o;
+	const char *out;
+
+	assert_int_equal(stage_state_path(c->state_dir, c->volume_id, &state_path), 0);
+	assert_int_equal(fileio_read_full(state_path, 1 << 16, &text, NULL), 0);
+	o = json_tokener_parse(text);
+	assert_non_null(o);
+	json_object_object_add(o, "phase", json_object_new_string(phase));
+	for (; drop && *drop; drop++)
+		json_object_object_del(o, *drop);
+	json_object_object_add(o, "formatted", json_object_new_boolean(false));
+	if (pending)
+		json_object_object_add(o, "mkfs_pending", json_object_new_boolean(true));
+	out = json_object_to_json_string(o);
+	assert_int_equal(fileio_write_atomic(state_path, out, strlen(out), 0600), 0);
+	json_object_put(o);
+}
+
+/*
+ * Regression (issue 12): killed after the map of an xfs volume, before its mkfs recorded the
+ * filesystem type: every retry answered -EEXIST "already staged with a different filesystem
+ * type" and the mapping stayed. The half stage is rolled back and redone; the data is kept.
+ */
+static void test_stage__half_staged_xfs_converges(void **state)
+{
+	_cleanup_(stage_info_freep) struct stage_info *info = NULL, *again = NULL;
+	struct ctx c;
+
+	ctx_init(state, &c, "halfxfs", "--size=320M");
+	c.req.fstype = "xfs";
+	stage_ok(&c, &info);
+	write_file(c.staging, "kept.txt", "kept\n", true);
+	assert_int_equal(mount_umount(c.staging, false), 0);
+	state_edit(&c, "mapped", (const char *const[]){ "fstype", NULL }, false);
+
+	stage_ok(&c, &again);
+	assert_string_equal(again->phase, "staged");
+	assert_string_equal(again->fstype, "xfs");
+	assert_false(again->formatted);
+	read_file_expect(c.staging, "kept.txt", "kept\n");
+	/* The old mapping went (rolled back), a new one serves. */
+	assert_int_equal(mapper_fuse_pid_matches(info->fuse_pid, info->fuse_mount_dir), 0);
+	unstage_ok(&c, false);
+	assert_nothing_left(&c);
+	ctx_done(&c);
+}
+
+/* Starts a process that looks like a mkfs.xfs left running on device by a killed plugin. */
+static pid_t fake_leftover_mkfs(const char *device)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *argv[] = { (char *)"mkfs.xfs", (char *)"-c",   (char *)"sleep 60; :",
+			         (char *)"-q",       (char *)device, NULL };
+
+		execv("/bin/sh", argv);
+		_exit(127);
+	}
+	/* Wait until it is the shell (its cmdline shows the device). */
+	for (int i = 0; i < 2000; i++) {
+		char **argv = NULL;
+		bool seen = false;
+
+		if (exec_pid_cmdline(pid, &argv) == 0 && argv[0] && argv[1])
+			seen = strcmp(argv[0], "mkfs.xfs") == 0;
+		exec_strv_free(argv);
+		if (seen)
+			break;
+		(void)poll(NULL, 0, 1);
+	}
+	return pid;
+}
+
+/*
+ * Regression (issue 12): killed while mkfs ran. Whatever the partial mkfs left (here: a complete
+ * xfs, which blkid reports like any other), the retry must not trust it: it kills the mkfs still
+ * running on the device (never two at once) and formats again; nothing of the old content is
+ * mounted.
+ */
+static void test_stage__interrupted_mkfs_is_redone(void **state)
+{
+	_cleanup_(stage_info_freep) struct stage_info *info = NULL, *again = NULL;
+	char path[PATH_MAX + 16];
+	struct ctx c;
+	int status = 0;
+	pid_t leftover;
+
+	ctx_init(state, &c, "mkfsagain", "--size=320M");
+	c.req.fstype = "xfs";
+	stage_ok(&c, &info);
+	write_file(c.staging, "partial.txt", "from the interrupted mkfs\n", true);
+	assert_int_equal(mount_umount(c.staging, false), 0);
+	state_edit(&c, "formatting", (const char *const[]){ "fstype", NULL }, true);
+	leftover = fake_leftover_mkfs(info->device);
+
+	stage_ok(&c, &again);
+	assert_int_equal(waitpid(leftover, &status, 0), leftover);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+	assert_string_equal(again->phase, "staged");
+	assert_true(again->formatted);
+	assert_false(again->mkfs_pending);
+	snprintf(path, sizeof(path), "%s/partial.txt", c.staging);
+	assert_int_equal(access(path, F_OK), -1);
+	unstage_ok(&c, false);
+	assert_nothing_left(&c);
+	ctx_done(&c);
+}
+
+/*
+ * An unstage of a volume whose mkfs was interrupted (kubelet gave up the stage) erases the
+ * partial signatures, so the next stage finds the device blank and formats it.
+ */
+static void test_stage__unstage_after_interrupted_mkfs_wipes(void **state)
+{
+	_cleanup_(stage_info_freep) struct stage_info *info = NULL, *again = NULL;
+	struct ctx c;
+
+	ctx_init(state, &c, "mkfswipe", "--size=320M");
+	c.req.fstype = "xfs";
+	stage_ok(&c, &info);
+	assert_int_equal(mount_umount(c.staging, false), 0);
+	state_edit(&c, "formatting", (const char *const[]){ "fstype", NULL }, true);
+	unstage_ok(&c, false);
+	assert_nothing_left(&c);
+	stage_ok(&c, &again);
+	assert_true(again->formatted);
+	unstage_ok(&c, false);
+	assert_nothing_left(&c);
+	ctx_done(&c);
+}
+
+/* Regression (issue 12): a 256 MiB xfs volume got INTERNAL with mkfs.xfs's usage text. */
+static void test_stage__xfs_below_minimum_refused(void **state)
+{
+	_cleanup_free_ char *reason = NULL;
+	struct ctx c;
+
+	ctx_init(state, &c, "xfssmall", "--size=256M");
+	c.req.fstype = "xfs";
+	assert_int_equal(stage_volume(&c.req, NULL, &reason), -EMEDIUMTYPE);
+	assert_non_null(strstr(reason, "below the 314572800 bytes (300 MiB) mkfs.xfs needs"));
+	assert_nothing_left(&c);
+	ctx_done(&c);
+}
+
 static void test_stage__state_file_content_and_no_key(void **state)
 {
 	_cleanup_(stage_info_freep) struct stage_info *info = NULL, *loaded = NULL;
@@ -661,6 +816,10 @@ int main(void)
 		HOST_TEST(test_stage__killed_daemon_unstage_completes),
 		HOST_TEST(test_stage__hung_daemon_unstage_forced_within_bound),
 		HOST_TEST(test_stage__crash_mid_stage_is_undone),
+		HOST_TEST(test_stage__half_staged_xfs_converges),
+		HOST_TEST(test_stage__interrupted_mkfs_is_redone),
+		HOST_TEST(test_stage__unstage_after_interrupted_mkfs_wipes),
+		HOST_TEST(test_stage__xfs_below_minimum_refused),
 		HOST_TEST(test_stage__state_file_content_and_no_key),
 		HOST_TEST(test_stage__recover_healthy_after_restart),
 		HOST_TEST(test_stage__expand_xfs),
