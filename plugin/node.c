@@ -240,11 +240,10 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		                 "xfs)",
 		                 fstype);
 	/* The volume context may not come from our CreateVolume: check it again. */
-	r = params_check_stage_context(c, pool, context_get(req, "radosNamespace"), image,
-	                               access.block ? NULL : fstype,
-	                               context_get(req, "mkfsOptions"),
-	                               context_get(req, "mapOptions"),
-	                               context_get(req, "unmapOptions"));
+	r = params_check_stage_context(
+	        c, pool, context_get(req, "radosNamespace"), image, access.block ? NULL : fstype,
+	        context_get(req, "mkfsOptions"), context_get(req, "mapOptions"),
+	        context_get(req, "unmapOptions"));
 	if (r < 0)
 		return r;
 	r = check_parent(c, "staging_target_path", req->staging_target_path);

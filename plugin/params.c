@@ -57,8 +57,8 @@ static bool one_of(const char *s, const char *const *set, size_t n)
 	return false;
 }
 
-static int options_allowed(struct call *c, const char *where, const char *fstype,
-                           const char *mkfs, const char *map, const char *unmap);
+static int options_allowed(struct call *c, const char *where, const char *fstype, const char *mkfs,
+                           const char *map, const char *unmap);
 
 int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *const *entries,
                  size_t n, struct volume_params *ret)
@@ -207,8 +207,8 @@ int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *
 }
 
 /* The per-tool allowlists of driver/host/options.h, for the field names of "where". */
-static int options_allowed(struct call *c, const char *where, const char *fstype,
-                           const char *mkfs, const char *map, const char *unmap)
+static int options_allowed(struct call *c, const char *where, const char *fstype, const char *mkfs,
+                           const char *map, const char *unmap)
 {
 	_cleanup_free_ char *reason = NULL;
 

@@ -422,19 +422,20 @@ static int map_check(enum mapper_type t, bool unmap, const char *options, char *
 	const char *what = unmap ? "unmap" : "map";
 	const char *name = mapper_type_to_string(t) ?: "?";
 
-	size_t count = 0;
+	size_t count = 1;
 
 	if (isempty(options))
 		return 0;
+	for (const char *p = options; *p; p++)
+		count += *p == ',';
+	if (count > OPTIONS_MAP_MAX) {
+		reason_set(ret_reason, "%s: more than %d %s options", name, OPTIONS_MAP_MAX, what);
+		return -EINVAL;
+	}
 	for (const char *p = options; *p;) {
 		const char *comma = strchrnul(p, ','), *eq, *entry;
 		size_t len = (size_t)(comma - p), klen;
 
-		if (++count > OPTIONS_MAP_MAX) {
-			reason_set(ret_reason, "%s: more than %d %s options", name, OPTIONS_MAP_MAX,
-			           what);
-			return -EINVAL;
-		}
 		eq = memchr(p, '=', len);
 		klen = eq ? (size_t)(eq - p) : len;
 		entry = map_find(t, list, p, klen);
