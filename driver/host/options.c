@@ -22,8 +22,9 @@ enum value_kind {
 };
 
 /*
- * Sub-option lists: "name" takes no value, "name=" needs one, "name?" may have one. Values are
- * words of [A-Za-z0-9._:+-], never a path.
+ * Sub-option lists: "name" takes no value, "name=" needs one, "name#" needs a number, "name?"
+ * may have one. Values are words of [A-Za-z0-9._:+-] (map options: [A-Za-z0-9._-]), never a
+ * path.
  */
 struct short_opt {
 	char letter;
@@ -32,21 +33,21 @@ struct short_opt {
 };
 
 static const char *const ext4_extended[] = {
-	"stride=",
-	"stripe_width=",
-	"stripe-width=",
-	"resize=",
+	"stride#",
+	"stripe_width#",
+	"stripe-width#",
+	"resize#",
 	"lazy_itable_init?",
 	"lazy_journal_init?",
 	"packed_meta_blocks?",
-	"num_backup_sb=",
+	"num_backup_sb#",
 	"discard",
 	"nodiscard",
 	"quotatype=",
 	"encoding=",
 	"encoding_flags=",
-	"orphan_file_size=",
-	"mmp_update_interval=",
+	"orphan_file_size#",
+	"mmp_update_interval#",
 	"hash_seed=",
 	NULL,
 };
@@ -144,7 +145,7 @@ static bool only_chars(const char *s, size_t len, const char *set)
 static const char *list_find(const char *const *list, const char *name, size_t len)
 {
 	for (; *list; list++) {
-		size_t k = strcspn(*list, "=?");
+		size_t k = strcspn(*list, "=#?");
 
 		if (k == len && strncmp(*list, name, len) == 0)
 			return *list;
@@ -174,9 +175,9 @@ static int subopts_check(const char *tool, char letter, const char *const *list,
 			return -EINVAL;
 		}
 		kind = entry[klen];
-		if ((kind == '=' && !eq) || (kind == 0 && eq) ||
-		    (eq && (eq + 1 == comma ||
-		            !only_chars(eq + 1, (size_t)(comma - eq - 1), WORD_SET)))) {
+		if (((kind == '=' || kind == '#') && !eq) || (kind == 0 && eq) ||
+		    (eq && (eq + 1 == comma || !only_chars(eq + 1, (size_t)(comma - eq - 1),
+		                                           kind == '#' ? DIGITS : WORD_SET)))) {
 			reason_set(ret_reason, "mkfs option '-%c %.*s': invalid value", letter,
 			           (int)klen, p);
 			return -EINVAL;
@@ -348,16 +349,16 @@ int options_mkfs_check(const char *fstype, const char *options, char **ret_reaso
  * (ours to set), nor ro/rw (the access mode decides).
  */
 static const char *const krbd_map[] = {
-	"queue_depth=",
-	"alloc_size=",
-	"lock_timeout=",
+	"queue_depth#",
+	"alloc_size#",
+	"lock_timeout#",
 	"compression_hint=",
 	"ms_mode=",
 	"read_from_replica=",
-	"osdkeepalive=",
-	"osd_idle_ttl=",
-	"mount_timeout=",
-	"osd_request_timeout=",
+	"osdkeepalive#",
+	"osd_idle_ttl#",
+	"mount_timeout#",
+	"osd_request_timeout#",
 	"lock_on_read",
 	"exclusive",
 	"notrim",
@@ -381,8 +382,8 @@ static const char *const krbd_map[] = {
  * log-file, admin-socket, ...): only these.
  */
 static const char *const nbd_map[] = {
-	"try-netlink", "exclusive",         "notrim",    "quiesce",   "timeout=",
-	"io-timeout=", "reattach-timeout=", "nbds-max=", "max-part=", NULL,
+	"try-netlink", "exclusive",         "notrim",    "quiesce",   "timeout#",
+	"io-timeout#", "reattach-timeout#", "nbds-max#", "max-part#", NULL,
 };
 
 static const char *const krbd_unmap[] = { "force", NULL };
@@ -444,9 +445,10 @@ static int map_check(enum mapper_type t, bool unmap, const char *options, char *
 			           (int)MIN(klen, (size_t)64), p);
 			return -EINVAL;
 		}
-		if ((entry[klen] == '=') != (eq != NULL) ||
-		    (eq && (eq + 1 == comma ||
-		            !only_chars(eq + 1, (size_t)(comma - eq - 1), LABEL_SET)))) {
+		if ((entry[klen] == '=' || entry[klen] == '#') != (eq != NULL) ||
+		    (eq &&
+		     (eq + 1 == comma || !only_chars(eq + 1, (size_t)(comma - eq - 1),
+		                                     entry[klen] == '#' ? DIGITS : LABEL_SET)))) {
 			reason_set(ret_reason, "%s: %s option '%.*s': invalid value", name, what,
 			           (int)klen, p);
 			return -EINVAL;

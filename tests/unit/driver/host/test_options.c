@@ -177,6 +177,8 @@ static void test_options__map_allowlists(void **state)
 	map_refused(MAPPER_NBD, "device=x", "'device' is not allowed");
 	map_refused(MAPPER_NBD, "quiesce-hook=x", "'quiesce-hook' is not allowed");
 	map_refused(MAPPER_NBD, "io-timeout=../x", "'io-timeout': invalid value");
+	map_refused(MAPPER_NBD, "io_timeout=30admin-socket", "'io_timeout': invalid value");
+	map_refused(MAPPER_KRBD, "queue_depth=abc", "'queue_depth': invalid value");
 	map_refused(MAPPER_FUSE, "x", "fuse: map option 'x' is not allowed");
 	map_refused(MAPPER_KRBD, "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q", "more than 16");
 
