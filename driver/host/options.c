@@ -296,9 +296,10 @@ int options_mkfs_split(const char *fstype, char *s, char **argv, size_t max, siz
 			while (o->letter && o->letter != *c)
 				o++;
 			if (!o->letter) {
-				reason_set(ret_reason, "mkfs option '-%c' not allowed for %s%s", *c,
-				           tool,
-				           strchr(tool[0] == 'e' ? "dlzcFSnVtTMor" : "pcrfNVCd", *c)
+				/* Named in the reason only when printable. */
+				reason_set(ret_reason, "mkfs option '-%c' not allowed for %s%s",
+				           *c > ' ' && *c < 0x7f ? *c : '?', tool,
+				           strchr(tool[0] == 'e' ? "dlzcFSnVtTMor" : "pcrfNVC", *c)
 				                   ? ": it reads or writes files of the node, or "
 				                     "does not make a fresh filesystem"
 				                   : "");
