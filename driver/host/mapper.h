@@ -16,7 +16,7 @@
 
 enum mapper_type {
 	MAPPER_AUTO, /* the first available of krbd, nbd, fuse */
-	MAPPER_FUSE, /* rbd-fuse -r IMAGE, then a loop device on the image file */
+	MAPPER_FUSE, /* rbd-fuse --image=IMAGE, then a loop device on the image file */
 	MAPPER_KRBD, /* the rbd kernel module through /sys/bus/rbd */
 	MAPPER_NBD,  /* rbd-nbd */
 	_MAPPER_MAX,

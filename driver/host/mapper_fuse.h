@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The rbd-fuse mapper, for hosts without the rbd or nbd kernel modules: one
- * `rbd-fuse -f -r IMAGE` per volume, mounted on a per-volume directory, then a loop device on
+ * `rbd-fuse -f --image=IMAGE` per volume, mounted on a per-volume directory, then a loop device on
  * the file <mount_dir>/<image>.
  *
  * - rbd-fuse runs in its own session and outlives this process, so a plugin restart does not
