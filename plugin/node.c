@@ -217,6 +217,13 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		                 "fsType '%s' is not supported (ext4, "
 		                 "xfs)",
 		                 fstype);
+	/* The volume context may not come from our CreateVolume: check it again. */
+	r = params_check_stage_context(
+	        c, pool, context_get(req, "radosNamespace"), image, access.block ? NULL : fstype,
+	        context_get(req, "mkfsOptions"), context_get(req, "mapOptions"),
+	        context_get(req, "unmapOptions"));
+	if (r < 0)
+		return r;
 	if (resolved == -ENOENT)
 		return call_fail(c, STATUS_NOT_FOUND,
 		                 "staging_target_path: the parent directory of '%s' does not exist",

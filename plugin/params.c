@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "driver/host/mapper.h"
+#include "driver/host/options.h"
 #include "plugin/config.h"
 #include "plugin/params.h"
 
@@ -22,7 +24,8 @@ bool params_name_valid(const char *s, size_t max)
 	if (isempty(s))
 		return false;
 	n = strlen(s);
-	return n <= max &&
+	/* No leading '-': a Ceph tool would read the name as an option. */
+	return n <= max && s[0] != '-' &&
 	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
@@ -70,6 +73,9 @@ static bool one_of(const char *s, const char *const *set, size_t n)
 	return false;
 }
 
+static int options_allowed(struct call *c, const char *where, const char *fstype, const char *mkfs,
+                           const char *map, const char *unmap);
+
 int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *const *entries,
                  size_t n, struct volume_params *ret)
 {
@@ -82,6 +88,7 @@ int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *
 		.mounter = "auto",
 	};
 	const char *fstype_k8s = NULL, *fstype_sc = NULL;
+	int r;
 
 	for (size_t i = 0; i < n; i++) {
 		const char *k = entries[i]->key, *v = entries[i]->value;
@@ -207,8 +214,50 @@ int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *
 		        c, STATUS_INVALID_ARGUMENT,
 		        "parameters: unmapOptions '%s' is not a comma-separated option list",
 		        p.unmap_options);
+	r = options_allowed(c, "parameters", p.fs_type, p.mkfs_options, p.map_options,
+	                    p.unmap_options);
+	if (r < 0)
+		return r;
 	*ret = p;
 	return 0;
+}
+
+/* The per-tool allowlists of driver/host/options.h, for the field names of "where". */
+static int options_allowed(struct call *c, const char *where, const char *fstype, const char *mkfs,
+                           const char *map, const char *unmap)
+{
+	_cleanup_free_ char *reason = NULL;
+
+	if (fstype && options_mkfs_check(fstype, mkfs, &reason) < 0)
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "%s: mkfsOptions: %s", where,
+		                 reason ? reason : "not allowed");
+	if (options_map_all_check(map, false, &reason) < 0)
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "%s: mapOptions: %s", where,
+		                 reason ? reason : "not allowed");
+	if (options_map_all_check(unmap, true, &reason) < 0)
+		return call_fail(c, STATUS_INVALID_ARGUMENT, "%s: unmapOptions: %s", where,
+		                 reason ? reason : "not allowed");
+	return 0;
+}
+
+int params_check_stage_context(struct call *c, const char *pool, const char *rados_namespace,
+                               const char *image, const char *fstype, const char *mkfs,
+                               const char *map, const char *unmap)
+{
+	if (!mapper_name_valid(pool))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "volume_context: pool '%.*s' is not a valid Ceph pool name", 256,
+		                 strempty(pool));
+	if (!isempty(rados_namespace) && !mapper_name_valid(rados_namespace))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "volume_context: radosNamespace '%.*s' is not a valid Ceph "
+		                 "namespace name",
+		                 256, rados_namespace);
+	if (!mapper_name_valid(image))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "volume_context: imageName '%.*s' is not a valid Ceph image name",
+		                 256, strempty(image));
+	return options_allowed(c, "volume_context", fstype, mkfs, map, unmap);
 }
 
 int params_check_capabilities(struct call *c, const char *field,

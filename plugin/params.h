@@ -59,7 +59,19 @@ int params_check_capabilities(struct call *c, const char *field,
  */
 int params_capacity(struct call *c, const Csi__V1__CapacityRange *range, uint64_t *ret_bytes);
 
-/* True when s is a usable Ceph pool or namespace name (1-max bytes, no '/', '@', spaces). */
+/*
+ * NodeStageVolume's re-check of what CreateVolume checked, since a volume context can come from
+ * an edited StorageClass or a static PV: pool, radosNamespace (may be empty) and imageName are
+ * Ceph names (mapper_name_valid()); mkfsOptions (for fstype; NULL fstype: a block volume, not
+ * checked), mapOptions and unmapOptions pass their allowlists (driver/host/options.h). Returns 0
+ * or call_fail(INVALID_ARGUMENT) naming the volume_context field and the option.
+ */
+int params_check_stage_context(struct call *c, const char *pool, const char *rados_namespace,
+                               const char *image, const char *fstype, const char *mkfs,
+                               const char *map, const char *unmap);
+
+/* True when s is a usable Ceph pool or namespace name (1-max bytes of [A-Za-z0-9._-], not
+ * starting with '-'). */
 bool params_name_valid(const char *s, size_t max);
 
 /* Looks a key up in a protobuf-c string map; NULL when absent. */

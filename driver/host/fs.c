@@ -19,6 +19,7 @@
 #include "driver/base/macro.h"
 #include "driver/host/blockdev.h"
 #include "driver/host/fs.h"
+#include "driver/host/options.h"
 #include "driver/host/reason.h"
 
 #define ARGS_MAX 64
@@ -118,40 +119,13 @@ static int run_tool(char *const argv[], uint64_t timeout_usec, struct exec_resul
 }
 
 /*
- * Splits s in place on blanks and appends the words to argv. Each word must be an option
- * ("-x", "--long=v") or the value right after a short option ("-L name"); a bare word elsewhere
- * would be taken by mkfs as the device, so it is refused, as are "--" and any '/' (a value
- * like "dev/vda" after a flag that takes none would name a device: the child runs in "/").
+ * Splits s in place on blanks and appends the words to argv, each checked against the
+ * allowlist of fstype's mkfs (driver/host/options.h): only options that shape the new
+ * filesystem, none that reads or writes a file of the node (mke2fs -d, mkfs.xfs -p, ...).
  */
-static int split_options(char *s, char **argv, size_t *n, char **ret_reason)
+static int split_options(const char *fstype, char *s, char **argv, size_t *n, char **ret_reason)
 {
-	bool value_allowed = false;
-
-	for (char *p = s; *p;) {
-		char *word;
-
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (!*p)
-			break;
-		word = p;
-		while (*p && *p != ' ' && *p != '\t')
-			p++;
-		if (*p)
-			*p++ = 0;
-		if (*n >= ARGS_MAX - 2) {
-			reason_set(ret_reason, "too many mkfs options");
-			return -EINVAL;
-		}
-		if (strcmp(word, "--") == 0 || strchr(word, '/') ||
-		    (word[0] != '-' && !value_allowed)) {
-			reason_set(ret_reason, "mkfs option '%s' not allowed", word);
-			return -EINVAL;
-		}
-		value_allowed = word[0] == '-' && word[1] != '-' && word[1] != 0 && word[2] == 0;
-		argv[(*n)++] = word;
-	}
-	return 0;
+	return options_mkfs_split(fstype, s, argv, ARGS_MAX - 2, n, ret_reason);
 }
 
 /*
@@ -258,7 +232,7 @@ int fs_format_flags(const char *device, const char *fstype, const char *extra_op
 		extra = strdup(extra_options);
 		if (!extra)
 			return -ENOMEM;
-		r = split_options(extra, argv, &n, ret_reason);
+		r = split_options(fstype, extra, argv, &n, ret_reason);
 		if (r < 0)
 			return r;
 	}

@@ -46,8 +46,8 @@ uint64_t fs_min_size(const char *fstype);
  * Formats device with fstype. Right before running mkfs it probes the device again
  * (blockdev_probe()) and refuses unless it carries no signature at all.
  * Defaults: ext4 "-m0 -E nodiscard,lazy_itable_init=1,lazy_journal_init=1", xfs "-K"; the
- * space-separated extra_options (may be NULL) are ADDED after the defaults; each word must be an
- * option or the value right after a short option, and none may contain '/'.
+ * space-separated extra_options (may be NULL) are ADDED after the defaults, once each has passed
+ * the mkfs allowlist of options_mkfs_split() (driver/host/options.h).
  * Errors: -EINVAL unsupported fstype or bad options, -EMEDIUMTYPE the device carries a signature
  * (*ret_reason: "device carries 'swap', not 'ext4': refusing to format") or is smaller than
  * fs_min_size(fstype), -ETIMEDOUT, -EIO mkfs failed (*ret_reason has the lines of its stderr

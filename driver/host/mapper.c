@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <unistd.h>
 
 #include "driver/base/macro.h"
@@ -42,21 +46,29 @@ enum mapper_type mapper_type_from_string(const char *s)
 	return _MAPPER_INVALID;
 }
 
-static bool name_ok(const char *s, bool allow_empty)
+bool mapper_name_valid(const char *s)
 {
 	size_t n;
 
-	if (!s)
-		return allow_empty;
+	if (isempty(s))
+		return false;
 	n = strlen(s);
-	if (n == 0)
-		return allow_empty;
-	if (n > MAPPER_NAME_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+	/* A leading '-' would be read as an option by a tool that takes the name as an
+	 * argument; '/' and '@' separate pool, namespace, image and snapshot; '=' ends an
+	 * option's name; blanks separate the fields of a krbd sysfs write. */
+	if (n > MAPPER_NAME_MAX || s[0] == '-' || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
 		return false;
 	for (const unsigned char *c = (const unsigned char *)s; *c; c++)
-		if (*c <= ' ' || *c == 0x7f || *c == '/' || *c == '@')
+		if (*c <= ' ' || *c == 0x7f || *c == '/' || *c == '@' || *c == '=')
 			return false;
 	return true;
+}
+
+static bool name_ok(const char *s, bool allow_empty)
+{
+	if (isempty(s))
+		return allow_empty;
+	return mapper_name_valid(s);
 }
 
 static bool user_ok(const char *s)
@@ -244,4 +256,85 @@ int mapper_available(enum mapper_type t, const char *root, char **ret_reason)
 	default:
 		return -EINVAL;
 	}
+}
+
+size_t mapper_ceph_argv(char **argv, const char *prog, const struct mapper_params *p,
+                        const char *log_arg)
+{
+	size_t n = 0;
+
+	argv[n++] = (char *)prog;
+	argv[n++] = (char *)"-c";
+	argv[n++] = (char *)"/dev/null"; /* no /etc/ceph, no DNS SRV lookup */
+	argv[n++] = (char *)"--mon-host";
+	argv[n++] = (char *)p->monitors;
+	argv[n++] = (char *)"--id";
+	argv[n++] = (char *)p->user;
+	argv[n++] = (char *)"--keyfile=/dev/fd/3";
+	argv[n++] = (char *)"--keyring="; /* no keyring search in /etc/ceph */
+	argv[n++] = (char *)"--admin-socket=";
+	argv[n++] = (char *)log_arg;
+	return n;
+}
+
+int mapper_key_fd_new(const char *key, int *ret_fd)
+{
+	_cleanup_close_ int fd = -EBADF;
+	size_t size = strlen(key), done = 0;
+
+	fd = memfd_create(MAPPER_KEY_MEMFD_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return negative_errno();
+	while (done < size) {
+		ssize_t n = write(fd, key + done, size - done);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return negative_errno();
+		}
+		done += (size_t)n;
+	}
+	/* The child reads exactly the key or, once wiped, nothing: no seal against shrinking. */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+		return negative_errno();
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return negative_errno();
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+int mapper_key_fd_wipe(int fd)
+{
+	if (fd < 0)
+		return -EBADF;
+	if (ftruncate(fd, 0) < 0)
+		return negative_errno();
+	return 0;
+}
+
+int mapper_key_wipe_pid(pid_t pid, int child_fd)
+{
+	_cleanup_close_ int pidfd = -EBADF, fd = -EBADF;
+	char self[64], target[PATH_MAX];
+	ssize_t k;
+
+	if (pid <= 0 || child_fd < 0)
+		return -EINVAL;
+	pidfd = pidfd_open(pid, 0);
+	if (pidfd < 0)
+		return errno == ESRCH ? 0 : negative_errno();
+	fd = pidfd_getfd(pidfd, child_fd, 0);
+	if (fd < 0)
+		return errno == EBADF || errno == ESRCH ? 0 : negative_errno();
+	/* Only our key's memfd, never whatever else the process has open there. */
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	k = readlink(self, target, sizeof(target) - 1);
+	if (k < 0)
+		return negative_errno();
+	target[k] = 0;
+	if (strncmp(target, "/memfd:" MAPPER_KEY_MEMFD_NAME " ",
+	            strlen("/memfd:" MAPPER_KEY_MEMFD_NAME " ")) != 0)
+		return 0;
+	return mapper_key_fd_wipe(fd);
 }

@@ -6,14 +6,17 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define MAPPER_TIMEOUT_DEFAULT_USEC (30ULL * 1000000ULL)
 #define MAPPER_NAME_MAX             256
+#define MAPPER_KEY_MEMFD_NAME       "rbdcsi-key"
 
 enum mapper_type {
 	MAPPER_AUTO, /* the first available of krbd, nbd, fuse */
-	MAPPER_FUSE, /* rbd-fuse -r IMAGE, then a loop device on the image file */
+	MAPPER_FUSE, /* rbd-fuse --image=IMAGE, then a loop device on the image file */
 	MAPPER_KRBD, /* the rbd kernel module through /sys/bus/rbd */
 	MAPPER_NBD,  /* rbd-nbd */
 	_MAPPER_MAX,
@@ -52,10 +55,16 @@ struct mapper_params {
 };
 
 /*
- * Checks the parameters: pool/image/namespace are non-empty (namespace may be empty), at most
- * MAPPER_NAME_MAX bytes, without '/', '@', blanks or control characters; user is [A-Za-z0-9._-];
- * the key is a well-formed cephx key (base64 of an AES CryptoKey); monitors have no blanks. Errors:
- * -EINVAL with *ret_reason (never quoting the key).
+ * Whether s is a pool, namespace or image name that is safe anywhere a Ceph tool or the kernel
+ * reads it: 1-MAPPER_NAME_MAX bytes, not "." or "..", no leading '-' (an option to the tool), no
+ * '/', '@', '=', blanks or control characters.
+ */
+bool mapper_name_valid(const char *s);
+
+/*
+ * Checks the parameters: pool/image/namespace are mapper_name_valid() (namespace may be empty);
+ * user is [A-Za-z0-9._-]; the key is a well-formed cephx key (base64 of an AES CryptoKey); monitors
+ * have no blanks. Errors: -EINVAL with *ret_reason (never quoting the key).
  */
 int mapper_params_validate(const struct mapper_params *p, char **ret_reason);
 
@@ -75,3 +84,30 @@ int mapper_available(enum mapper_type t, const char *root, char **ret_reason);
 
 /* Joins root and an absolute path ("/" + "/sys/bus/rbd" = "/sys/bus/rbd"). NULL on ENOMEM. */
 char *mapper_root_path(const char *root, const char *path);
+
+/*
+ * Writes the common head of a Ceph tool's argv at argv[0..]: prog, "-c /dev/null" (no
+ * /etc/ceph, no DNS SRV lookup), --mon-host, --id, "--keyfile=/dev/fd/3" (the key on the memfd
+ * of mapper_key_fd_new(), given to the child as fd 3), an empty --keyring and --admin-socket,
+ * then log_arg ("--log-file=..."). argv must have room for MAPPER_CEPH_ARGV_MAX entries; nothing
+ * is copied (argv points into p). Returns the number of entries written.
+ */
+#define MAPPER_CEPH_ARGV_MAX 11
+size_t mapper_ceph_argv(char **argv, const char *prog, const struct mapper_params *p,
+                        const char *log_arg);
+
+/*
+ * The memfd that carries the key to a Ceph tool (read as /dev/fd/3). Its content cannot be
+ * changed, but mapper_key_fd_wipe() empties it: once the tool has read the key (it reads it
+ * once, at start-up), the descriptor the long-lived daemon keeps open as fd 3 yields nothing
+ * through /proc/PID/fd/3. Errors: -ENOMEM, -EMFILE.
+ */
+int mapper_key_fd_new(const char *key, int *ret_fd);
+/* Empties the key memfd fd. Errors: -EBADF, -EPERM (not one of ours). */
+int mapper_key_fd_wipe(int fd);
+/*
+ * Empties the key memfd that process pid holds as child_fd (pidfd_getfd(2)), when it is one
+ * (its name is MAPPER_KEY_MEMFD_NAME): for a daemon whose start-up a killed plugin did not
+ * finish. 0 also when there is no such process or fd. Errors: -EPERM.
+ */
+int mapper_key_wipe_pid(pid_t pid, int child_fd);

@@ -22,6 +22,7 @@
 #include "driver/host/loop.h"
 #include "driver/host/mapper_fuse.h"
 #include "driver/host/mount.h"
+#include "driver/host/options.h"
 #include "driver/host/reason.h"
 
 #define FUSE_ARGS_MAX  32
@@ -381,47 +382,44 @@ static int prepare_mount_dir(const char *mount_dir, char **ret_reason)
 	return 0;
 }
 
-/* Starts rbd-fuse for p on mount_dir, logging to log_path. */
+/*
+ * Starts rbd-fuse for p on mount_dir, logging to log_path. *ret_key_fd is the key's memfd, which
+ * the child holds as fd 3 for its whole life: the caller wipes it once the child has read it.
+ * Names go in the "--name=value" form, which neither Ceph's argument parser nor FUSE's reads as
+ * anything but the value.
+ */
 static int spawn_daemon(const struct mapper_params *p, const char *mount_dir, const char *log_path,
-                        uint64_t timeout, pid_t *ret_pid, char **ret_reason)
+                        uint64_t timeout, pid_t *ret_pid, int *ret_key_fd, char **ret_reason)
 {
-	_cleanup_free_ char *log_arg = NULL, *timeout_arg = NULL;
+	_cleanup_free_ char *log_arg = NULL, *timeout_arg = NULL, *pool_arg = NULL, *ns_arg = NULL,
+	                    *image_arg = NULL;
 	_cleanup_close_ int key_fd = -EBADF;
 	struct exec_fd key = { .child_fd = 3 };
 	struct exec_options opts = { 0 };
 	char *argv[FUSE_ARGS_MAX];
-	size_t n = 0;
+	size_t n;
 	int r;
 
 	if (asprintf(&log_arg, "--log-file=%s", log_path) < 0 ||
 	    asprintf(&timeout_arg, "--client-mount-timeout=%llu",
-	             (unsigned long long)MAX(timeout / USEC_PER_SEC, 1ULL)) < 0)
+	             (unsigned long long)MAX(timeout / USEC_PER_SEC, 1ULL)) < 0 ||
+	    asprintf(&pool_arg, "--poolname=%s", p->pool) < 0 ||
+	    asprintf(&image_arg, "--image=%s", p->image) < 0)
 		return -ENOMEM;
-	argv[n++] = (char *)"rbd-fuse";
-	argv[n++] = (char *)"-c";
-	argv[n++] = (char *)"/dev/null"; /* no /etc/ceph, no DNS SRV lookup */
-	argv[n++] = (char *)"--mon-host";
-	argv[n++] = (char *)p->monitors;
-	argv[n++] = (char *)"--id";
-	argv[n++] = (char *)p->user;
-	argv[n++] = (char *)"--keyfile=/dev/fd/3";
-	argv[n++] = (char *)"--keyring="; /* no keyring search in /etc/ceph */
-	argv[n++] = (char *)"--admin-socket=";
-	argv[n++] = log_arg;
+	n = mapper_ceph_argv(argv, "rbd-fuse", p, log_arg);
 	argv[n++] = timeout_arg;
-	argv[n++] = (char *)"-p";
-	argv[n++] = (char *)p->pool;
+	argv[n++] = pool_arg;
 	if (!isempty(p->rados_namespace)) {
-		argv[n++] = (char *)"-s"; /* rbd-fuse's -s is the rados namespace */
-		argv[n++] = (char *)p->rados_namespace;
+		if (asprintf(&ns_arg, "--namespace=%s", p->rados_namespace) < 0)
+			return -ENOMEM;
+		argv[n++] = ns_arg;
 	}
-	argv[n++] = (char *)"-r";
-	argv[n++] = (char *)p->image;
+	argv[n++] = image_arg;
 	argv[n++] = (char *)mount_dir;
 	argv[n++] = (char *)"-f";
 	argv[n] = NULL;
 
-	r = exec_memfd_new("rbdcsi-key", p->key, strlen(p->key), &key_fd);
+	r = mapper_key_fd_new(p->key, &key_fd);
 	if (r < 0)
 		return r;
 	key.fd = key_fd;
@@ -429,9 +427,12 @@ static int spawn_daemon(const struct mapper_params *p, const char *mount_dir, co
 	opts.n_fds = 1;
 	opts.log_path = log_path;
 	r = exec_spawn_detached(argv, &opts, ret_pid);
-	if (r < 0)
+	if (r < 0) {
 		reason_set(ret_reason, "rbd-fuse: cannot start: %s", strerror(-r));
-	return r;
+		return r;
+	}
+	*ret_key_fd = TAKE_FD(key_fd);
+	return 0;
 }
 
 /* Waits for the mount, then checks <mount_dir>/<image>: exists, regular, expected size. */
@@ -510,6 +511,7 @@ int mapper_fuse_map(const struct mapper_params *p, const char *mount_dir,
 {
 	_cleanup_free_ char *log_path = NULL, *image_path = NULL, *loop_device = NULL;
 	_cleanup_free_ char *dir_copy = NULL;
+	_cleanup_close_ int key_fd = -EBADF;
 	uint64_t timeout, deadline;
 	pid_t pid = 0;
 	int r;
@@ -522,10 +524,9 @@ int mapper_fuse_map(const struct mapper_params *p, const char *mount_dir,
 		           "rbd-fuse: mount directory must be a canonical absolute path");
 		return -EINVAL;
 	}
-	if (!isempty(p->map_options)) {
-		reason_set(ret_reason, "rbd-fuse: takes no map options");
-		return -EINVAL;
-	}
+	r = options_map_check(MAPPER_FUSE, p->map_options, ret_reason);
+	if (r < 0)
+		return r;
 	r = mapper_fuse_available(ret_reason);
 	if (r < 0)
 		return r;
@@ -540,10 +541,18 @@ int mapper_fuse_map(const struct mapper_params *p, const char *mount_dir,
 		return r;
 	(void)unlink(log_path);
 
-	r = spawn_daemon(p, mount_dir, log_path, timeout, &pid, ret_reason);
+	r = spawn_daemon(p, mount_dir, log_path, timeout, &pid, &key_fd, ret_reason);
 	if (r == 0)
 		r = check_image(p, mount_dir, image_path, log_path, pid, timeout, deadline,
 		                ret_reason);
+	/* Mounted: it has read the key (at start-up, before mounting). Its fd 3 stays open as
+	 * long as it runs; from now on it yields nothing. */
+	if (r == 0) {
+		r = mapper_key_fd_wipe(key_fd);
+		if (r < 0)
+			reason_set(ret_reason, "rbd-fuse: cannot wipe the key memfd: %s",
+			           strerror(-r));
+	}
 	if (r == 0) {
 		failpoint("node-stage:after-fuse-daemon");
 		r = loop_attach(image_path, p->read_only, &loop_device);
@@ -731,6 +740,10 @@ int mapper_fuse_check(const char *mount_dir, const char *image, pid_t pid,
 		return -ENOMEM;
 	st.pid = resolve_pid(mount_dir, pid);
 	st.mounted = mount_find(mount_dir, &info) == 0 && strcmp(info->fstype, FUSE_FSTYPE) == 0;
+	/* A plugin killed during the start-up may have left the key readable in the daemon's
+	 * fd 3; once it has mounted, it has read the key. */
+	if (st.pid > 0 && st.mounted)
+		(void)mapper_key_wipe_pid(st.pid, 3);
 	if (loop_find_by_backing_file(image_path, &loop) == 0) {
 		st.loop_attached = true;
 		snprintf(st.loop_device, sizeof(st.loop_device), "%s", loop);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The rbd-fuse mapper, for hosts without the rbd or nbd kernel modules: one
- * `rbd-fuse -f -r IMAGE` per volume, mounted on a per-volume directory, then a loop device on
+ * `rbd-fuse -f --image=IMAGE` per volume, mounted on a per-volume directory, then a loop device on
  * the file <mount_dir>/<image>.
  *
  * - rbd-fuse runs in its own session and outlives this process, so a plugin restart does not
@@ -9,8 +9,12 @@
  *   (program rbd-fuse, mount_dir among its arguments).
  * - It gets "-c /dev/null --mon-host <monitors> --id <user>" (no /etc/ceph, no DNS) and the key
  *   as --keyfile=/dev/fd/3, fd 3 being a sealed memfd (Ceph reads the keyfile by size, so a pipe
- *   does not work; a memfd is a file without a filesystem). The memfd stays open in rbd-fuse
- *   for its lifetime, readable only by root through /proc/PID/fd/3.
+ *   does not work; a memfd is a file without a filesystem). rbd-fuse reads it once, at
+ *   start-up, before it mounts, and keeps fd 3 open for its lifetime: once the mount is there,
+ *   the memfd is emptied (mapper_key_fd_wipe()), so /proc/PID/fd/3 yields nothing; a daemon
+ *   whose start-up a killed plugin did not finish is emptied by mapper_fuse_check().
+ * - Pool, namespace and image go as --poolname=, --namespace=, --image= (one word each), so
+ *   neither Ceph's argument parser nor FUSE's can read a name as an option.
  * - rbd-fuse exits 0 on errors (a missing image mounts an empty directory, a missing pool
  *   leaves a dead mount), so map waits for the mount to appear and then checks that
  *   <mount_dir>/<image> is a regular file of the expected size; on any failure it unmounts and

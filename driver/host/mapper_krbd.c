@@ -17,6 +17,7 @@
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
 #include "driver/host/mapper_krbd.h"
+#include "driver/host/options.h"
 #include "driver/host/reason.h"
 
 #define KRBD_IDS_MAX 1024
@@ -142,42 +143,6 @@ int mapper_krbd_monitors(const char *monitors, char **ret)
 	if (len == 0)
 		return -EINVAL;
 	*ret = TAKE_PTR(out);
-	return 0;
-}
-
-/* Each option "key" or "key=value"; credentials and the namespace are ours to set. */
-static int options_check(const char *options, char **ret_reason)
-{
-	static const char *const forbidden[] = { "name",    "secret",  "key",
-		                                 "keyring", "keyfile", "_pool_ns" };
-
-	if (isempty(options))
-		return 0;
-	for (const char *p = options; *p;) {
-		const char *comma = strchrnul(p, ','), *eq;
-		size_t klen;
-
-		eq = memchr(p, '=', (size_t)(comma - p));
-		klen = (size_t)((eq ? eq : comma) - p);
-		if (klen == 0) {
-			reason_set(ret_reason, "krbd: empty map option");
-			return -EINVAL;
-		}
-		for (size_t i = 0; i < klen; i++)
-			if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') ||
-			      p[i] == '_')) {
-				reason_set(ret_reason, "krbd: invalid map option '%.*s'",
-				           (int)(comma - p), p);
-				return -EINVAL;
-			}
-		for (size_t i = 0; i < ELEMENTSOF(forbidden); i++)
-			if (strlen(forbidden[i]) == klen && strncmp(p, forbidden[i], klen) == 0) {
-				reason_set(ret_reason, "krbd: map option '%s' is not allowed",
-				           forbidden[i]);
-				return -EINVAL;
-			}
-		p = *comma ? comma + 1 : comma;
-	}
 	return 0;
 }
 
@@ -439,7 +404,7 @@ int mapper_krbd_map(const char *root, const struct mapper_params *p, char **ret_
 		if (r < 0)
 			return r;
 	}
-	r = options_check(p->map_options, ret_reason);
+	r = options_map_check(MAPPER_KRBD, p->map_options, ret_reason);
 	if (r < 0)
 		return r;
 	r = mapper_krbd_monitors(p->monitors, &mons);

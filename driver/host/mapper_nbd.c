@@ -9,10 +9,10 @@
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
 #include "driver/host/mapper_nbd.h"
+#include "driver/host/options.h"
 #include "driver/host/reason.h"
 
-#define NBD_OPTS_MAX 16
-#define NBD_ARGS_MAX (NBD_OPTS_MAX + 20)
+#define NBD_ARGS_MAX (OPTIONS_MAP_MAX + MAPPER_CEPH_ARGV_MAX + 8)
 
 int mapper_nbd_available(const char *root, char **ret_reason)
 {
@@ -41,53 +41,6 @@ static void exec_result_donep(struct exec_result *r)
 	exec_result_done(r);
 }
 
-/*
- * Turns the comma-separated options into "--opt" arguments (a NULL-terminated vector in
- * *ret_args); refuses options that would override ours.
- */
-static int options_to_args(const char *options, char ***ret_args, char **ret_reason)
-{
-	static const char *const forbidden[] = { "keyfile", "key",      "keyring",      "id",
-		                                 "name",    "mon-host", "mon_host",     "conf",
-		                                 "c",       "cluster",  "admin-socket", "log-file",
-		                                 "device" };
-	_cleanup_(exec_strv_freep) char **args = calloc(NBD_OPTS_MAX + 1, sizeof(char *));
-	size_t n = 0;
-
-	if (!args)
-		return -ENOMEM;
-	for (const char *p = options; p && *p;) {
-		const char *comma = strchrnul(p, ',');
-		size_t len = (size_t)(comma - p), klen = strcspn(p, "=,");
-
-		if (klen == 0 || n >= NBD_OPTS_MAX) {
-			reason_set(ret_reason, "rbd-nbd: invalid map option '%.*s'", (int)len, p);
-			return -EINVAL;
-		}
-		for (size_t i = 0; i < klen; i++)
-			if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') ||
-			      p[i] == '-' || p[i] == '_')) {
-				reason_set(ret_reason, "rbd-nbd: invalid map option '%.*s'",
-				           (int)len, p);
-				return -EINVAL;
-			}
-		for (size_t i = 0; i < ELEMENTSOF(forbidden); i++)
-			if (strlen(forbidden[i]) == klen && strncmp(p, forbidden[i], klen) == 0) {
-				reason_set(ret_reason, "rbd-nbd: map option '%s' is not allowed",
-				           forbidden[i]);
-				return -EINVAL;
-			}
-		if (asprintf(&args[n], "--%.*s", (int)len, p) < 0) {
-			args[n] = NULL;
-			return -ENOMEM;
-		}
-		n++;
-		p = *comma ? comma + 1 : comma;
-	}
-	*ret_args = TAKE_PTR(args);
-	return 0;
-}
-
 int mapper_nbd_map(const char *root, const struct mapper_params *p, char **ret_device,
                    char **ret_reason)
 {
@@ -107,7 +60,7 @@ int mapper_nbd_map(const char *root, const struct mapper_params *p, char **ret_d
 	r = mapper_nbd_available(root, ret_reason);
 	if (r < 0)
 		return r;
-	r = options_to_args(p->map_options, &extra, ret_reason);
+	r = options_nbd_args(p->map_options, &extra, ret_reason);
 	if (r < 0)
 		return r;
 	if (asprintf(&spec, "%s/%s%s%s", p->pool, strempty(p->rados_namespace),
@@ -116,17 +69,7 @@ int mapper_nbd_map(const char *root, const struct mapper_params *p, char **ret_d
 	if (asprintf(&log_arg, "--log-file=%s", p->log_path ? p->log_path : "") < 0)
 		return -ENOMEM;
 
-	argv[n++] = (char *)"rbd-nbd";
-	argv[n++] = (char *)"-c";
-	argv[n++] = (char *)"/dev/null"; /* no /etc/ceph, no DNS SRV lookup */
-	argv[n++] = (char *)"--mon-host";
-	argv[n++] = (char *)p->monitors;
-	argv[n++] = (char *)"--id";
-	argv[n++] = (char *)p->user;
-	argv[n++] = (char *)"--keyfile=/dev/fd/3";
-	argv[n++] = (char *)"--keyring="; /* no keyring search in /etc/ceph */
-	argv[n++] = (char *)"--admin-socket=";
-	argv[n++] = log_arg;
+	n = mapper_ceph_argv(argv, "rbd-nbd", p, log_arg);
 	argv[n++] = (char *)"map";
 	if (p->read_only)
 		argv[n++] = (char *)"--read-only";
@@ -135,7 +78,7 @@ int mapper_nbd_map(const char *root, const struct mapper_params *p, char **ret_d
 	argv[n++] = spec;
 	argv[n] = NULL;
 
-	r = exec_memfd_new("rbdcsi-key", p->key, strlen(p->key), &key_fd);
+	r = mapper_key_fd_new(p->key, &key_fd);
 	if (r < 0)
 		return r;
 	key.fd = key_fd;
@@ -143,6 +86,10 @@ int mapper_nbd_map(const char *root, const struct mapper_params *p, char **ret_d
 	opts.n_fds = 1;
 	opts.timeout_usec = p->timeout_usec ? p->timeout_usec : MAPPER_TIMEOUT_DEFAULT_USEC;
 	r = exec_run(argv, &opts, &res);
+	/* "map" returns once the device is up; the daemon it leaves behind has read the key and
+	 * keeps fd 3 open for its whole life: empty it. */
+	if (mapper_key_fd_wipe(key_fd) < 0 && r == 0)
+		r = -EIO;
 	if (r < 0) {
 		reason_set(ret_reason, "rbd-nbd: map of %s %s", spec,
 		           r == -ETIMEDOUT ? "timed out" : strerror(-r));

@@ -81,6 +81,80 @@ static void test_params__bad_values_rejected(void **state)
 	}
 }
 
+/* Options by allowlist and names that a Ceph tool cannot read as options (issue 12). */
+static void test_params__options_allowlisted_and_names_checked(void **state)
+{
+	const char *cases[][3] = {
+		{ "mkfsOptions", "-d etc", "mkfsOptions: mkfs option '-d' not allowed" },
+		{ "mkfsOptions", "-qdetc", "mkfsOptions: mkfs option '-d' not allowed" },
+		{ "mkfsOptions", "-E root_owner=0:0", "'-E root_owner' not allowed" },
+		{ "mapOptions", "nbd:log_file=x", "mapOptions: nbd: map option 'log_file'" },
+		{ "mapOptions", "nbd:admin_socket=x", "map option 'admin_socket' is not allowed" },
+		{ "mapOptions", "krbd:secret=x", "map option 'secret' is not allowed" },
+		{ "unmapOptions", "krbd:lazy", "unmapOptions: krbd: unmap option 'lazy'" },
+		{ "pool", "-c", "pool '-c'" },
+		{ "radosNamespace", "--id", "radosNamespace '--id'" },
+		{ "volumeNamePrefix", "-c", "volumeNamePrefix '-c'" },
+	};
+	const char *ok[] = { "clusterID",   "c1",
+		             "pool",        "rbd",
+		             "mkfsOptions", "-m0 -L x -E nodiscard",
+		             "mapOptions",  "krbd:lock_on_read;nbd:try_netlink,io-timeout=30" };
+	const char *xfs[] = { "clusterID", "c1",  "pool",        "rbd",
+		              "fsType",    "xfs", "mkfsOptions", "-p proto" };
+	struct call c = { 0 };
+	struct volume_params p;
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		const char *kv[] = { "clusterID", "c1", "pool", "rbd", cases[i][0], cases[i][1] };
+
+		c = (struct call){ 0 };
+		assert_int_equal(parse(kv, 3, &p, &c), -EINVAL);
+		assert_int_equal(c.code, STATUS_INVALID_ARGUMENT);
+		if (!strstr(c.log.error_message, cases[i][2]))
+			print_message("'%s': %s\n", cases[i][1], c.log.error_message);
+		assert_non_null(strstr(c.log.error_message, cases[i][2]));
+		call_done(&c);
+	}
+	c = (struct call){ 0 };
+	assert_int_equal(parse(ok, 4, &p, &c), 0);
+	assert_int_equal(parse(xfs, 4, &p, &c), -EINVAL);
+	assert_non_null(strstr(c.log.error_message, "'-p' not allowed for xfs"));
+	call_done(&c);
+
+	/* NodeStageVolume's re-check of a volume context that no CreateVolume saw. */
+	c = (struct call){ 0 };
+	assert_int_equal(params_check_stage_context(&c, "rbd", NULL, "img", "ext4", "-m0",
+	                                            "krbd:lock_on_read", "krbd:force"),
+	                 0);
+	assert_int_equal(
+	        params_check_stage_context(&c, "rbd", "", "img", NULL, "-d etc", NULL, NULL),
+	        0); /* block: no mkfs */
+	assert_int_equal(
+	        params_check_stage_context(&c, "rbd", NULL, "--id=admin", "ext4", NULL, NULL, NULL),
+	        -EINVAL);
+	assert_non_null(strstr(c.log.error_message, "volume_context: imageName '--id=admin'"));
+	call_done(&c);
+	c = (struct call){ 0 };
+	assert_int_equal(
+	        params_check_stage_context(&c, "rbd", NULL, "img", "ext4", "-d etc", NULL, NULL),
+	        -EINVAL);
+	assert_non_null(strstr(c.log.error_message, "volume_context: mkfsOptions: mkfs option "
+	                                            "'-d' not allowed"));
+	call_done(&c);
+	c = (struct call){ 0 };
+	assert_int_equal(params_check_stage_context(&c, "-c", NULL, "img", NULL, NULL, NULL, NULL),
+	                 -EINVAL);
+	call_done(&c);
+	c = (struct call){ 0 };
+	assert_int_equal(params_check_stage_context(&c, "rbd", NULL, "img", NULL, NULL,
+	                                            "nbd:log_file=x", NULL),
+	                 -EINVAL);
+	assert_non_null(strstr(c.log.error_message, "volume_context: mapOptions"));
+	call_done(&c);
+}
+
 static void test_params__fstype_from_provisioner_wins_and_must_agree(void **state)
 {
 	const char *k8s[] = { "clusterID", "c", "pool", "p", "csi.storage.k8s.io/fstype", "xfs" };
@@ -245,6 +319,7 @@ int main(void)
 		cmocka_unit_test(test_params__unknown_key_is_named),
 		cmocka_unit_test(test_params__bad_values_rejected),
 		cmocka_unit_test(test_params__fstype_from_provisioner_wins_and_must_agree),
+		cmocka_unit_test(test_params__options_allowlisted_and_names_checked),
 		cmocka_unit_test(test_params__access_modes),
 		cmocka_unit_test(test_params__selinux_context_mount_flag),
 		cmocka_unit_test(test_params__capacity_rounding_and_limits),
