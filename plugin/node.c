@@ -50,11 +50,7 @@ static char *stage_dir(struct call *c)
 	return call_printf(c, "%s/%s/stage", c->plugin->opt.state_dir, c->plugin->opt.driver_name);
 }
 
-/*
- * Resolves a path from a request beneath the kubelet directory (driver/base/path.h), or fails
- * the call naming field. With missing_ok, a missing parent returns -ENOENT without failing the
- * call (unpublish/unstage: nothing there).
- */
+/* path_resolve() beneath the kubelet directory's fd; errors as path_resolve(). */
 static int resolve_quiet(struct call *c, const char *path, struct path_resolved *ret)
 {
 	const char *root = c->plugin->opt.kubelet_dir;
@@ -71,7 +67,12 @@ static int resolve_quiet(struct call *c, const char *path, struct path_resolved 
 	return path_resolve(root_fd, root, path, 0, ret);
 }
 
-static int resolve_path(struct call *c, const char *field, const char *path, bool missing_ok,
+/*
+ * Resolves a path from a request beneath the kubelet directory (driver/base/path.h), or fails
+ * the call naming field. A missing parent returns -ENOENT without failing the call: the caller
+ * says what that means (NOT_FOUND for stage/publish; nothing there for unpublish/unstage).
+ */
+static int resolve_path(struct call *c, const char *field, const char *path,
                         struct path_resolved *ret)
 {
 	const char *root = c->plugin->opt.kubelet_dir;
@@ -103,10 +104,7 @@ static int resolve_path(struct call *c, const char *field, const char *path, boo
 		        field, path, root);
 	case -ENOENT:
 	case -ENOTDIR:
-		if (missing_ok)
-			return -ENOENT;
-		return call_fail(c, STATUS_NOT_FOUND,
-		                 "%s: the parent directory of '%s' does not exist", field, path);
+		return -ENOENT;
 	default:
 		return log_error_errno(r, "Cannot resolve %s '%s': %m", field, path);
 	}
@@ -181,7 +179,7 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	(void)response;
 	if (isempty(req->volume_id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
-	resolved = resolve_path(c, "staging_target_path", req->staging_target_path, true, &staging);
+	resolved = resolve_path(c, "staging_target_path", req->staging_target_path, &staging);
 	if (resolved < 0 && resolved != -ENOENT)
 		return resolved;
 	if (!req->volume_capability)
@@ -346,7 +344,7 @@ int node_unstage_volume(struct call *c, const void *request, void *response)
 	(void)response;
 	if (isempty(req->volume_id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
-	resolved = resolve_path(c, "staging_target_path", req->staging_target_path, true, &staging);
+	resolved = resolve_path(c, "staging_target_path", req->staging_target_path, &staging);
 	if (resolved < 0 && resolved != -ENOENT)
 		return resolved;
 	dir = stage_dir(c);
@@ -431,11 +429,10 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 	(void)response;
 	if (isempty(req->volume_id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
-	staging_r =
-	        resolve_path(c, "staging_target_path", req->staging_target_path, true, &staging);
+	staging_r = resolve_path(c, "staging_target_path", req->staging_target_path, &staging);
 	if (staging_r < 0 && staging_r != -ENOENT)
 		return staging_r;
-	target_r = resolve_path(c, "target_path", req->target_path, true, &target);
+	target_r = resolve_path(c, "target_path", req->target_path, &target);
 	if (target_r < 0 && target_r != -ENOENT)
 		return target_r;
 	if (!req->volume_capability)
@@ -630,7 +627,7 @@ int node_unpublish_volume(struct call *c, const void *request, void *response)
 	if (isempty(req->volume_id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "volume_id is required");
 	/* A path through a symlink is refused here and touches nothing. */
-	resolved = resolve_path(c, "target_path", req->target_path, true, &target);
+	resolved = resolve_path(c, "target_path", req->target_path, &target);
 	if (resolved < 0 && resolved != -ENOENT)
 		return resolved;
 	dir = stage_dir(c);
