@@ -992,6 +992,7 @@ static int save_phase(struct stage_info *info, const char *phase, const char *st
 static int staging_mkdir(const struct stage_request *req);
 static int staging_mount(const struct stage_info *info, const struct stage_request *req);
 static int staging_umount(const struct stage_request *req);
+static void staging_unpin(const struct stage_request *req);
 
 /* The steps after the map: record it, then filesystem and mount (mount access). The caller
  * undoes everything when this fails. */
@@ -1100,6 +1101,7 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 		          old->phase, strempty(why), diff ? "; it differs in " : "",
 		          strempty(diff));
 		carry_mkfs = old->mkfs_pending && same_image(old, req);
+		staging_unpin(req);
 		if (carry_mkfs)
 			r = undo_mapping(old, old->staging_path, false, deadline, &forced,
 			                 ret_reason);
@@ -1109,13 +1111,23 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 		if (r < 0)
 			return r;
 		old = stage_info_free(old);
+		if (req->staging_at) {
+			r = path_refresh(req->staging_at);
+			if (r < 0) {
+				reason_set(ret_reason, "cannot look at %s after the rollback: %s",
+				           req->staging_path, strerror(-r));
+				return r;
+			}
+		}
 	} else if (r != -ENOENT) {
 		reason_set(ret_reason, "state file %s cannot be read: %s", state_path,
 		           strerror(-r));
 		return r;
 	}
 
-	if (req->access == STAGE_ACCESS_MOUNT && mount_is_mountpoint(req->staging_path) > 0) {
+	if (req->access == STAGE_ACCESS_MOUNT &&
+	    (req->staging_at ? req->staging_at->mountpoint
+	                     : mount_is_mountpoint(req->staging_path) > 0)) {
 		reason_set(ret_reason, "%s already has something mounted that rbdcsi did not stage",
 		           req->staging_path);
 		return -EBUSY;
@@ -1150,6 +1162,7 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 		int k;
 
 		/* Undo with a bound of its own: the stage may have used up its time. */
+		staging_unpin(req);
 		k = undo_all(info, state_path, req->staging_path,
 		             exec_now_usec() + (req->timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC),
 		             &forced, &undo_why);
@@ -1487,6 +1500,7 @@ int stage_unstage_at(const char *state_dir, const char *volume_id, struct path_r
 					*forced = was_forced;
 				return r;
 			}
+			failpoint("node-undo:after-umount");
 		}
 	}
 	/* The filesystem is off the staging path: undo_all() has no mount left to look at. */
@@ -1548,6 +1562,13 @@ static int staging_mount(const struct stage_info *info, const struct stage_reque
 		                       req->mount_options, info->read_only);
 	return mount_device(info->device, req->staging_path, info->fstype, req->mount_options,
 	                    info->read_only);
+}
+
+/* Closes the resolved staging fd: on a mount's root it would keep an unmount busy. */
+static void staging_unpin(const struct stage_request *req)
+{
+	if (req->staging_at)
+		req->staging_at->fd = safe_close(req->staging_at->fd);
 }
 
 static int staging_umount(const struct stage_request *req)
