@@ -356,6 +356,30 @@ class TestDoctor(unittest.TestCase):
             srv.shutdown()
             srv.server_close()
 
+    def test_doctor__every_pool_skips_pools_the_user_may_not_read(self):
+        user = "doctor-one-pool"
+        pool2 = ceph()["pool2"]
+        ceph_cli("ceph", "auth", "get-or-create", "client." + user, "mon", "profile rbd", "osd",
+                 "profile rbd pool=" + pool2)
+        self.addCleanup(ceph_cli, "ceph", "auth", "rm", "client." + user)
+        keyfile = os.path.join(self.tmp, "one-pool.key")
+        with open(keyfile, "w") as f:
+            f.write(ceph_cli("ceph", "auth", "print-key", "client." + user))
+        r = subprocess.run([RBDCSI, "doctor", "--config=" + self.config, "--cluster=" + CLUSTER,
+                            "--user=" + user, "--keyfile=" + keyfile, "--rados-namespace=",
+                            "--output=json", "--ceph-timeout=20"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertIn(r.returncode, (0, 1), r.stdout + r.stderr)
+        rep = json.loads(r.stdout)
+        self.assertEqual((rep["pools"], rep["skipped_pools"]), (1, 1), rep)
+        self.assertTrue(all(f["pool"] in (pool2, "") for f in rep["findings"]), rep)
+        # A pool given by name that the user may not read is an error, not "clean".
+        r = subprocess.run([RBDCSI, "doctor", "--config=" + self.config, "--cluster=" + CLUSTER,
+                            "--user=" + user, "--keyfile=" + keyfile, "--pool=" + self.pool,
+                            "--rados-namespace=", "--ceph-timeout=20"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+
     def test_doctor__usage_and_errors(self):
         bad = [
             [],                                                      # no --config
