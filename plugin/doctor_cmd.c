@@ -548,6 +548,8 @@ static int print_cluster(const struct args *a, const struct doctor_report *rep)
 			return -ENOMEM;
 		json_add_str(root, "cluster", a->cluster);
 		json_object_object_add(root, "pools", json_object_new_int64(rep->n_pools));
+		json_object_object_add(root, "skipped_pools",
+		                       json_object_new_int64(rep->n_skipped));
 		json_object_object_add(root, "volumes", json_object_new_int64(rep->n_volumes));
 		json_object_object_add(root, "snapshots", json_object_new_int64(rep->n_snapshots));
 		json_object_object_add(root, "images", json_object_new_int64(rep->n_images));
@@ -585,10 +587,12 @@ static int print_cluster(const struct args *a, const struct doctor_report *rep)
 			if (f->repair)
 				printf("  repair: %s\n", f->repair);
 		}
-		printf("doctor: cluster %s: %zu pool(s), %zu volume(s), %zu snapshot(s), %zu "
-		       "image(s) (%zu foreign, ignored): %zu finding(s), %zu left\n",
-		       a->cluster, rep->n_pools, rep->n_volumes, rep->n_snapshots, rep->n_images,
-		       rep->n_foreign, rep->n_findings, unrepaired);
+		printf("doctor: cluster %s: %zu pool(s) (%zu not readable, skipped), %zu "
+		       "volume(s), "
+		       "%zu snapshot(s), %zu image(s) (%zu foreign, ignored): %zu finding(s), %zu "
+		       "left\n",
+		       a->cluster, rep->n_pools, rep->n_skipped, rep->n_volumes, rep->n_snapshots,
+		       rep->n_images, rep->n_foreign, rep->n_findings, unrepaired);
 	}
 	fflush(stdout);
 	if (a->textfile)

@@ -744,14 +744,11 @@ static int doctor_pool(struct run *run, const char *pool)
 	if (r < 0)
 		return log_debug_errno(r, "Opening pool %s failed: %m", pool);
 	s.pool_id = rados_ioctx_get_id(io);
-	run->rep->n_pools++;
 	if (asprintf(&scanned, "%" PRId64 "/%s", s.pool_id, s.ns) < 0) {
 		scanned = NULL;
 		return -ENOMEM;
 	}
-	r = strlist_add(&run->scanned, scanned);
-	if (r >= 0)
-		r = scan_images(io, &s);
+	r = scan_images(io, &s);
 	if (r >= 0)
 		r = scan_trash(io, &s);
 	if (r >= 0)
@@ -761,6 +758,11 @@ static int doctor_pool(struct run *run, const char *pool)
 	if (r >= 0 &&
 	    (s.images.n || s.trash_ids.n || s.n_keys[JOURNAL_VOLUME] || s.n_keys[JOURNAL_SNAPSHOT]))
 		r = scan_objects(io, &s);
+	/* Looked at: the PV checks may judge volumes of this pool. */
+	if (r >= 0)
+		r = strlist_add(&run->scanned, scanned);
+	if (r >= 0)
+		run->rep->n_pools++;
 
 	for (int k = 0; k < _JOURNAL_KIND_MAX && r >= 0; k++) {
 		for (size_t i = 0; i < s.entries[k].n && r >= 0; i++)
@@ -862,8 +864,16 @@ int doctor_run(struct cluster *c, const struct doctor_options *o, struct doctor_
 		for (size_t i = 0; i < o->n_pools && r >= 0; i++)
 			r = doctor_pool(&run, o->pools[i]);
 	else
-		for (size_t i = 0; i < n_pools && r >= 0; i++)
+		for (size_t i = 0; i < n_pools && r >= 0; i++) {
 			r = doctor_pool(&run, pools[i]);
+			/* Every pool: a user limited to some pools (profile rbd pool=...) skips
+			 * the others. Nothing of a pool is reported before its listings worked. */
+			if (r == -EPERM || r == -EACCES) {
+				log_debug_errno(r, "Skipping pool %s: %m", pools[i]);
+				rep->n_skipped++;
+				r = 0;
+			}
+		}
 	if (r >= 0 && o->have_pvs)
 		r = check_pvs(&run);
 

@@ -102,6 +102,7 @@ struct doctor_report {
 	struct doctor_finding *findings;
 	size_t n_findings;
 	size_t n_pools;     /* pools looked at */
+	size_t n_skipped;   /* pools (of "every pool") the user may not read */
 	size_t n_volumes;   /* volume entries */
 	size_t n_snapshots; /* snapshot entries */
 	size_t n_images;    /* driver images */
@@ -116,7 +117,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct doctor_report *, doctor_report_free)
 /*
  * Looks at the cluster c as o says, repairing when o->repair. Returns 0 and *ret (free with
  * doctor_report_free()); -EINVAL for bad options (no cluster id, a bad prefix); -ENOENT when a
- * pool given does not exist; -EPERM/-EACCES when the user may not read a pool; librados errors.
+ * pool given does not exist; -EPERM/-EACCES when the user may not read a pool given (of every
+ * pool, those are skipped and counted in n_skipped); librados errors.
  * A failed repair is no error: its finding says why and stays unrepaired.
  */
 int doctor_run(struct cluster *c, const struct doctor_options *o, struct doctor_report **ret);

@@ -356,6 +356,30 @@ class TestDoctor(unittest.TestCase):
             srv.shutdown()
             srv.server_close()
 
+    def test_doctor__every_pool_skips_pools_the_user_may_not_read(self):
+        user = "doctor-one-pool"
+        pool2 = ceph()["pool2"]
+        ceph_cli("ceph", "auth", "get-or-create", "client." + user, "mon", "profile rbd", "osd",
+                 "profile rbd pool=" + pool2)
+        self.addCleanup(ceph_cli, "ceph", "auth", "rm", "client." + user)
+        keyfile = os.path.join(self.tmp, "one-pool.key")
+        with open(keyfile, "w") as f:
+            f.write(ceph_cli("ceph", "auth", "print-key", "client." + user))
+        r = subprocess.run([RBDCSI, "doctor", "--config=" + self.config, "--cluster=" + CLUSTER,
+                            "--user=" + user, "--keyfile=" + keyfile, "--rados-namespace=",
+                            "--output=json", "--ceph-timeout=20"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertIn(r.returncode, (0, 1), r.stdout + r.stderr)
+        rep = json.loads(r.stdout)
+        self.assertEqual((rep["pools"], rep["skipped_pools"]), (1, 1), rep)
+        self.assertTrue(all(f["pool"] in (pool2, "") for f in rep["findings"]), rep)
+        # A pool given by name that the user may not read is an error, not "clean".
+        r = subprocess.run([RBDCSI, "doctor", "--config=" + self.config, "--cluster=" + CLUSTER,
+                            "--user=" + user, "--keyfile=" + keyfile, "--pool=" + self.pool,
+                            "--rados-namespace=", "--ceph-timeout=20"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+
     def test_doctor__usage_and_errors(self):
         bad = [
             [],                                                      # no --config
@@ -433,6 +457,7 @@ class TestDoctorNodeReal(unittest.TestCase):
                 self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
                 self.assertEqual([(f["kind"], f["path"]) for f in json.loads(r.stdout)["findings"]],
                                  [("mount_without_state", stray)])
+                self.check_repair_keeps_staged_volume(d, vol)
             finally:
                 d.node.NodeUnstageVolume(csi.NodeUnstageVolumeRequest(
                     volume_id=vol.volume_id, staging_target_path=staging), timeout=120)
@@ -442,6 +467,36 @@ class TestDoctorNodeReal(unittest.TestCase):
             self.assertEqual((r.returncode, json.loads(r.stdout)["states"]), (0, 0), r.stderr)
         finally:
             d.stop()
+
+
+    def check_repair_keeps_staged_volume(self, d, vol):
+        """The cluster doctor's --repair leaves a staged volume alone: its attachment to a node
+        missing from --nodes stays, because rbd-fuse holds a watch on its image."""
+        d.controller.ControllerPublishVolume(csi.ControllerPublishVolumeRequest(
+            volume_id=vol.volume_id, node_id="node-1", volume_capability=mount_cap(),
+            secrets=secrets()), timeout=60)
+        try:
+            secret_dir = os.path.join(d.dir, "secret")
+            os.mkdir(secret_dir, 0o700)
+            for k, v in secrets().items():
+                with open(os.path.join(secret_dir, k), "w") as f:
+                    f.write(v)
+            nodes = os.path.join(d.dir, "nodes.txt")
+            with open(nodes, "w") as f:
+                f.write("some-other-node\n")
+            r = subprocess.run([RBDCSI, "doctor", "--config=" + os.path.join(d.dir, "config.json"),
+                                "--cluster=test", "--secret-dir=" + secret_dir,
+                                "--pool=" + ceph()["pool"], "--nodes=" + nodes, "--repair",
+                                "--output=json"], capture_output=True, text=True, timeout=120)
+            self.assertIn(r.returncode, (0, 1), r.stdout + r.stderr)
+            ours = [f for f in json.loads(r.stdout)["findings"]
+                    if f["volume_id"] == vol.volume_id]
+            self.assertEqual([(f["kind"], f["repaired"]) for f in ours],
+                             [("attachment_to_gone_node", False)], ours)
+            self.assertIn("watcher", ours[0]["repair"])
+        finally:
+            d.controller.ControllerUnpublishVolume(csi.ControllerUnpublishVolumeRequest(
+                volume_id=vol.volume_id, node_id="node-1", secrets=secrets()), timeout=60)
 
 
 class TestDoctorNode(unittest.TestCase):
