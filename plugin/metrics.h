@@ -27,6 +27,10 @@ void metrics_observe_call(struct metrics *m, size_t method, enum status_code cod
 /* Counts a failed Ceph operation ("create", "delete", "resize", "connect", ...). NULL-safe. */
 void metrics_ceph_error(struct metrics *m, const char *operation);
 
+/* Counts a successful NodeStageVolume of a volume mapped with mapper ("krbd", "nbd", "fuse").
+ * NULL-safe. */
+void metrics_node_stage(struct metrics *m, const char *mapper);
+
 /* Renders the exposition text (malloc'd) for plugin p. */
 int metrics_render(struct metrics *m, struct plugin *p, char **ret_text, size_t *ret_len);
 
