@@ -75,6 +75,12 @@ SOURCES=(
 	"deb $SECURITY $SUITE-security main"
 )
 mkdir -p "$CACHE" "$OUT"
+# One build at a time per cache (other worktrees, the e2e): roots, binary and layer are shared.
+exec 8>"$CACHE/.lock"
+if ! flock -n 8; then
+	log "another build holds $CACHE/.lock; waiting for it"
+	flock 8
+fi
 
 # key WORDS...: a short hash of the recipe, the sources and WORDS (file contents for files).
 key() {
