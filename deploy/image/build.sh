@@ -199,7 +199,8 @@ in_root "$RROOT" dpkg-query -W -f='${Package} ${Version}\n' | sort >"$WORK/packa
 mkdir -p "$WORK/app/usr/bin"
 install -m 0755 "$BIN" "$WORK/app/usr/bin/rbdcsi"
 APP_LAYER=$WORK/app.tar
-tar -C "$WORK/app" --format=posix --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 --no-recursion \
+tar -C "$WORK/app" --format=posix --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
+	--sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 --no-recursion \
 	-cf "$APP_LAYER" ./usr ./usr/bin ./usr/bin/rbdcsi
 
 # --- 4. checks inside the image's root (check-root.sh, as the Containerfile runs it) --------
