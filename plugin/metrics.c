@@ -92,6 +92,10 @@ static const char *const ceph_operations[] = { "connect", "create",   "delete", 
 	                                       "list",    "snapshot", "clone",  "attach", "other" };
 #define N_CEPH_OPS (sizeof(ceph_operations) / sizeof(ceph_operations[0]))
 
+/* Mappers of rbdcsi_node_stages_total (mapper_type_to_string() names). */
+static const char *const stage_mappers[] = { "krbd", "nbd", "fuse" };
+#define N_STAGE_MAPPERS (sizeof(stage_mappers) / sizeof(stage_mappers[0]))
+
 struct method_metrics {
 	atomic_int_fast64_t in_flight;
 	atomic_uint_fast64_t lock_conflicts;
@@ -118,6 +122,7 @@ struct metrics {
 	size_t n_methods;
 	struct method_metrics *methods;
 	atomic_uint_fast64_t ceph_errors[N_CEPH_OPS];
+	atomic_uint_fast64_t node_stages[N_STAGE_MAPPERS];
 	struct MHD_Daemon *daemon;
 	struct plugin *plugin;
 	time_t start_time;
@@ -216,6 +221,15 @@ void metrics_ceph_error(struct metrics *m, const char *operation)
 		if (strcmp(operation, ceph_operations[i]) == 0)
 			break;
 	atomic_fetch_add(&m->ceph_errors[i], 1);
+}
+
+void metrics_node_stage(struct metrics *m, const char *mapper)
+{
+	if (!m || !mapper)
+		return;
+	for (size_t i = 0; i < N_STAGE_MAPPERS; i++)
+		if (strcmp(mapper, stage_mappers[i]) == 0)
+			atomic_fetch_add(&m->node_stages[i], 1);
 }
 
 struct buf {
@@ -521,6 +535,14 @@ int metrics_render(struct metrics *m, struct plugin *p, char **ret_text, size_t 
 	if (p->opt.mode & PLUGIN_MODE_NODE)
 		put_node(&b, p);
 	put_doctor(&b, p);
+	if (p->opt.mode & PLUGIN_MODE_NODE) {
+		put(&b, "# HELP rbdcsi_node_stages_total Successful NodeStageVolume calls since "
+		        "start, by the mapper of the volume.\n"
+		        "# TYPE rbdcsi_node_stages_total counter\n");
+		for (size_t i = 0; i < N_STAGE_MAPPERS; i++)
+			put(&b, "rbdcsi_node_stages_total{mapper=\"%s\"} %llu\n", stage_mappers[i],
+			    (unsigned long long)atomic_load(&m->node_stages[i]));
+	}
 	put(&b,
 	    "# HELP rbdcsi_ready Whether the plugin serves calls (1) or not (0).\n"
 	    "# TYPE rbdcsi_ready gauge\nrbdcsi_ready %d\n",

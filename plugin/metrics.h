@@ -38,6 +38,10 @@ void metrics_ceph_connection(struct metrics *m, const char *cluster_id, int resu
 /* Counts a failed Ceph operation ("create", "delete", "resize", "connect", ...). NULL-safe. */
 void metrics_ceph_error(struct metrics *m, const char *operation);
 
+/* Counts a successful NodeStageVolume of a volume mapped with mapper ("krbd", "nbd", "fuse").
+ * NULL-safe. */
+void metrics_node_stage(struct metrics *m, const char *mapper);
+
 /* Renders the exposition text (malloc'd) for plugin p. */
 int metrics_render(struct metrics *m, struct plugin *p, char **ret_text, size_t *ret_len);
 

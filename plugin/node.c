@@ -38,6 +38,7 @@
 #include "plugin/capabilities.h"
 #include "plugin/config.h"
 #include "plugin/locks.h"
+#include "plugin/metrics.h"
 #include "plugin/node.h"
 #include "plugin/params.h"
 #include "plugin/plugin.h"
@@ -317,6 +318,8 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		         access.block ? "" : ", ", access.block ? "" : strempty(info->fstype),
 		         info->formatted ? " (formatted: the device was blank)" : "",
 		         info->grown ? " (grown to the size of the device)" : "");
+	if (r >= 0)
+		metrics_node_stage(c->plugin->metrics, mapper_type_to_string(info->mapper));
 	if (r >= 0 && info->grow_failure)
 		log_warning("Volume staged, but its filesystem could not be grown to the size of "
 		            "the device (it keeps its old size until NodeExpandVolume): %s",

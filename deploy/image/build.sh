@@ -11,8 +11,9 @@
 #      linked against trixie's headers and libraries, the ones the image carries. Cached by a
 #      hash of the source tree (tracked + untracked, not ignored files) and the build root;
 #   3. runtime root: `mmdebstrap --variant=minbase trixie` + runtime-packages.list, with the
-#      dpkg path filters of Debian's -slim images (slim.dpkg.cfg), kept as a directory and as
-#      the image's base layer tarball (~1 min cold);
+#      dpkg path filters of Debian's -slim images (slim.dpkg.cfg; slim.py applies them to the
+#      essential packages too, as debuerreotype does), kept as a directory and as the image's
+#      base layer tarball (~1 min cold);
 #   4. check-root.sh inside runtime root + binary (an overlay mount, chroot): every library the
 #      binary links or loads resolves, `rbdcsi --help` runs, the node plugin's tools are there;
 #   5. the archive build/image/rbdcsi-<tag>.oci.tar (deploy/image/oci.py): two layers (base,
@@ -75,6 +76,12 @@ SOURCES=(
 	"deb $SECURITY $SUITE-security main"
 )
 mkdir -p "$CACHE" "$OUT"
+# One build at a time per cache (other worktrees, the e2e): roots, binary and layer are shared.
+exec 8>"$CACHE/.lock"
+if ! flock -n 8; then
+	log "another build holds $CACHE/.lock; waiting for it"
+	flock 8
+fi
 
 # key WORDS...: a short hash of the recipe, the sources and WORDS (file contents for files).
 key() {
@@ -106,6 +113,10 @@ bootstrap() {
 		"$SUITE" "$dir.partial" "${SOURCES[@]}" >&2
 	# Host files mmdebstrap leaves for name resolution; the runtime provides its own.
 	rm -f "$dir.partial/etc/resolv.conf" "$dir.partial/etc/hostname"
+	# The dpkg path filters also for the essential packages, unpacked before dpkg read them.
+	if [[ -n ${SLIM:-} ]]; then
+		log "slim: $(/usr/bin/python3 "$HERE/slim.py" "$SLIM" "$dir.partial") files removed"
+	fi
 	touch "$dir.partial/.complete"
 	mv "$dir.partial" "$dir"
 	local kind=${dir##*/}
@@ -167,9 +178,10 @@ else
 fi
 
 # --- 3. runtime root and its layer --------------------------------------------------------
-RUN_KEY=$(key "$HERE/runtime-packages.list" "$HERE/slim.dpkg.cfg")
+RUN_KEY=$(key "$HERE/runtime-packages.list" "$HERE/slim.dpkg.cfg" "$HERE/slim.py")
 RROOT=$CACHE/rootfs-$RUN_KEY
-bootstrap "$RROOT" "$HERE/runtime-packages.list" --dpkgopt="$HERE/slim.dpkg.cfg"
+SLIM=$HERE/slim.dpkg.cfg bootstrap "$RROOT" "$HERE/runtime-packages.list" \
+	--dpkgopt="$HERE/slim.dpkg.cfg"
 # The layer tarball: sorted, numeric owners, mtime clamped, no .complete stamp, /dev empty.
 tar_layer() {
 	tar -C "$1" --format=posix --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
@@ -187,7 +199,8 @@ in_root "$RROOT" dpkg-query -W -f='${Package} ${Version}\n' | sort >"$WORK/packa
 mkdir -p "$WORK/app/usr/bin"
 install -m 0755 "$BIN" "$WORK/app/usr/bin/rbdcsi"
 APP_LAYER=$WORK/app.tar
-tar -C "$WORK/app" --format=posix --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 --no-recursion \
+tar -C "$WORK/app" --format=posix --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
+	--sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 --no-recursion \
 	-cf "$APP_LAYER" ./usr ./usr/bin ./usr/bin/rbdcsi
 
 # --- 4. checks inside the image's root (check-root.sh, as the Containerfile runs it) --------

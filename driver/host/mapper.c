@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 #include <sys/pidfd.h>
 #include <unistd.h>
 
+#include "driver/base/exec.h"
+#include "driver/base/log.h"
 #include "driver/base/macro.h"
 #include "driver/host/mapper.h"
 #include "driver/host/mapper_fuse.h"
@@ -237,15 +240,101 @@ char *mapper_root_path(const char *root, const char *path)
 	return s;
 }
 
+const char *mapper_modprobe_program = NULL;
+
+#define MODPROBE_TIMEOUT_USEC (15ULL * 1000000ULL)
+/* After a failed modprobe, the next attempt for that module waits this long: a host without the
+ * module does not pay a fork per stage. */
+#define MODPROBE_RETRY_USEC (300ULL * 1000000ULL)
+
+/*
+ * Loads a kernel module with modprobe (the host's /lib/modules, mounted into the node plugin's
+ * container, and the host's kernel: as ceph-csi does). Only on the real host (root "/" or NULL)
+ * unless a test set mapper_modprobe_program. 0 when modprobe succeeded; -ENODEV with a reason
+ * otherwise (also while an earlier failure is recent, see MODPROBE_RETRY_USEC).
+ */
+static int load_module(const char *module, const char *root, atomic_uint_fast64_t *failed_at,
+                       char **ret_reason)
+{
+	const char *prog = mapper_modprobe_program ? mapper_modprobe_program : "modprobe";
+	char *argv[] = { (char *)prog, (char *)"--", (char *)module, NULL };
+	struct exec_options opts = { .timeout_usec = MODPROBE_TIMEOUT_USEC };
+	struct exec_result res = { 0 };
+	uint64_t last = atomic_load(failed_at), now = exec_now_usec();
+	int r;
+
+	if (!mapper_modprobe_program && !isempty(root) && strcmp(root, "/") != 0)
+		return -ENODEV;
+	if (last && now - last < MODPROBE_RETRY_USEC) {
+		reason_set(ret_reason, "modprobe %s failed %llus ago", module,
+		           (unsigned long long)((now - last) / 1000000ULL));
+		return -ENODEV;
+	}
+	r = exec_run(argv, &opts, &res);
+	if (r >= 0 && exec_result_ok(&res)) {
+		exec_result_done(&res);
+		atomic_store(failed_at, 0);
+		log_info("Loaded the %s kernel module (modprobe)", module);
+		return 0;
+	}
+	if (r < 0)
+		reason_set(ret_reason, "cannot run %s: %s", prog, strerror(-r));
+	else
+		reason_take(ret_reason, exec_result_describe(&res, "modprobe"));
+	exec_result_done(&res);
+	atomic_store(failed_at, now ? now : 1);
+	return -ENODEV;
+}
+
+/* Whether root + path (a directory the module creates) is missing. */
+static bool module_missing(const char *root, const char *path)
+{
+	_cleanup_free_ char *p = mapper_root_path(root, path);
+
+	return p && access(p, F_OK) < 0 && errno == ENOENT;
+}
+
+/* check(root): the mapper's own check; when the module is not loaded, modprobe and check again.
+ * The reason says both what was missing and why loading it failed. */
+static int available_loading(int (*check)(const char *, char **), const char *root,
+                             const char *module, const char *module_dir,
+                             atomic_uint_fast64_t *failed_at, char **ret_reason)
+{
+	_cleanup_free_ char *why = NULL, *load_why = NULL;
+	int r;
+
+	r = check(root, &why);
+	if (r != -ENODEV || !module_missing(root, module_dir))
+		goto out;
+	if (load_module(module, root, failed_at, &load_why) < 0) {
+		if (load_why) {
+			reason_set(ret_reason, "%s; %s", strempty(why), load_why);
+			return r;
+		}
+		goto out;
+	}
+	free(why);
+	why = NULL;
+	r = check(root, &why);
+out:
+	if (r < 0)
+		reason_take(ret_reason, TAKE_PTR(why));
+	return r;
+}
+
 int mapper_available(enum mapper_type t, const char *root, char **ret_reason)
 {
+	static atomic_uint_fast64_t rbd_failed_at, nbd_failed_at;
+
 	switch (t) {
 	case MAPPER_FUSE:
 		return mapper_fuse_available(ret_reason);
 	case MAPPER_KRBD:
-		return mapper_krbd_available(root, ret_reason);
+		return available_loading(mapper_krbd_available, root, "rbd", "/sys/bus/rbd",
+		                         &rbd_failed_at, ret_reason);
 	case MAPPER_NBD:
-		return mapper_nbd_available(root, ret_reason);
+		return available_loading(mapper_nbd_available, root, "nbd", "/sys/module/nbd",
+		                         &nbd_failed_at, ret_reason);
 	case MAPPER_AUTO:
 		for (enum mapper_type k = MAPPER_FUSE; k < _MAPPER_MAX; k++)
 			if (mapper_available(k, root, NULL) == 0)

@@ -77,10 +77,17 @@ int mapper_options_for(const char *all, enum mapper_type t, char **ret);
 
 /*
  * Whether mapper t can be used on this host. root is "/" except in tests (a directory holding a
- * simulated sys/ and dev/). Errors: -ENODEV with *ret_reason, e.g. "krbd: /sys/bus/rbd not
- * present, rbd kernel module not loaded".
+ * simulated sys/ and dev/). krbd and nbd: when their kernel module is not loaded, runs
+ * `modprobe rbd` / `modprobe nbd` first (the host's /lib/modules; only for root "/" unless
+ * mapper_modprobe_program is set; a failure is remembered for 5 minutes). Errors: -ENODEV
+ * with *ret_reason, e.g. "krbd: /sys/bus/rbd not present, rbd kernel module not loaded;
+ * modprobe exited with status 1: ...".
  */
 int mapper_available(enum mapper_type t, const char *root, char **ret_reason);
+
+/* Tests: the modprobe program to run (an absolute path), also for a root other than "/".
+ * NULL (the default): "modprobe" from the default PATH, on the real host only. */
+extern const char *mapper_modprobe_program;
 
 /* Joins root and an absolute path ("/" + "/sys/bus/rbd" = "/sys/bus/rbd"). NULL on ENOMEM. */
 char *mapper_root_path(const char *root, const char *path);

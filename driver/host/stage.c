@@ -713,7 +713,7 @@ static bool same_image(const struct stage_info *info, const struct stage_request
 static int choose_mapper(const struct stage_request *req, enum mapper_type *ret, char **ret_reason)
 {
 	static const enum mapper_type order[] = { MAPPER_KRBD, MAPPER_NBD, MAPPER_FUSE };
-	_cleanup_free_ char *why = NULL;
+	_cleanup_free_ char *why = NULL, *skipped = NULL;
 	int r;
 
 	for (size_t i = 0; i < ELEMENTSOF(order); i++) {
@@ -727,11 +727,28 @@ static int choose_mapper(const struct stage_request *req, enum mapper_type *ret,
 			                               &why);
 		if (r == 0) {
 			*ret = t;
+			/* Which mapper, and why: the ones auto passed over, with their reasons. */
+			if (req->mapper != MAPPER_AUTO)
+				log_info("Mapper %s: named by the volume's mounter (no fallback)",
+				         mapper_type_to_string(t));
+			else
+				log_info("Mapper %s chosen by mounter auto: %s",
+				         mapper_type_to_string(t),
+				         skipped ? skipped : "the first of krbd, nbd, fuse");
 			return 0;
 		}
 		if (r != -ENODEV)
 			break;
 		log_debug("Mapper %s not usable: %s", mapper_type_to_string(t), strempty(why));
+		if (req->mapper == MAPPER_AUTO) {
+			char *n = NULL;
+
+			if (asprintf(&n, "%s%s%s", strempty(skipped), skipped ? "; " : "",
+			             strempty(why)) < 0)
+				return -ENOMEM;
+			free(skipped);
+			skipped = n;
+		}
 	}
 	if (req->mapper == MAPPER_AUTO)
 		reason_set(ret_reason,

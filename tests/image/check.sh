@@ -41,12 +41,14 @@ ARCHIVE=$(deploy/image/build.sh)
 REF=$(cat build/image/rbdcsi.ref)
 WORK=$(mktemp -d /tmp/rbdcsi-image-check.XXXXXX)
 PIDS=()
+DOCKERD_LEFT=()
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 	grep -F " $WORK/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l || true
 	rm -rf "$WORK"
+	for p in "${DOCKERD_LEFT[@]}"; do rm -rf "$p"; done
 }
 trap cleanup EXIT
 
@@ -69,7 +71,8 @@ waitfor() {
 }
 
 # --- podman load ------------------------------------------------------------------------
-P=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --storage-driver vfs)
+P=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --tmpdir "$WORK/podman/tmp"
+	--events-backend none --storage-driver vfs)
 if "${P[@]}" load -i "$ARCHIVE" >"$WORK/podman.log" 2>&1 &&
 	[[ $("${P[@]}" image inspect "$REF" --format '{{.Config.User}}' 2>>"$WORK/podman.log") == 65534:65534 ]]; then
 	pass "podman-load: $REF"
@@ -104,6 +107,10 @@ fi
 # --- docker load ------------------------------------------------------------------------
 D=$WORK/docker
 mkdir -p "$D"
+# dockerd 20.10 always writes these two, whatever its flags: removed afterwards if it made them.
+for f in /etc/docker/key.json /run/docker; do
+	[[ -e $f ]] || DOCKERD_LEFT+=("$f")
+done
 dockerd --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/pid" -H "unix://$D/d.sock" \
 	--iptables=false --ip6tables=false --bridge=none --ip-forward=false --ip-masq=false \
 	>"$D/log" 2>&1 &

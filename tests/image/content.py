@@ -15,10 +15,13 @@ Prints one PASS/FAIL line per check; exits 1 if any failed. Checks:
   libraries             every library /usr/bin/rbdcsi links (ELF NEEDED) is shipped by a listed
                         package, and the ones it dlopens too
   layout                index.json and manifest.json name the same blobs, digests match
+  slim                  no file in the layers is one that slim.dpkg.cfg excludes (the filters
+                        also hold for the essential packages, as in debian:*-slim)
 """
 import hashlib
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -140,6 +143,18 @@ def main():
     if c.get("User", "0").split(":")[0] in ("", "0", "root"):
         problems.append("runs as root")
     check("config", not problems, "; ".join(problems))
+
+    # --- slim: the dpkg path filters hold for every file, as in debian:*-slim -------------------
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "slim", os.path.join(os.path.dirname(os.path.abspath(slim_cfg)), "slim.py"))
+    slim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(slim)
+    rs = slim.rules(slim_cfg)
+    present = [m.name for lt in layers for m in lt.getmembers() if not m.isdir()]
+    bad = [p for p in present if slim.excluded("/" + p.lstrip("./"), rs)]
+    check("slim", present and not bad, "%d files the dpkg filters exclude, e.g. %s" % (
+        len(bad), " ".join(bad[:5])))
 
     # --- packages -------------------------------------------------------------------------------
     def member(name):

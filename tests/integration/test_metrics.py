@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Prometheus metrics and /healthz: scraped over HTTP, values move with calls."""
+import os
 import re
 import socket
 import unittest
@@ -7,7 +8,7 @@ import urllib.request
 
 import grpc
 
-from lib import Driver, code_of, csi
+from lib import Driver, block_cap, code_of, csi, need_ceph, need_root, sc_params, secrets
 
 
 def free_port():
@@ -61,6 +62,47 @@ class TestMetrics(unittest.TestCase):
                 scrape(port, "/nope")
             self.assertEqual(e.exception.code, 404)
         finally:
+            self.assertEqual(d.stop(), 0)
+
+    @need_ceph
+    @need_root
+    def test_metrics__stages_counted_by_mapper(self):
+        """mounter auto: the log names the mapper chosen and why the others were passed over;
+        rbdcsi_node_stages_total counts the stage under that mapper (issue 14)."""
+        port = free_port()
+        d = Driver("--metrics-address=127.0.0.1:%d" % port, name="metrics-stages")
+        vol = None
+        staging = os.path.join(d.dir, "plugins", "staging", "m")
+        try:
+            _, before = scrape(port)
+            for m in ("krbd", "nbd", "fuse"):
+                self.assertEqual(value(before, "rbdcsi_node_stages_total", mapper=m), 0)
+            cap = block_cap()
+            vol = d.controller.CreateVolume(csi.CreateVolumeRequest(
+                name="pvc-metrics-stage", volume_capabilities=[cap],
+                capacity_range=csi.CapacityRange(required_bytes=64 << 20),
+                parameters=sc_params(mounter="auto"), secrets=secrets()), timeout=60).volume
+            os.makedirs(os.path.dirname(staging), exist_ok=True)
+            d.node.NodeStageVolume(csi.NodeStageVolumeRequest(
+                volume_id=vol.volume_id, staging_target_path=staging, volume_capability=cap,
+                volume_context=vol.volume_context, secrets=secrets()), timeout=120)
+            m = re.search(r'msg="Mapper (\w+) chosen by mounter auto: ([^"]*)"', d.log_text())
+            self.assertIsNotNone(m, "no 'Mapper ... chosen by mounter auto' log line")
+            chosen, why = m.groups()
+            if chosen != "krbd":
+                # krbd was passed over: the reason says so, after trying modprobe rbd.
+                self.assertIn("rbd kernel module not loaded", why)
+                self.assertIn("modprobe", why)
+            _, after = scrape(port)
+            self.assertEqual(value(after, "rbdcsi_node_stages_total", mapper=chosen), 1)
+            self.assertEqual(sum(value(after, "rbdcsi_node_stages_total", mapper=x)
+                                 for x in ("krbd", "nbd", "fuse")), 1)
+        finally:
+            if vol is not None:
+                d.node.NodeUnstageVolume(csi.NodeUnstageVolumeRequest(
+                    volume_id=vol.volume_id, staging_target_path=staging), timeout=120)
+                d.controller.DeleteVolume(csi.DeleteVolumeRequest(
+                    volume_id=vol.volume_id, secrets=secrets()), timeout=60)
             self.assertEqual(d.stop(), 0)
 
     def test_metrics__bad_address_refuses_to_start(self):

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -121,6 +122,81 @@ static void test_mapper__available_with_simulated_root(void **state)
 	assert_int_equal(mapper_available(_MAPPER_MAX, root, NULL), -EINVAL);
 }
 
+/* Writes path with text, mode 0755. */
+static void write_exec(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "we");
+
+	assert_non_null(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, 0755), 0);
+}
+
+static size_t count_lines(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	size_t n = 0;
+	int ch;
+
+	if (!f)
+		return 0;
+	while ((ch = fgetc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+/* krbd and nbd: a module that is not loaded is loaded with modprobe before the mapper is
+ * declared unavailable; a failed modprobe is in the reason and is not retried at once. */
+static void test_mapper__available_loads_the_module(void **state)
+{
+	char root[] = "/tmp/rbdcsi-test-mapper-XXXXXX";
+	char prog[128], calls[128], script[1024];
+	_cleanup_free_ char *reason = NULL;
+
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	snprintf(prog, sizeof(prog), "%s/modprobe", root);
+	snprintf(calls, sizeof(calls), "%s/calls", root);
+	/* Like modprobe: "rbd" loads (the bus appears), anything else is not found. */
+	snprintf(script, sizeof(script),
+	         "#!/bin/sh\n"
+	         "echo \"$*\" >>%s\n"
+	         "[ \"$1 $2\" = \"-- rbd\" ] || { echo \"modprobe: FATAL: Module $2 not found\" "
+	         ">&2; "
+	         "exit 1; }\n"
+	         "mkdir -p %s/sys/bus/rbd && : >%s/sys/bus/rbd/add_single_major\n",
+	         calls, root, root);
+	write_exec(prog, script);
+	mapper_modprobe_program = prog;
+
+	assert_int_equal(mapper_available(MAPPER_KRBD, root, &reason), 0);
+	assert_int_equal(count_lines(calls), 1);
+	/* Loaded now: no second modprobe. */
+	assert_int_equal(mapper_available(MAPPER_KRBD, root, &reason), 0);
+	assert_int_equal(count_lines(calls), 1);
+
+	assert_int_equal(mapper_available(MAPPER_NBD, root, &reason), -ENODEV);
+	assert_non_null(strstr(reason, "nbd kernel module not loaded"));
+	assert_non_null(strstr(reason, "Module nbd not found"));
+	assert_int_equal(count_lines(calls), 2);
+	assert_int_equal(mapper_available(MAPPER_NBD, root, &reason), -ENODEV);
+	assert_non_null(strstr(reason, "modprobe nbd failed"));
+	assert_int_equal(count_lines(calls), 2);
+
+	mapper_modprobe_program = NULL;
+	assert_int_equal(unlink(calls), 0);
+	assert_int_equal(unlink(prog), 0);
+	snprintf(script, sizeof(script), "%s/sys/bus/rbd/add_single_major", root);
+	assert_int_equal(unlink(script), 0);
+	for (int i = 0; i < 3; i++) {
+		*strrchr(script, '/') = 0;
+		assert_int_equal(rmdir(script), 0);
+	}
+	assert_int_equal(rmdir(root), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -128,6 +204,7 @@ int main(void)
 		cmocka_unit_test(test_mapper__params_validate),
 		cmocka_unit_test(test_mapper__options_for),
 		cmocka_unit_test(test_mapper__available_with_simulated_root),
+		cmocka_unit_test(test_mapper__available_loads_the_module),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
