@@ -27,14 +27,17 @@ def mounts_below(path):
         return [l.split()[1] for l in f if l.split()[1].startswith(path)]
 
 
-def rbd_fuse_pids():
+def rbd_fuse_pids(below=None):
+    """rbd-fuse processes; with below, only those whose command line names that directory
+    (the plugin under test's state dir: other runs on the machine have their own)."""
     pids = []
     for p in os.listdir("/proc"):
         if not p.isdigit():
             continue
         try:
             with open("/proc/%s/comm" % p) as f:
-                if f.read().strip() == "rbd-fuse":
+                if f.read().strip() == "rbd-fuse" and \
+                        (below is None or below.encode() in cmdline(int(p))):
                     pids.append(int(p))
         except OSError:
             pass
@@ -141,7 +144,7 @@ class TestNodeOptions(unittest.TestCase):
 
     def assert_nothing_staged(self, staging, image):
         self.assertEqual(mounts_below(staging), [])
-        for pid in rbd_fuse_pids():
+        for pid in rbd_fuse_pids(self.d.dir):
             self.assertNotIn(image.encode(), cmdline(pid))
 
     def test_stage__mkfs_d_from_volume_context_refused(self):
@@ -173,7 +176,7 @@ class TestNodeOptions(unittest.TestCase):
             code, msg = self.stage(vol, staging, cap, ctx)
             self.assert_invalid(code, msg, "volume_context", key)
             self.assertEqual(mounts_below(staging), [])
-            for pid in rbd_fuse_pids():
+            for pid in rbd_fuse_pids(self.d.dir):
                 self.assertNotIn(value.encode(), cmdline(pid))
 
     def test_stage__map_options_from_volume_context_refused(self):
