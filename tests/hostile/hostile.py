@@ -8,10 +8,16 @@ plugin's RSS, measures Probe latency, and asserts the bounds.
   reset     20,000 ListVolumes streams opened and reset at once (HEADERS, or HEADERS + half a
             message, then RST_STREAM): no handler may run for them
   map       8 parallel 1 MiB CreateVolume requests, each a map of 524,000 empty entries
-  idle      12,000 idle connections (preface + SETTINGS, then silence)
+  idle      12,000 idle connections (preface + SETTINGS, then silence); Probe on a connection
+            made before, and on a new one once they are 10 s old
   slow      16 CreateVolume to a cluster whose monitor is a closed 127.0.0.1 port, while Probe
             is measured (p50/p99)
   garbage   header blocks with invalid UTF-8 / control bytes (the log must stay valid JSON)
+
+Before the loads: the socket's mode, stat'ed in a tight loop while a plugin starts under umask
+000 (it must never be seen wider than --socket-mode). Every load gets a fresh plugin, its peak
+RSS from /proc/PID/status (VmHWM reset through clear_refs, and VmRSS sampled every 10 ms). Uses
+hpack (Debian's python3-hpack, with python3-h2) for the raw HTTP/2 frames and grpcio.
 
 Counts and times are bounded; each load has a time limit. Results go to --json (the figures for
 `make bench`); with --check the bounds are asserted (exit 1 on a violation).
