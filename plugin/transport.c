@@ -78,7 +78,9 @@
  * (+ CONN_SLACK), i.e. it ignores our SETTINGS; or more than CONN_MAX_ABORTED calls without a
  * whole request message (reset or cut short) within CONN_ABORT_WINDOW_USEC: a reset flood.
  */
-#define CONN_SLACK             8
+#define CONN_SLACK 8
+/* At the cap, a connection that made no call in this long makes room for a new one. */
+#define CONN_UNUSED_USEC       (10 * 1000000ull)
 #define CONN_MAX_ABORTED       64
 #define CONN_ABORT_WINDOW_USEC (10 * 1000000ull)
 /* Calls of the quick lane waiting for their request message at once; more are refused. */
@@ -102,6 +104,8 @@ struct conn_slot {
 	unsigned live;        /* calls of this connection we hold */
 	unsigned aborted;     /* calls without a whole request message in this window */
 	uint64_t window_usec; /* start of the aborted window */
+	uint64_t accepted_usec;
+	unsigned long calls; /* calls it made, ever */
 	bool closing;
 };
 
@@ -422,6 +426,7 @@ static void conn_attach(struct transport *t, struct call_ctx *ctx)
 			ctx->slot = (int)i;
 			ctx->slot_ino = t->conns[i].ino;
 			t->conns[i].live++;
+			t->conns[i].calls++;
 			if (t->conns[i].live > 2 * t->opt.max_streams + CONN_SLACK)
 				conn_close_locked(t, (int)i,
 				                  "more calls in flight than its stream limit");
@@ -695,6 +700,31 @@ static void conns_reconcile(struct transport *t)
 	t->n_conns = n;
 }
 
+/*
+ * At the cap: shuts down the oldest connection that never made a call in CONN_UNUSED_USEC (idle
+ * or silent; a CSI client calls as soon as it is connected), and frees its slot (t->lock held).
+ */
+static void conns_evict_unused(struct transport *t)
+{
+	uint64_t now = now_usec();
+	int oldest = -1;
+
+	for (unsigned i = 0; i < t->opt.max_connections; i++) {
+		const struct conn_slot *c = &t->conns[i];
+
+		if (c->fd < 0 || c->calls > 0 || c->closing ||
+		    now - c->accepted_usec < CONN_UNUSED_USEC)
+			continue;
+		if (oldest < 0 || c->accepted_usec < t->conns[oldest].accepted_usec)
+			oldest = (int)i;
+	}
+	if (oldest < 0)
+		return;
+	conn_close_locked(t, oldest, "at the connection limit, closing one that never made a call");
+	t->conns[oldest].fd = -1;
+	t->n_conns--;
+}
+
 /* Closes a new connection at once (t->lock held). */
 static void refuse_locked(struct transport *t, int fd, const char *why)
 {
@@ -754,6 +784,8 @@ static bool accept_one(struct transport *t)
 	pthread_mutex_lock(&t->lock);
 	if (t->n_conns >= t->opt.max_connections)
 		conns_reconcile(t);
+	if (t->n_conns >= t->opt.max_connections)
+		conns_evict_unused(t);
 	if (t->n_conns >= t->opt.max_connections) {
 		refuse_locked(t, fd, "the connection limit is reached (--max-connections)");
 		pthread_mutex_unlock(&t->lock);
@@ -764,7 +796,9 @@ static bool accept_one(struct transport *t)
 			/* A slot with the same fd number: that connection is gone (fd reused). */
 			if (t->conns[i].fd < 0)
 				t->n_conns++;
-			t->conns[i] = (struct conn_slot){ .fd = fd, .ino = st.st_ino };
+			t->conns[i] = (struct conn_slot){ .fd = fd,
+				                          .ino = st.st_ino,
+				                          .accepted_usec = now_usec() };
 			break;
 		}
 	pthread_mutex_unlock(&t->lock);
