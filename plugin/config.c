@@ -203,7 +203,7 @@ static int optional_string(json_object *obj, const char *key, const char **ret)
 	return 0;
 }
 
-static bool rados_namespace_valid(const char *s)
+static bool namespace_name_valid(const char *s)
 {
 	return strlen(s) <= 64 && !strchr(s, '/');
 }
@@ -239,7 +239,7 @@ static int parse_rbd(json_object *rbd, size_t index, const char *path, const cha
 		            "netNamespaceFilePath, nodePublishSecretRef, "
 		            "controllerPublishSecretRef)");
 	}
-	if (optional_string(rbd, "radosNamespace", &ns) < 0 || (ns && !rados_namespace_valid(ns)))
+	if (optional_string(rbd, "radosNamespace", &ns) < 0 || (ns && !namespace_name_valid(ns)))
 		return fail(ret_error, path, text, index, "rbd.radosNamespace",
 		            "must be a string of at most 64 characters without '/'");
 	if (ns && cl->rados_namespace && strcmp(ns, cl->rados_namespace) != 0)
@@ -332,7 +332,7 @@ static int parse_entry(json_object *obj, size_t index, const char *path, const c
 	if (json_object_object_get_ex(obj, "radosNamespace", &v)) {
 		const char *s = json_object_get_string(v);
 
-		if (!json_object_is_type(v, json_type_string) || !rados_namespace_valid(s)) {
+		if (!json_object_is_type(v, json_type_string) || !namespace_name_valid(s)) {
 			config_cluster_done(&cl);
 			return fail(ret_error, path, text, index, "radosNamespace",
 			            "must be a string of at most 64 characters without '/'");

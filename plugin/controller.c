@@ -231,11 +231,21 @@ int controller_create_volume(struct call *c, const void *request, void *response
 		.image_prefix = p.name_prefix,
 		.features = p.image_features,
 		.data_pool = p.data_pool,
+		.object_size = p.object_size,
+		.stripe_unit = p.stripe_unit,
+		.stripe_count = p.stripe_count,
 		.source = req->volume_content_source ? &source : NULL,
 		.size_limit = size_limit,
 		.clone_depth_max = c->plugin->opt.clone_depth_soft,
 		.deadline_usec = controller_flatten_deadline(c),
 	};
+	/* A retry asking for another layout is another volume (ALREADY_EXISTS). Only when set, so
+	 * the fingerprints of volumes made without striping keys stay as they were. */
+	if (vr.fingerprint && (p.object_size || p.stripe_unit))
+		vr.fingerprint = call_printf(c, "%s;layout=%llu/%llu/%llu", vr.fingerprint,
+		                             (unsigned long long)p.object_size,
+		                             (unsigned long long)p.stripe_unit,
+		                             (unsigned long long)p.stripe_count);
 	if (!vr.fingerprint) {
 		r = -ENOMEM;
 		goto out;

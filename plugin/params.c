@@ -15,6 +15,93 @@ static const char *const known_keys[] = {
 	"unmapOptions",
 };
 
+/* ceph-csi's keys that rbdcsi implements (deploy/README.md has the table). */
+static const char *const ceph_csi_keys[] = {
+	"stripeUnit",       "stripeCount",     "objectSize",
+	"tryOtherMounters", "cephLogStrategy", "encrypted",
+};
+
+/*
+ * ceph-csi StorageClass keys that rbdcsi refuses, with the reason (never "unknown": a user coming
+ * from ceph-csi learns why). The value-dependent ones (encrypted, cephLogStrategy) are checked
+ * in params_parse().
+ */
+static const struct {
+	const char *key;
+	const char *why;
+} refused_keys[] = {
+	{ "encryptionKMSID", "volume encryption is not supported yet" },
+	{ "encryptionType", "volume encryption is not supported yet" },
+	{ "encryptionCipher", "volume encryption is not supported yet" },
+	{ "encryptionKeySize", "volume encryption is not supported yet" },
+	{ "encryptionSectorSize", "volume encryption is not supported yet" },
+	{ "integrityMode", "volume encryption (dm-integrity) is not supported yet" },
+	{ "topologyConstrainedPools", "topology-constrained pools are not supported yet" },
+	{ "cephLogDir",
+	  "rbd-nbd and rbd-fuse logs are not kept in a log directory: rbd-nbd logs nowhere, "
+	  "rbd-fuse logs next to its mount in the node's state directory and the log is removed at "
+	  "unstage (cephLogStrategy 'remove')" },
+	{ "thickProvision",
+	  "thick provisioning was removed from ceph-csi (v3.6); images are thin" },
+};
+
+/* Parses a decimal byte count or count: digits only, > 0. */
+static int parse_positive(const char *s, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	if (isempty(s) || strspn(s, "0123456789") != strlen(s) || strlen(s) > 15)
+		return -EINVAL;
+	for (const char *p = s; *p; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	if (v == 0)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static bool power_of_two(uint64_t v)
+{
+	return v && (v & (v - 1)) == 0;
+}
+
+/*
+ * Checks ceph-csi's striping keys as librbd would take them: objectSize a power of two from
+ * 4 KiB to 32 MiB; stripeUnit and stripeCount together; the stripe unit a power of two of at
+ * least 4 KiB that divides the object size (4 MiB when objectSize is not given).
+ */
+static int check_layout(struct call *c, const char *su, const char *sc, const char *os,
+                        struct volume_params *p)
+{
+	uint64_t object_size = 4 * MiB;
+
+	if (os) {
+		if (parse_positive(os, &p->object_size) < 0 || !power_of_two(p->object_size) ||
+		    p->object_size < 4096 || p->object_size > 32 * MiB)
+			return call_fail(c, STATUS_INVALID_ARGUMENT,
+			                 "parameters: objectSize '%s' must be a power of two from "
+			                 "4096 to 33554432 (bytes)",
+			                 os);
+		object_size = p->object_size;
+	}
+	if (!su != !sc)
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: stripeUnit and stripeCount must be given together");
+	if (!su)
+		return 0;
+	if (parse_positive(su, &p->stripe_unit) < 0 || !power_of_two(p->stripe_unit) ||
+	    p->stripe_unit < 4096 || object_size % p->stripe_unit != 0)
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: stripeUnit '%s' must be a power of two of at least "
+		                 "4096 that divides the object size (%llu bytes)",
+		                 su, (unsigned long long)object_size);
+	if (parse_positive(sc, &p->stripe_count) < 0 || p->stripe_count > 4096)
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: stripeCount '%s' must be an integer from 1 to 4096",
+		                 sc);
+	return 0;
+}
+
 bool params_name_valid(const char *s, size_t max)
 {
 	size_t n;
@@ -66,6 +153,9 @@ int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *
 		.mounter = "auto",
 	};
 	const char *fstype_k8s = NULL, *fstype_sc = NULL;
+	const char *stripe_unit = NULL, *stripe_count = NULL, *object_size = NULL,
+	           *try_other = NULL;
+	int r;
 
 	for (size_t i = 0; i < n; i++) {
 		const char *k = entries[i]->key, *v = entries[i]->value;
@@ -87,7 +177,14 @@ int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *
 				p.pv_name = v;
 			continue;
 		}
-		if (!one_of(k, known_keys, ELEMENTSOF(known_keys)))
+		for (size_t j = 0; j < ELEMENTSOF(refused_keys); j++)
+			if (strcmp(k, refused_keys[j].key) == 0)
+				return call_fail(c, STATUS_INVALID_ARGUMENT,
+				                 "parameters: '%s' (a ceph-csi parameter) is not "
+				                 "supported: %s",
+				                 k, refused_keys[j].why);
+		if (!one_of(k, known_keys, ELEMENTSOF(known_keys)) &&
+		    !one_of(k, ceph_csi_keys, ELEMENTSOF(ceph_csi_keys)))
 			return call_fail(
 			        c, STATUS_INVALID_ARGUMENT,
 			        "parameters: unknown parameter '%s' (known: clusterID, pool, "
@@ -126,6 +223,34 @@ int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *
 			p.map_options = v;
 		else if (strcmp(k, "unmapOptions") == 0)
 			p.unmap_options = v;
+		else if (strcmp(k, "stripeUnit") == 0)
+			stripe_unit = v;
+		else if (strcmp(k, "stripeCount") == 0)
+			stripe_count = v;
+		else if (strcmp(k, "objectSize") == 0)
+			object_size = v;
+		else if (strcmp(k, "tryOtherMounters") == 0)
+			try_other = v;
+		else if (strcmp(k, "cephLogStrategy") == 0) {
+			if (strcmp(v, "remove") != 0)
+				return call_fail(
+				        c, STATUS_INVALID_ARGUMENT,
+				        "parameters: cephLogStrategy '%s' is not supported: rbdcsi "
+				        "removes the rbd-nbd/rbd-fuse log at unstage; only "
+				        "'remove' "
+				        "is accepted",
+				        v);
+		} else if (strcmp(k, "encrypted") == 0) {
+			if (strcmp(v, "true") == 0)
+				return call_fail(
+				        c, STATUS_INVALID_ARGUMENT,
+				        "parameters: encrypted 'true' is not supported yet "
+				        "(no volume encryption in this version)");
+			if (strcmp(v, "false") != 0)
+				return call_fail(
+				        c, STATUS_INVALID_ARGUMENT,
+				        "parameters: encrypted '%s' is not 'true' or 'false'", v);
+		}
 	}
 
 	if (isempty(p.cluster_id))
@@ -173,6 +298,26 @@ int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *
 	if (!one_of(p.fs_type, fs_types, ELEMENTSOF(fs_types)))
 		return call_fail(c, STATUS_INVALID_ARGUMENT,
 		                 "parameters: fsType '%s' is not supported (ext4, xfs)", p.fs_type);
+	/* ceph-csi spells krbd "rbd"; its default (no mounter) is krbd without fallback. */
+	if (strcmp(p.mounter, "rbd") == 0)
+		p.mounter = "krbd";
+	if (try_other) {
+		if (strcmp(try_other, "true") != 0 && strcmp(try_other, "false") != 0)
+			return call_fail(
+			        c, STATUS_INVALID_ARGUMENT,
+			        "parameters: tryOtherMounters '%s' is not 'true' or 'false'",
+			        try_other);
+		/* "auto" tries krbd, then (for an image feature krbd lacks, or no krbd) rbd-nbd,
+		 * then rbd-fuse: ceph-csi's krbd -> rbd-nbd fallback. */
+		if (strcmp(try_other, "true") == 0 && strcmp(p.mounter, "krbd") == 0)
+			p.mounter = "auto";
+		else if (strcmp(try_other, "false") == 0 && strcmp(p.mounter, "auto") == 0 &&
+		         !params_map_get((void *const *)entries, n, "mounter"))
+			p.mounter = "krbd";
+	}
+	r = check_layout(c, stripe_unit, stripe_count, object_size, &p);
+	if (r < 0)
+		return r;
 	if (!one_of(p.mounter, mounters, ELEMENTSOF(mounters)))
 		return call_fail(c, STATUS_INVALID_ARGUMENT,
 		                 "parameters: mounter '%s' is not krbd, rbd-nbd, fuse or auto",

@@ -28,6 +28,10 @@ struct volume_params {
 	const char *pvc_name;      /* csi.storage.k8s.io/pvc/name, for image metadata */
 	const char *pvc_namespace; /* csi.storage.k8s.io/pvc/namespace */
 	const char *pv_name;       /* csi.storage.k8s.io/pv/name */
+	/* ceph-csi's striping keys (0 = librbd's default): objectSize, stripeUnit, stripeCount. */
+	uint64_t object_size;
+	uint64_t stripe_unit;
+	uint64_t stripe_count;
 };
 
 /* Access summary of a list of volume capabilities. */

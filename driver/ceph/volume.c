@@ -241,6 +241,7 @@ struct create_params {
 	const char *prefix;
 	uint64_t features;
 	const char *data_pool; /* NULL when none */
+	struct image_layout layout;
 	char size_str[24];
 	char features_str[24];
 	const struct volume_id *source; /* NULL when none */
@@ -285,6 +286,11 @@ static int create_params_init(const struct volume_request *req, struct create_pa
 	if (r < 0)
 		return r;
 	p->data_pool = isempty(req->data_pool) ? NULL : req->data_pool;
+	p->layout = (struct image_layout){
+		.object_size = req->object_size,
+		.stripe_unit = req->stripe_unit,
+		.stripe_count = req->stripe_count,
+	};
 	snprintf(p->size_str, sizeof(p->size_str), "%" PRIu64, p->size);
 	snprintf(p->features_str, sizeof(p->features_str), "%" PRIu64, p->features);
 
@@ -361,7 +367,7 @@ static int ensure_image(rados_ioctx_t io, const struct journal_entry *e,
 	/* Create first and look only when the name is taken: on the common path (a fresh
 	 * reservation) a look would open the image just to learn it is not there (make bench:
 	 * every librbd open builds a whole configuration). */
-	r = image_create(io, image, p->size, p->features, p->data_pool);
+	r = image_create_layout(io, image, p->size, p->features, p->data_pool, &p->layout);
 	if (r == 0) {
 		*ret_size = p->size;
 		return 1;
@@ -385,7 +391,7 @@ static int ensure_image(rados_ioctx_t io, const struct journal_entry *e,
 	r = image_remove(io, image);
 	if (r < 0)
 		return r;
-	r = image_create(io, image, p->size, p->features, p->data_pool);
+	r = image_create_layout(io, image, p->size, p->features, p->data_pool, &p->layout);
 	if (r < 0)
 		return r == -EEXIST ? -EAGAIN : r;
 	*ret_size = p->size;

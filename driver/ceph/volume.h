@@ -83,6 +83,12 @@ struct volume_request {
 	const char *image_prefix;    /* NULL = VOLUME_IMAGE_PREFIX_DEFAULT; [A-Za-z0-9._-] */
 	const char *features;        /* comma list, NULL = VOLUME_FEATURES_DEFAULT */
 	const char *data_pool;       /* NULL or "" for none */
+	/* Layout of a new empty image (0 = librbd's default; clones keep their source's): object
+	 * size (a power of two, 4 KiB..32 MiB) and striping. Part of the request: callers put it in
+	 * the fingerprint so that a retry asking for another layout is -EEXIST. */
+	uint64_t object_size;
+	uint64_t stripe_unit;
+	uint64_t stripe_count;
 	/* Content source (CSI volume_content_source): NULL for an empty volume, else a snapshot id
 	 * (restore) or a volume id (clone) of the same cluster, copied as a clone v2. */
 	const struct volume_id *source;

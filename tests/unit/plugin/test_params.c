@@ -199,6 +199,103 @@ static void test_params__capacity_rounding_and_limits(void **state)
 	call_done(&c);
 }
 
+/* Every key of ceph-csi's examples/rbd/storageclass.yaml is implemented or refused with why. */
+static void test_params__ceph_csi_keys_never_unknown(void **state)
+{
+	static const struct {
+		const char *key, *value, *want; /* want NULL: accepted */
+	} cases[] = {
+		{ "stripeUnit", "65536", "stripeUnit and stripeCount must be given together" },
+		{ "stripeCount", "4", "stripeUnit and stripeCount must be given together" },
+		{ "objectSize", "8388608", NULL },
+		{ "objectSize", "3000000", "objectSize '3000000' must be a power of two" },
+		{ "objectSize", "67108864", "objectSize" },
+		{ "tryOtherMounters", "true", NULL },
+		{ "tryOtherMounters", "yes", "tryOtherMounters 'yes'" },
+		{ "cephLogStrategy", "remove", NULL },
+		{ "cephLogStrategy", "compress", "cephLogStrategy 'compress' is not supported" },
+		{ "cephLogStrategy", "preserve", "only 'remove'" },
+		{ "cephLogDir", "/var/log/ceph",
+		  "'cephLogDir' (a ceph-csi parameter) is not supported" },
+		{ "encrypted", "false", NULL },
+		{ "encrypted", "true", "encrypted 'true' is not supported yet" },
+		{ "encryptionKMSID", "vault",
+		  "'encryptionKMSID' (a ceph-csi parameter) is not "
+		  "supported: volume encryption is not supported yet" },
+		{ "encryptionType", "block", "encryption is not supported yet" },
+		{ "encryptionCipher", "aes-xts-plain64", "encryption is not supported yet" },
+		{ "encryptionKeySize", "256", "encryption is not supported yet" },
+		{ "encryptionSectorSize", "4096", "encryption is not supported yet" },
+		{ "integrityMode", "hmac-sha512", "encryption" },
+		{ "topologyConstrainedPools", "[]",
+		  "topology-constrained pools are not supported" },
+		{ "thickProvision", "true", "thick provisioning was removed" },
+		{ "mounter", "rbd", NULL },
+		{ "mounter", "rbd-nbd", NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		const char *kv[] = {
+			"clusterID", "c1", "pool", "rbd", cases[i].key, cases[i].value
+		};
+		struct call c = { 0 };
+		struct volume_params p;
+		int r = parse(kv, 3, &p, &c);
+
+		if (!cases[i].want) {
+			if (r != 0)
+				fail_msg("case %zu (%s): %s", i, cases[i].key, c.log.error_message);
+		} else {
+			assert_int_equal(r, -EINVAL);
+			assert_int_equal(c.code, STATUS_INVALID_ARGUMENT);
+			if (!strstr(c.log.error_message, cases[i].want))
+				fail_msg("case %zu: '%s' does not contain '%s'", i,
+				         c.log.error_message, cases[i].want);
+			assert_null(strstr(c.log.error_message, "unknown"));
+		}
+		call_done(&c);
+	}
+}
+
+static void test_params__striping_and_mounters(void **state)
+{
+	const char *striped[] = { "clusterID", "c1",          "pool", "rbd",        "stripeUnit",
+		                  "65536",     "stripeCount", "16",   "objectSize", "8388608" };
+	const char *bad_unit[] = { "clusterID",  "c1",      "pool",        "rbd",
+		                   "stripeUnit", "8388608", "stripeCount", "2" };
+	const char *small_unit[] = { "clusterID",  "c1",  "pool",        "rbd",
+		                     "stripeUnit", "512", "stripeCount", "2" };
+	const char *rbd_fallback[] = { "clusterID",        "c1",  "pool", "rbd", "mounter", "rbd",
+		                       "tryOtherMounters", "true" };
+	const char *no_fallback[] = {
+		"clusterID", "c1", "pool", "rbd", "tryOtherMounters", "false"
+	};
+	const char *nbd_keeps[] = { "clusterID",        "c1",  "pool", "rbd", "mounter", "rbd-nbd",
+		                    "tryOtherMounters", "true" };
+	struct call c = { 0 };
+	struct volume_params p;
+
+	(void)state;
+	assert_int_equal(parse(striped, 5, &p, &c), 0);
+	assert_int_equal(p.stripe_unit, 65536);
+	assert_int_equal(p.stripe_count, 16);
+	assert_int_equal(p.object_size, 8 * MiB);
+	/* 8 MiB does not divide the default 4 MiB object. */
+	assert_int_equal(parse(bad_unit, 4, &p, &c), -EINVAL);
+	assert_non_null(strstr(c.log.error_message, "divides the object size (4194304"));
+	call_done(&c);
+	assert_int_equal(parse(small_unit, 4, &p, &c), -EINVAL);
+	call_done(&c);
+	assert_int_equal(parse(rbd_fallback, 4, &p, &c), 0);
+	assert_string_equal(p.mounter, "auto");
+	assert_int_equal(parse(no_fallback, 3, &p, &c), 0);
+	assert_string_equal(p.mounter, "krbd");
+	assert_int_equal(parse(nbd_keeps, 4, &p, &c), 0);
+	assert_string_equal(p.mounter, "rbd-nbd");
+	call_done(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +305,8 @@ int main(void)
 		cmocka_unit_test(test_params__fstype_from_provisioner_wins_and_must_agree),
 		cmocka_unit_test(test_params__access_modes),
 		cmocka_unit_test(test_params__capacity_rounding_and_limits),
+		cmocka_unit_test(test_params__ceph_csi_keys_never_unknown),
+		cmocka_unit_test(test_params__striping_and_mounters),
 	};
 
 	log_set_max_level(LOG_LEVEL_ERROR);

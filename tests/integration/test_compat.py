@@ -1,0 +1,134 @@
+# SPDX-License-Identifier: Apache-2.0
+"""For users coming from ceph-csi and Rook (issue 16): their config.json starts the driver, their
+StorageClass keys are implemented (striping checked on the image with `rbd info`) or refused
+with the reason, never "unknown"."""
+import json
+import os
+import tempfile
+import unittest
+
+import grpc
+
+from lib import (MiB, Driver, ceph, ceph_cli, code_of, csi, mount_cap, monitors_list,
+                 need_ceph, pool_images, sc_params, secrets)
+
+
+def create_req(name, params, size=16 * MiB):
+    return csi.CreateVolumeRequest(
+        name=name, capacity_range=csi.CapacityRange(required_bytes=size),
+        volume_capabilities=[mount_cap()], parameters=params, secrets=secrets())
+
+
+def rook_config(directory):
+    """config.json as Rook writes it (ceph-csi's fields plus Rook's "namespace")."""
+    entries = [{
+        "clusterID": "test",
+        "namespace": "rook-ceph",
+        "monitors": monitors_list(),
+        "rbd": {"netNamespaceFilePath": "", "radosNamespace": "", "mirrorDaemonCount": 1},
+        "cephFS": {"subvolumeGroup": "csi", "netNamespaceFilePath": "",
+                   "kernelMountOptions": "", "fuseMountOptions": ""},
+        "nfs": {"netNamespaceFilePath": ""},
+        "readAffinity": {"enabled": False, "crushLocationLabels": []},
+    }]
+    path = os.path.join(directory, "rook-config.json")
+    with open(path, "w") as f:
+        json.dump(entries, f, indent=2)
+    return path
+
+
+@need_ceph
+class TestCephCsiCompat(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="rbdcsi-compat.")
+        cls.d = Driver("--config=" + rook_config(cls.tmp), mode="controller", config=False,
+                       name="compat")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def delete(self, vid):
+        self.d.controller.DeleteVolume(csi.DeleteVolumeRequest(volume_id=vid, secrets=secrets()))
+
+    def test_rook_config__accepted_with_one_info_line(self):
+        log = self.d.log_text()
+        lines = [ln for ln in log.splitlines() if "ignoring fields that rbdcsi does not use" in ln]
+        self.assertEqual(len(lines), 1, log[-3000:])
+        for field in ("namespace", "cephFS", "nfs", "readAffinity", "rbd.netNamespaceFilePath"):
+            self.assertIn(field, lines[0])
+
+    def test_config_typo__exits_naming_file_line_and_field(self):
+        path = os.path.join(self.tmp, "typo.json")
+        with open(path, "w") as f:
+            f.write('[{"clusterID": "test", "monitors": ["127.0.0.1:1"],\n'
+                    ' "rbd": {"radosNamspace": "x"}}]\n')
+        d = Driver("--config=" + path, mode="controller", config=False, wait=False,
+                   name="compat-typo")
+        try:
+            rc = d.proc.wait(timeout=30)
+        finally:
+            d.stop()
+        self.assertEqual(rc, 2)
+        self.assertIn("typo.json:2: entry 0, field 'rbd.radosNamspace': unknown field",
+                      d.log_text())
+
+    def test_striping__set_on_the_image(self):
+        params = sc_params(stripeUnit="65536", stripeCount="4", objectSize="8388608")
+        v = self.d.controller.CreateVolume(create_req("pvc-striped", params)).volume
+        image = dict(v.volume_context)["imageName"]
+        info = json.loads(ceph_cli("rbd", "info", "--format=json",
+                                   "%s/%s" % (ceph()["pool"], image)))
+        self.assertEqual(info["order"], 23)
+        self.assertEqual(info["object_size"], 8 * MiB)
+        self.assertEqual(info["stripe_unit"], 65536)
+        self.assertEqual(info["stripe_count"], 4)
+        self.assertIn("striping", info["features"])
+        # Same name, same layout: the same volume; another layout: ALREADY_EXISTS.
+        again = self.d.controller.CreateVolume(create_req("pvc-striped", params)).volume
+        self.assertEqual(again.volume_id, v.volume_id)
+        code, _ = code_of(self.d.controller.CreateVolume,
+                          create_req("pvc-striped", sc_params(objectSize="8388608")))
+        self.assertEqual(code, grpc.StatusCode.ALREADY_EXISTS)
+        self.delete(v.volume_id)
+        self.assertNotIn(image, pool_images())
+
+    def test_object_size_alone(self):
+        v = self.d.controller.CreateVolume(
+            create_req("pvc-objsize", sc_params(objectSize="1048576"))).volume
+        image = dict(v.volume_context)["imageName"]
+        info = json.loads(ceph_cli("rbd", "info", "--format=json",
+                                   "%s/%s" % (ceph()["pool"], image)))
+        self.assertEqual(info["order"], 20)
+        self.assertNotIn("striping", info["features"])
+        self.delete(v.volume_id)
+
+    def test_refused_keys__named_with_reason_nothing_created(self):
+        before = pool_images()
+        cases = [
+            ({"encrypted": "true"}, "encrypted 'true' is not supported yet"),
+            ({"encryptionKMSID": "vault-1"}, "'encryptionKMSID' (a ceph-csi parameter) is not "
+                                             "supported: volume encryption is not supported yet"),
+            ({"cephLogStrategy": "compress"}, "cephLogStrategy 'compress' is not supported"),
+            ({"stripeUnit": "65536"}, "stripeUnit and stripeCount must be given together"),
+            ({"thickProvision": "true"}, "thick provisioning was removed"),
+        ]
+        for extra, want in cases:
+            code, msg = code_of(self.d.controller.CreateVolume,
+                                create_req("pvc-refused", sc_params(**extra)))
+            self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, extra)
+            self.assertIn(want, msg)
+            self.assertNotIn("unknown", msg)
+        self.assertEqual(pool_images(), before)
+
+    def test_ceph_csi_mounter_keys__reach_the_volume_context(self):
+        v = self.d.controller.CreateVolume(create_req(
+            "pvc-mounter", sc_params(mounter="rbd", tryOtherMounters="true",
+                                     cephLogStrategy="remove", encrypted="false"))).volume
+        self.assertEqual(dict(v.volume_context)["mounter"], "auto")
+        self.delete(v.volume_id)
+
+
+if __name__ == "__main__":
+    unittest.main()
