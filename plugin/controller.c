@@ -114,6 +114,11 @@ static int volume_to_csi(struct call *c, const struct volume *vol, const struct 
 	r = r ?: context_add(c, v, "imageFeatures", vol->features);
 	r = r ?: context_add(c, v, "dataPool", vol->data_pool);
 	r = r ?: context_add(c, v, "fsType", fingerprint_fs(c, vol->fingerprint));
+	/* Whose volume it is (--extra-create-metadata; on the image as VOLUME_META_*). Plain
+	 * keys: a PV's volumeAttributes then reads like the other fields. */
+	r = r ?: context_add(c, v, "pvcName", vol->pvc_name);
+	r = r ?: context_add(c, v, "pvcNamespace", vol->pvc_namespace);
+	r = r ?: context_add(c, v, "pvName", vol->pv_name);
 	if (p) {
 		r = r ?: context_add(c, v, "mounter", p->mounter);
 		r = r ?: context_add(c, v, "mkfsOptions", p->mkfs_options);
@@ -234,6 +239,9 @@ int controller_create_volume(struct call *c, const void *request, void *response
 		.object_size = p.object_size,
 		.stripe_unit = p.stripe_unit,
 		.stripe_count = p.stripe_count,
+		.pvc_name = p.pvc_name,
+		.pvc_namespace = p.pvc_namespace,
+		.pv_name = p.pv_name,
 		.source = req->volume_content_source ? &source : NULL,
 		.size_limit = size_limit,
 		.clone_depth_max = c->plugin->opt.clone_depth_soft,

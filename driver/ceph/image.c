@@ -367,6 +367,26 @@ int image_resize(rados_ioctx_t io, const char *name, uint64_t size)
 	return 0;
 }
 
+int image_metadata_set(rados_ioctx_t io, const char *name, const char *const *keys,
+                       const char *const *values, size_t n)
+{
+	_cleanup_image_close_ rbd_image_t img = NULL;
+	int r;
+
+	r = open_rw(io, name, &img);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		if (!values[i])
+			continue;
+		r = rbd_metadata_set(img, keys[i], values[i]);
+		if (r < 0)
+			return log_debug_errno(r, "Setting metadata %s on image %s failed: %m",
+			                       keys[i], name);
+	}
+	return 0;
+}
+
 /* Counts the watchers of an open image (one OSD round trip: always current). */
 static int watchers_open(rbd_image_t img, const char *name, size_t *ret_count)
 {

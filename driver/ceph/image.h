@@ -62,6 +62,14 @@ int image_create_layout(rados_ioctx_t io, const char *name, uint64_t size, uint6
                         const char *data_pool, const struct image_layout *layout);
 
 /*
+ * Sets image metadata ("rbd image-meta set") key[i] = value[i] for i < n on image name; NULL
+ * values are skipped. Setting a key to the value it has is success (idempotent). Returns 0;
+ * -ENOENT when the image does not exist; -ETIMEDOUT.
+ */
+int image_metadata_set(rados_ioctx_t io, const char *name, const char *const *keys,
+                       const char *const *values, size_t n);
+
+/*
  * Returns 1 when the RBD namespace ns exists in io's pool (images can only be created in a
  * rados namespace that RBD knows: "rbd namespace create"), 0 when not; "" or NULL (the default
  * namespace) always exists. < 0 on error.

@@ -72,6 +72,10 @@
 /* A reservation whose image is still half-created after this long is taken to be the remains
  * of a crash inside librbd's create, and is repaired (see volume_create()). */
 #define VOLUME_STALE_RESERVATION_SEC 600
+/* Image metadata keys, as ceph-csi's --setmetadata writes them. */
+#define VOLUME_META_PVC_NAME      "csi.storage.k8s.io/pvc/name"
+#define VOLUME_META_PVC_NAMESPACE "csi.storage.k8s.io/pvc/namespace"
+#define VOLUME_META_PV_NAME       "csi.storage.k8s.io/pv/name"
 
 struct volume_request {
 	const char *cluster_id;      /* clusterID, goes into the id */
@@ -89,6 +93,12 @@ struct volume_request {
 	uint64_t object_size;
 	uint64_t stripe_unit;
 	uint64_t stripe_count;
+	/* Who asked (external-provisioner's --extra-create-metadata), NULL when unknown: kept in
+	 * the journal entry (volume_list() shows them) and set as image metadata under ceph-csi's
+	 * keys (VOLUME_META_PVC_NAME...), so "rbd image-meta list" names the PVC. */
+	const char *pvc_name;
+	const char *pvc_namespace;
+	const char *pv_name;
 	/* Content source (CSI volume_content_source): NULL for an empty volume, else a snapshot id
 	 * (restore) or a volume id (clone) of the same cluster, copied as a clone v2. */
 	const struct volume_id *source;
@@ -120,6 +130,9 @@ struct volume {
 	char *fingerprint;          /* "" when none */
 	char *source_id;            /* the snapshot or volume it was made from, or NULL */
 	char *exclusive_node;       /* node holding an exclusive attachment, or NULL */
+	char *pvc_name;             /* from the request (see volume_request), or NULL */
+	char *pvc_namespace;
+	char *pv_name;
 	size_t n_attachments;
 	struct volume_attachment *attachments;
 };

@@ -129,6 +129,56 @@ class TestCephCsiCompat(unittest.TestCase):
         self.assertEqual(dict(v.volume_context)["mounter"], "auto")
         self.delete(v.volume_id)
 
+    def test_pvc_names__on_the_image_and_in_get_and_list(self):
+        params = sc_params(**{"csi.storage.k8s.io/pvc/name": "data-db-0",
+                              "csi.storage.k8s.io/pvc/namespace": "shop",
+                              "csi.storage.k8s.io/pv/name": "pvc-0f3c"})
+        v = self.d.controller.CreateVolume(create_req("pvc-0f3c", params)).volume
+        image = dict(v.volume_context)["imageName"]
+        meta = json.loads(ceph_cli("rbd", "image-meta", "list", "--format=json",
+                                   "%s/%s" % (ceph()["pool"], image)))
+        self.assertEqual(meta, {"csi.storage.k8s.io/pvc/name": "data-db-0",
+                                "csi.storage.k8s.io/pvc/namespace": "shop",
+                                "csi.storage.k8s.io/pv/name": "pvc-0f3c"})
+        want = {"pvcName": "data-db-0", "pvcNamespace": "shop", "pvName": "pvc-0f3c"}
+        for ctx in (dict(v.volume_context),
+                    dict(self.d.controller.ControllerGetVolume(
+                        csi.ControllerGetVolumeRequest(volume_id=v.volume_id))
+                        .volume.volume_context)):
+            self.assertEqual({k: ctx.get(k) for k in want}, want)
+        listed = [e.volume for e in self.d.controller.ListVolumes(
+            csi.ListVolumesRequest()).entries if e.volume.volume_id == v.volume_id]
+        self.assertEqual(len(listed), 1)
+        ctx = dict(listed[0].volume_context)
+        self.assertEqual({k: ctx.get(k) for k in want}, want)
+        # Without --extra-create-metadata nothing is set.
+        w = self.d.controller.CreateVolume(create_req("pvc-nometa", sc_params())).volume
+        wimage = dict(w.volume_context)["imageName"]
+        self.assertEqual(json.loads(ceph_cli("rbd", "image-meta", "list", "--format=json",
+                                             "%s/%s" % (ceph()["pool"], wimage)) or "{}"), {})
+        self.assertNotIn("pvcName", dict(w.volume_context))
+        self.delete(v.volume_id)
+        self.delete(w.volume_id)
+
+    def test_pvc_names__set_by_the_retry_after_a_crash(self):
+        params = sc_params(**{"csi.storage.k8s.io/pvc/name": "crashed",
+                              "csi.storage.k8s.io/pvc/namespace": "ns1",
+                              "csi.storage.k8s.io/pv/name": "pvc-crash-meta"})
+        d = Driver("--config=" + rook_config(self.tmp), mode="controller", config=False,
+                   name="compat-crash", env={"RBDCSI_FAILPOINTS": "volume-create:after-image"})
+        code, _ = code_of(d.controller.CreateVolume, create_req("pvc-crash-meta", params),
+                          timeout=60)
+        self.assertEqual(code, grpc.StatusCode.UNAVAILABLE)
+        d.proc.wait(30)
+        self.assertEqual(d.proc.returncode, -9)  # killed between the image and its metadata
+        d.stop()
+        v = self.d.controller.CreateVolume(create_req("pvc-crash-meta", params)).volume
+        image = dict(v.volume_context)["imageName"]
+        meta = json.loads(ceph_cli("rbd", "image-meta", "list", "--format=json",
+                                   "%s/%s" % (ceph()["pool"], image)))
+        self.assertEqual(meta["csi.storage.k8s.io/pvc/name"], "crashed")
+        self.delete(v.volume_id)
+
 
 if __name__ == "__main__":
     unittest.main()
