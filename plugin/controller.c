@@ -375,6 +375,31 @@ static int open_volume(struct call *c, const char *volume_id, void *const *secre
 	return r;
 }
 
+/*
+ * Connects for a static volume and checks that its image exists: NOT_FOUND when it does not.
+ * Returns 0 and the image's size.
+ */
+static int static_volume_open(struct call *c, const struct static_volume *sv, void *const *secrets,
+                              size_t n_secrets, struct ceph_target *ret_t, uint64_t *ret_size)
+{
+	int r;
+
+	r = ceph_target_open(c, sv->cluster_id, "volume_context.clusterID", STATUS_NOT_FOUND,
+	                     secrets, n_secrets, false, sv->rados_namespace, ret_t);
+	if (r < 0)
+		return r;
+	r = volume_static_stat(ret_t->conn, sv->pool, ret_t->rados_namespace, sv->image, ret_size);
+	if (r == -ENOENT)
+		return call_fail(c, STATUS_NOT_FOUND,
+		                 "static volume: image '%s/%s%s%s' does not exist in cluster '%s'",
+		                 sv->pool, strempty(ret_t->rados_namespace),
+		                 ret_t->rados_namespace ? "/" : "", sv->image, sv->cluster_id);
+	if (r < 0)
+		return log_error_errno(r, "Cannot look the static volume's image '%s/%s' up: %m",
+		                       sv->pool, sv->image);
+	return 0;
+}
+
 int controller_publish_volume(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__ControllerPublishVolumeRequest *req = request;
@@ -383,6 +408,7 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 	struct ceph_target t = { 0 };
 	struct op_lock lock = { 0 };
 	struct access_summary access;
+	struct static_volume sv;
 	struct volume_id id;
 	bool ro;
 	int r;
@@ -401,6 +427,21 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0)
 		return r;
+	r = params_static_volume(c, req->volume_id, (void *const *)req->volume_context,
+	                         req->n_volume_context, &sv);
+	if (r < 0)
+		goto out;
+	if (r > 0) {
+		/* A static volume has no journal entry to record attachments in: like ceph-csi,
+		 * publishing only checks that the image is there (Kubernetes' attach/detach
+		 * controller still enforces single-node access modes). */
+		uint64_t size;
+
+		r = static_volume_open(c, &sv, SECRETS(req), &t, &size);
+		if (r < 0)
+			goto out;
+		goto answer;
+	}
 	r = open_volume(c, req->volume_id, SECRETS(req), &id, &t);
 	if (r < 0)
 		goto out;
@@ -433,6 +474,7 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 		log_error_errno(r, "Failed to record the attachment to '%s': %m", req->node_id);
 		goto out;
 	}
+answer:
 	resp->publish_context = call_alloc(c, sizeof(*resp->publish_context));
 	e = call_alloc(c, sizeof(*e));
 	if (!resp->publish_context || !e) {
@@ -563,6 +605,7 @@ int controller_expand_volume(struct call *c, const void *request, void *response
 	_cleanup_(volume_freep) struct volume *vol = NULL;
 	struct ceph_target t = { 0 };
 	struct op_lock lock = { 0 };
+	struct static_volume sv;
 	struct volume_id id;
 	uint64_t size;
 	int r;
@@ -585,6 +628,33 @@ int controller_expand_volume(struct call *c, const void *request, void *response
 	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0)
 		return r;
+	/* A static volume can grow when its handle names it: "<clusterID>/<pool>/<image>" (the
+	 * request carries no volume context). */
+	r = params_static_volume(c, req->volume_id, NULL, 0, &sv);
+	if (r < 0)
+		goto out;
+	if (r > 0) {
+		uint64_t cur;
+
+		r = static_volume_open(c, &sv, SECRETS(req), &t, &cur);
+		if (r < 0)
+			goto out;
+		r = volume_static_expand(t.conn, sv.pool, t.rados_namespace, sv.image, size, &cur);
+		if (r < 0) {
+			metrics_ceph_error(c->plugin->metrics, "resize");
+			log_error_errno(r,
+			                "Failed to grow the static volume to %" PRIu64 " bytes: %m",
+			                size);
+			goto out;
+		}
+		resp->capacity_bytes = (int64_t)cur;
+		resp->node_expansion_required =
+		        !(req->volume_capability &&
+		          req->volume_capability->access_type_case ==
+		                  CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_BLOCK);
+		log_info("Static volume is now %" PRIu64 " bytes", cur);
+		goto out;
+	}
 	r = open_volume(c, req->volume_id, SECRETS(req), &id, &t);
 	if (r < 0)
 		goto out;

@@ -195,6 +195,8 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
 	_cleanup_free_ char *reason = NULL;
 	const char *user, *key, *cluster_id, *pool, *image, *fstype, *mounter, *dir;
+	const char *rados_namespace = context_get(req, "radosNamespace");
+	struct static_volume sv;
 	struct stage_request sr;
 	enum mapper_type mapper;
 	struct op_lock lock = { 0 };
@@ -214,6 +216,17 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	cluster_id = context_get(req, "clusterID");
 	pool = context_get(req, "pool");
 	image = context_get(req, "imageName");
+	/* A static PV (ceph-csi's staticVolume "true", or an rbdcsi static handle). */
+	r = params_static_volume(c, req->volume_id, (void *const *)req->volume_context,
+	                         req->n_volume_context, &sv);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		cluster_id = sv.cluster_id;
+		pool = sv.pool;
+		image = sv.image;
+		rados_namespace = sv.rados_namespace;
+	}
 	if (isempty(cluster_id) || isempty(pool) || isempty(image))
 		return call_fail(c, STATUS_INVALID_ARGUMENT,
 		                 "volume_context: clusterID, pool and imageName are required (the "
@@ -279,7 +292,7 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 				.user = user,
 				.key = key,
 				.pool = pool,
-				.rados_namespace = context_get(req, "radosNamespace"),
+				.rados_namespace = rados_namespace,
 				.image = image,
 				.read_only = access.read_only,
 				.map_options = context_get(req, "mapOptions"),

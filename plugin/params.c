@@ -124,6 +124,87 @@ const char *params_map_get(void *const *entries, size_t n, const char *key)
 	return NULL;
 }
 
+/*
+ * The one place that checks the Ceph names of a static volume before they reach librbd or an
+ * argv (rbd-nbd, rbd-fuse, the krbd sysfs string). Conservative: [A-Za-z0-9._-] for pool,
+ * namespace and image, as params_name_valid(). Swap for the shared Ceph-name validator here.
+ */
+static bool static_name_valid(const char *s, size_t max)
+{
+	return params_name_valid(s, max) && s[0] != '.' && s[0] != '-';
+}
+
+int params_static_volume(struct call *c, const char *volume_id, void *const *context,
+                         size_t n_context, struct static_volume *ret)
+{
+	const char *flag = params_map_get(context, n_context, "staticVolume");
+	struct static_volume sv = { 0 };
+
+	if (isempty(volume_id))
+		return 0;
+	if (flag && strcmp(flag, "true") != 0 && strcmp(flag, "false") != 0)
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "volume_context: staticVolume '%s' is not 'true' or 'false'",
+		                 flag);
+	if (flag && strcmp(flag, "true") == 0) {
+		sv.cluster_id = params_map_get(context, n_context, "clusterID");
+		sv.pool = params_map_get(context, n_context, "pool");
+		sv.rados_namespace = params_map_get(context, n_context, "radosNamespace");
+		sv.image = params_map_get(context, n_context, "imageName");
+		if (isempty(sv.image))
+			sv.image = volume_id;
+		if (isempty(sv.cluster_id) || isempty(sv.pool))
+			return call_fail(c, STATUS_INVALID_ARGUMENT,
+			                 "volume_context: a static volume (staticVolume 'true') "
+			                 "needs clusterID and pool");
+	} else if (strchr(volume_id, '/')) {
+		/* "<clusterID>/<pool>[/<namespace>]/<image>": rbdcsi's own ids have no '/'. */
+		char *copy = call_strdup(c, volume_id), *f[5] = { 0 };
+		size_t n = 0;
+
+		if (!copy)
+			return -ENOMEM;
+		for (char *s = copy; s && n < 5; n++) {
+			f[n] = s;
+			s = strchr(s, '/');
+			if (s)
+				*s++ = 0;
+		}
+		if (n < 3 || n > 4 || f[n - 1] == NULL)
+			return call_fail(c, STATUS_INVALID_ARGUMENT,
+			                 "volume_id '%s': a static volume handle is "
+			                 "<clusterID>/<pool>/<image> or "
+			                 "<clusterID>/<pool>/<namespace>/<image>",
+			                 volume_id);
+		sv.cluster_id = f[0];
+		sv.pool = f[1];
+		sv.rados_namespace = n == 4 ? f[2] : NULL;
+		sv.image = f[n - 1];
+	} else
+		return 0;
+	if (isempty(sv.rados_namespace))
+		sv.rados_namespace = NULL;
+	if (!config_cluster_id_valid(sv.cluster_id))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "static volume: clusterID '%s' is not 1-36 characters of "
+		                 "[A-Za-z0-9._-]",
+		                 sv.cluster_id);
+	if (!static_name_valid(sv.pool, PARAMS_MAX_NAME_BYTES))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "static volume: pool '%s' is not a valid pool name", sv.pool);
+	if (sv.rados_namespace && !static_name_valid(sv.rados_namespace, 64))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "static volume: radosNamespace '%s' is not a valid namespace name",
+		                 sv.rados_namespace);
+	if (!static_name_valid(sv.image, PARAMS_MAX_NAME_BYTES))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "static volume: image name '%s' is not 1-128 characters of "
+		                 "[A-Za-z0-9._-] (not starting with '.' or '-')",
+		                 sv.image);
+	*ret = sv;
+	return 1;
+}
+
 static bool list_valid(const char *s, const char *extra)
 {
 	size_t n = strlen(s);

@@ -66,6 +66,30 @@ int params_capacity(struct call *c, const Csi__V1__CapacityRange *range, uint64_
 /* True when s is a usable Ceph pool or namespace name (1-max bytes, no '/', '@', spaces). */
 bool params_name_valid(const char *s, size_t max);
 
+/*
+ * A pre-existing RBD image used through a static PV (never created or deleted by the driver).
+ * Strings are borrowed from the request or from the call's arena.
+ */
+struct static_volume {
+	const char *cluster_id;
+	const char *pool;
+	const char *rados_namespace; /* NULL: the cluster's from --config */
+	const char *image;
+};
+
+/*
+ * Recognises a static volume by its handle and volume context:
+ *  - ceph-csi's static PV: volume_context staticVolume "true" with clusterID and pool (and
+ *    optionally radosNamespace, imageName; without imageName the handle is the image name);
+ *  - rbdcsi's static handle "<clusterID>/<pool>/<image>" or "<clusterID>/<pool>/<namespace>/
+ *    <image>" (the only form usable without a volume context, e.g. by ControllerExpandVolume).
+ * Returns 1 and *ret for a static volume, 0 for anything else (an rbdcsi volume id), or
+ * call_fail(INVALID_ARGUMENT) naming the field when a name is not a valid Ceph name: every name
+ * is checked here, before it can reach an argv.
+ */
+int params_static_volume(struct call *c, const char *volume_id, void *const *context,
+                         size_t n_context, struct static_volume *ret);
+
 /* Looks a key up in a protobuf-c string map; NULL when absent. */
 const char *params_map_get(void *const *entries, size_t n, const char *key);
 

@@ -814,6 +814,56 @@ int volume_create(struct cluster *c, const struct volume_request *req, struct vo
 	return r == -EDQUOT ? -ENOSPC : r;
 }
 
+/* ---- static volumes ---- */
+
+int volume_static_stat(struct cluster *c, const char *pool, const char *rados_namespace,
+                       const char *image, uint64_t *ret_size)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	struct image_info *info = NULL;
+	int r;
+
+	if (isempty(pool) || isempty(image))
+		return -EINVAL;
+	r = cluster_ioctx_open(c, pool, isempty(rados_namespace) ? NULL : rados_namespace, &io);
+	if (r < 0)
+		return r;
+	r = image_stat(io, image, &info);
+	if (r < 0)
+		return r;
+	*ret_size = info->size;
+	image_info_free(info);
+	return 0;
+}
+
+int volume_static_expand(struct cluster *c, const char *pool, const char *rados_namespace,
+                         const char *image, uint64_t size, uint64_t *ret_size)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	struct image_info *info = NULL;
+	uint64_t cur;
+	int r;
+
+	if (isempty(pool) || isempty(image) || size == 0)
+		return -EINVAL;
+	r = cluster_ioctx_open(c, pool, isempty(rados_namespace) ? NULL : rados_namespace, &io);
+	if (r < 0)
+		return r;
+	r = image_stat(io, image, &info);
+	if (r < 0)
+		return r;
+	cur = info->size;
+	image_info_free(info);
+	if (size > cur) {
+		r = image_resize(io, image, size);
+		if (r < 0)
+			return r;
+		cur = size;
+	}
+	*ret_size = cur;
+	return 0;
+}
+
 /* ---- lookup, delete, expand ---- */
 
 int volume_lookup(struct cluster *c, const struct volume_id *id, struct volume **ret)

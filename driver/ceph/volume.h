@@ -170,6 +170,19 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct volume *, volume_free)
 int volume_create(struct cluster *c, const struct volume_request *req, struct volume **ret);
 
 /*
+ * Static volumes: pre-existing images named by pool, namespace (NULL/"" for the default) and
+ * image name, never created or deleted by the driver and with no journal entry.
+ * volume_static_stat() returns 0 and the image's size; -ENOENT when the pool, namespace or
+ * image does not exist. volume_static_expand() grows the image to size bytes and returns 0 and
+ * the new size; asking for the current size or less changes nothing (the current size is
+ * returned); -ENOENT as volume_static_stat().
+ */
+int volume_static_stat(struct cluster *c, const char *pool, const char *rados_namespace,
+                       const char *image, uint64_t *ret_size);
+int volume_static_expand(struct cluster *c, const char *pool, const char *rados_namespace,
+                         const char *image, uint64_t size, uint64_t *ret_size);
+
+/*
  * Looks a volume up by id (a fully created one). Returns 0 and *ret; -ENOENT when the pool,
  * entry or image is gone, the volume is being created or deleted, or id is a snapshot id.
  */

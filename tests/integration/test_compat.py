@@ -2,15 +2,18 @@
 """For users coming from ceph-csi and Rook (issue 16): their config.json starts the driver, their
 StorageClass keys are implemented (striping checked on the image with `rbd info`) or refused
 with the reason, never "unknown"."""
+import hashlib
 import json
 import os
 import tempfile
 import unittest
+from types import SimpleNamespace
 
 import grpc
 
 from lib import (MiB, Driver, ceph, ceph_cli, code_of, csi, mount_cap, monitors_list,
-                 need_ceph, pool_images, sc_params, secrets)
+                 need_ceph, need_root, pool_images, sc_params, secrets)
+from test_node import Node, mounts_below, quietly
 
 
 def create_req(name, params, size=16 * MiB):
@@ -178,6 +181,137 @@ class TestCephCsiCompat(unittest.TestCase):
                                    "%s/%s" % (ceph()["pool"], image)))
         self.assertEqual(meta["csi.storage.k8s.io/pvc/name"], "crashed")
         self.delete(v.volume_id)
+
+
+@need_ceph
+@need_root
+class TestStaticVolumes(unittest.TestCase):
+    """A pre-existing image through a static PV: stages, publishes, expands, never deleted."""
+
+    @classmethod
+    def setUpClass(cls):
+        n = Node("/", "static-node", controller=True)
+        cls.kdir = n.d.dir
+        n.d.stop()
+        cls.n = Node(cls.kdir, "static-node", controller=True)
+        cls.ctl = cls.n.d.controller
+        cls.pool = ceph()["pool"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.n.d.stop()
+        left = mounts_below(cls.kdir)
+        assert not left, left
+
+    def setUp(self):
+        self.n.test = self
+
+    def image(self, name, size_mib):
+        ceph_cli("rbd", "create", "--size", str(size_mib), "%s/%s" % (self.pool, name))
+        self.addCleanup(quietly, ceph_cli, "rbd", "rm", "%s/%s" % (self.pool, name))
+
+    def paths(self, name):
+        staging = os.path.join(self.kdir, "plugins", "staging", name)
+        target = os.path.join(self.kdir, "pods", name, "volume")
+        os.makedirs(os.path.dirname(staging), exist_ok=True)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        return staging, target
+
+    def publish_controller(self, vol, cap, with_secrets=True):
+        return self.ctl.ControllerPublishVolume(csi.ControllerPublishVolumeRequest(
+            volume_id=vol.volume_id, node_id="static-node", volume_capability=cap,
+            volume_context=vol.volume_context, secrets=secrets() if with_secrets else {}))
+
+    def test_ceph_csi_static_pv__stage_publish_never_deleted(self):
+        # As ceph-csi's docs/static-pvc.md: volumeHandle is the image name.
+        self.image("static-cephcsi", 64)
+        vol = SimpleNamespace(volume_id="static-cephcsi", volume_context={
+            "clusterID": "test", "pool": self.pool, "staticVolume": "true",
+            "imageFeatures": "layering", "mounter": "fuse"})
+        cap = mount_cap("ext4")
+        staging, target = self.paths("static-cephcsi")
+        r = self.publish_controller(vol, cap)
+        self.assertEqual(dict(r.publish_context)["readOnly"], "false")
+        self.n.stage(vol, staging, cap)
+        self.n.publish(vol, staging, target, cap)
+        data = os.urandom(MiB)
+        with open(os.path.join(target, "data.bin"), "wb") as f:
+            f.write(data)
+        self.n.unpublish(vol, target)
+        self.n.unstage(vol, staging)
+        # Staged again (the filesystem is kept, not formatted again), the data is there.
+        self.n.stage(vol, staging, cap)
+        self.n.publish(vol, staging, target, cap)
+        with open(os.path.join(target, "data.bin"), "rb") as f:
+            self.assertEqual(hashlib.sha256(f.read()).digest(), hashlib.sha256(data).digest())
+        self.n.unpublish(vol, target)
+        self.n.unstage(vol, staging)
+        self.ctl.ControllerUnpublishVolume(csi.ControllerUnpublishVolumeRequest(
+            volume_id=vol.volume_id, node_id="static-node", secrets=secrets()))
+        # A Delete reclaim policy must not destroy an image the driver did not create.
+        self.ctl.DeleteVolume(csi.DeleteVolumeRequest(volume_id=vol.volume_id,
+                                                      secrets=secrets()))
+        self.assertIn("static-cephcsi", ceph_cli("rbd", "ls", self.pool).split())
+
+    def test_rbdcsi_static_handle__controller_expand_then_node_expand(self):
+        self.image("static-rbdcsi", 320)
+        handle = "test/%s/static-rbdcsi" % self.pool
+        vol = SimpleNamespace(volume_id=handle, volume_context={"mounter": "fuse"})
+        cap = mount_cap("xfs")
+        staging, target = self.paths("static-rbdcsi")
+        self.publish_controller(vol, cap)
+        self.n.stage(vol, staging, cap)
+        self.n.publish(vol, staging, target, cap)
+        st = os.statvfs(target)
+        before = st.f_blocks * st.f_frsize
+        r = self.ctl.ControllerExpandVolume(csi.ControllerExpandVolumeRequest(
+            volume_id=handle, capacity_range=csi.CapacityRange(required_bytes=400 * MiB),
+            secrets=secrets(), volume_capability=cap))
+        self.assertEqual(r.capacity_bytes, 400 * MiB)
+        self.assertTrue(r.node_expansion_required)
+        info = json.loads(ceph_cli("rbd", "info", "--format=json",
+                                   "%s/static-rbdcsi" % self.pool))
+        self.assertEqual(info["size"], 400 * MiB)
+        r = self.n.d.node.NodeExpandVolume(csi.NodeExpandVolumeRequest(
+            volume_id=handle, volume_path=target,
+            capacity_range=csi.CapacityRange(required_bytes=400 * MiB), volume_capability=cap),
+            timeout=120)
+        self.assertEqual(r.capacity_bytes, 400 * MiB)
+        st = os.statvfs(target)
+        self.assertGreaterEqual(st.f_blocks * st.f_frsize, before + 70 * MiB)
+        self.n.unpublish(vol, target)
+        self.n.unstage(vol, staging)
+        self.ctl.DeleteVolume(csi.DeleteVolumeRequest(volume_id=handle, secrets=secrets()))
+        self.assertIn("static-rbdcsi", ceph_cli("rbd", "ls", self.pool).split())
+
+    def test_bad_static_volumes__named_before_anything_runs(self):
+        cap = mount_cap("ext4")
+        staging, _ = self.paths("static-bad")
+        cases = [
+            ({"staticVolume": "true", "clusterID": "test", "pool": self.pool},
+             "bad;name", "image name 'bad;name'"),
+            ({"staticVolume": "true", "clusterID": "test", "pool": "-rf"}, "img",
+             "pool '-rf'"),
+            ({"staticVolume": "true", "pool": self.pool}, "img", "needs clusterID and pool"),
+            ({"staticVolume": "yes", "clusterID": "test", "pool": self.pool}, "img",
+             "staticVolume 'yes'"),
+            ({}, "test/%s/a/b/c" % self.pool, "a static volume handle is"),
+        ]
+        for ctx, handle, want in cases:
+            vol = SimpleNamespace(volume_id=handle, volume_context=ctx)
+            code, msg = code_of(self.n.stage, vol, staging, cap)
+            self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, ctx)
+            self.assertIn(want, msg)
+            code, msg = code_of(self.publish_controller, vol, cap)
+            self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, ctx)
+            self.assertIn(want, msg)
+        self.assertEqual(mounts_below(self.kdir), [])
+        # A static image that is not there: NOT_FOUND from ControllerPublish.
+        vol = SimpleNamespace(volume_id="no-such-image", volume_context={
+            "staticVolume": "true", "clusterID": "test", "pool": self.pool})
+        code, msg = code_of(self.publish_controller, vol, cap)
+        self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
+        self.assertIn("no-such-image", msg)
 
 
 if __name__ == "__main__":

@@ -296,6 +296,63 @@ static void test_params__striping_and_mounters(void **state)
 	call_done(&c);
 }
 
+static int static_of(const char *handle, const char *const *kv, size_t n, struct static_volume *sv,
+                     struct call *c)
+{
+	Entry e[8];
+	void *ptrs[8];
+
+	for (size_t i = 0; i < n; i++) {
+		csi__v1__create_volume_request__parameters_entry__init(&e[i]);
+		e[i].key = (char *)kv[2 * i];
+		e[i].value = (char *)kv[2 * i + 1];
+		ptrs[i] = &e[i];
+	}
+	return params_static_volume(c, handle, ptrs, n, sv);
+}
+
+static void test_params__static_volumes(void **state)
+{
+	const char *cephcsi[] = { "staticVolume", "true", "clusterID", "c1", "pool", "rbd" };
+	const char *named[] = { "staticVolume", "true",  "clusterID",      "c1", "pool", "rbd",
+		                "imageName",    "img-1", "radosNamespace", "ns" };
+	const char *dynamic[] = { "clusterID", "c1", "pool", "rbd", "imageName", "csi-vol-x" };
+	const char *bad_image[] = { "staticVolume", "true", "clusterID", "c1",
+		                    "pool",         "rbd",  "imageName", "../x" };
+	struct call c = { 0 };
+	struct static_volume sv;
+
+	(void)state;
+	assert_int_equal(static_of("my-image", cephcsi, 3, &sv, &c), 1);
+	assert_string_equal(sv.image, "my-image");
+	assert_string_equal(sv.pool, "rbd");
+	assert_null(sv.rados_namespace);
+	assert_int_equal(static_of("handle", named, 5, &sv, &c), 1);
+	assert_string_equal(sv.image, "img-1");
+	assert_string_equal(sv.rados_namespace, "ns");
+	/* rbdcsi's own ids and dynamic volumes are not static. */
+	assert_int_equal(static_of("0001-v-02-c1-0000000000000002-00--a010aab6-9632-11ea-a13c-"
+	                           "fea68445fd19",
+	                           dynamic, 3, &sv, &c),
+	                 0);
+	assert_int_equal(static_of("c1/rbd/img", NULL, 0, &sv, &c), 1);
+	assert_string_equal(sv.cluster_id, "c1");
+	assert_string_equal(sv.image, "img");
+	assert_null(sv.rados_namespace);
+	assert_int_equal(static_of("c1/rbd/ns1/img", NULL, 0, &sv, &c), 1);
+	assert_string_equal(sv.rados_namespace, "ns1");
+	assert_string_equal(sv.image, "img");
+	call_done(&c);
+	assert_int_equal(static_of("c1/rbd", NULL, 0, &sv, &c), -EINVAL);
+	call_done(&c);
+	assert_int_equal(static_of("c1/rbd/-x", NULL, 0, &sv, &c), -EINVAL);
+	assert_non_null(strstr(c.log.error_message, "image name '-x'"));
+	call_done(&c);
+	assert_int_equal(static_of("h", bad_image, 4, &sv, &c), -EINVAL);
+	assert_int_equal(c.code, STATUS_INVALID_ARGUMENT);
+	call_done(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_params__capacity_rounding_and_limits),
 		cmocka_unit_test(test_params__ceph_csi_keys_never_unknown),
 		cmocka_unit_test(test_params__striping_and_mounters),
+		cmocka_unit_test(test_params__static_volumes),
 	};
 
 	log_set_max_level(LOG_LEVEL_ERROR);
