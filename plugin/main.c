@@ -50,6 +50,9 @@ static void help(void)
 	       "  --nodeid=ID                   this node's id (required for node mode)\n"
 	       "  --config=FILE                 cluster configuration (JSON list of clusterID,\n"
 	       "                                monitors, radosNamespace)\n"
+	       "  --controller-secrets-dir=DIR  Ceph credentials (userID, userKey files; per\n"
+	       "                                cluster in DIR/<clusterID>/) for controller calls\n"
+	       "                                that carry no secrets (ControllerPublish, ...)\n"
 	       "  --log-level=LEVEL             debug, info, warn or error (default info)\n"
 	       "  --log-format=FORMAT           text (logfmt) or json (default text)\n"
 	       "  --workers=N                   gRPC worker threads (default 8)\n"
@@ -124,6 +127,7 @@ enum {
 	OPT_CLONE_SOFT,
 	OPT_CLONE_HARD,
 	OPT_DRY_RUN,
+	OPT_SECRETS_DIR,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -149,6 +153,7 @@ static const struct option options[] = {
 	{ "clone-depth-soft", required_argument, NULL, OPT_CLONE_SOFT },
 	{ "clone-depth-hard", required_argument, NULL, OPT_CLONE_HARD },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "controller-secrets-dir", required_argument, NULL, OPT_SECRETS_DIR },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -228,6 +233,13 @@ static int parse_argv(int argc, char *argv[], struct plugin_options *o, bool *re
 			break;
 		case OPT_CONFIG:
 			o->config_path = optarg;
+			break;
+		case OPT_SECRETS_DIR:
+			if (optarg[0] != '/')
+				return usage_error("--controller-secrets-dir: '%s' is not an "
+				                   "absolute path",
+				                   optarg);
+			o->controller_secrets_dir = optarg;
 			break;
 		case OPT_LOG_LEVEL:
 			level = log_level_from_string(optarg);

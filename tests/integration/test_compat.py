@@ -183,6 +183,107 @@ class TestCephCsiCompat(unittest.TestCase):
         self.delete(v.volume_id)
 
 
+ATTACH_USER = "rbdcsi-attach-test"
+
+
+@need_ceph
+class TestControllerSecretsDir(unittest.TestCase):
+    """ControllerPublish without a controller-publish secret, across restarts and replicas:
+    credentials of a least-privilege Ceph user from --controller-secrets-dir."""
+
+    @classmethod
+    def setUpClass(cls):
+        pool = ceph()["pool"]
+        # Reads images, writes only the driver's own journal objects (attachment records).
+        ceph_cli("ceph", "auth", "get-or-create", "client." + ATTACH_USER, "mon", "profile rbd",
+                 "osd", "profile rbd-read-only pool=%s, allow rw pool=%s object_prefix rbdcsi."
+                 % (pool, pool))
+        cls.key = ceph_cli("ceph", "auth", "get-key", "client." + ATTACH_USER).strip()
+        cls.tmp = tempfile.mkdtemp(prefix="rbdcsi-secrets.")
+        cls.secrets_dir = os.path.join(cls.tmp, "secrets")
+        os.makedirs(os.path.join(cls.secrets_dir, "test"), mode=0o700)
+        # As a mounted Secret: one file per key; a trailing newline is tolerated.
+        with open(os.path.join(cls.secrets_dir, "test", "userID"), "w") as f:
+            f.write(ATTACH_USER + "\n")
+        with open(os.path.join(cls.secrets_dir, "test", "userKey"), "w") as f:
+            f.write(cls.key + "\n")
+        cls.creator = Driver(mode="controller", name="secrets-creator")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.creator.stop()
+        ceph_cli("ceph", "auth", "del", "client." + ATTACH_USER, check=False)
+
+    def controller(self, name):
+        d = Driver("--controller-secrets-dir=" + self.secrets_dir, mode="controller",
+                   name=name)
+        self.addCleanup(d.stop)
+        return d
+
+    def publish(self, d, vid, node):
+        return code_of(d.controller.ControllerPublishVolume, csi.ControllerPublishVolumeRequest(
+            volume_id=vid, node_id=node, volume_capability=mount_cap()))
+
+    def published_nodes(self, d, vid):
+        return list(d.controller.ControllerGetVolume(csi.ControllerGetVolumeRequest(
+            volume_id=vid)).status.published_node_ids)
+
+    def test_publish_without_secrets__after_restart_and_on_another_replica(self):
+        vid = self.creator.controller.CreateVolume(create_req("pvc-nosecret", sc_params())) \
+            .volume.volume_id
+        self.addCleanup(quietly, self.creator.controller.DeleteVolume,
+                        csi.DeleteVolumeRequest(volume_id=vid, secrets=secrets()))
+        # Without the directory a fresh controller has no credentials (the old behaviour).
+        plain = Driver(mode="controller", name="secrets-plain")
+        code, msg = self.publish(plain, vid, "node-a")
+        plain.stop()
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
+
+        a = self.controller("secrets-a")
+        code, msg = self.publish(a, vid, "node-a")
+        self.assertEqual(code, grpc.StatusCode.OK, msg)
+        self.assertEqual(self.published_nodes(a, vid), ["node-a"])
+        # Another replica (a second process) sees and honours the same record.
+        b = self.controller("secrets-b")
+        code, _ = self.publish(b, vid, "node-b")
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)  # RWO: held by node-a
+        # A restart (SIGKILL) of the first: unpublish and publish still work.
+        a.kill()
+        a = self.controller("secrets-a2")
+        a.controller.ControllerUnpublishVolume(csi.ControllerUnpublishVolumeRequest(
+            volume_id=vid, node_id="node-a"))
+        code, msg = self.publish(a, vid, "node-b")
+        self.assertEqual(code, grpc.StatusCode.OK, msg)
+        self.assertEqual(self.published_nodes(b, vid), ["node-b"])
+        a.controller.ControllerUnpublishVolume(csi.ControllerUnpublishVolumeRequest(
+            volume_id=vid, node_id="node-b"))
+
+    def test_least_privilege__the_attach_user_cannot_create_or_delete(self):
+        attach = {"userID": ATTACH_USER, "userKey": self.key}
+        before = pool_images()
+        code, msg = code_of(self.creator.controller.CreateVolume, csi.CreateVolumeRequest(
+            name="pvc-attach-user", capacity_range=csi.CapacityRange(required_bytes=16 * MiB),
+            volume_capabilities=[mount_cap()], parameters=sc_params(), secrets=attach))
+        self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED, msg)  # EPERM from the OSDs
+        self.assertIn("Operation not permitted", msg)
+        self.assertEqual(pool_images(), before)
+        # Its name reservation (journal objects are writable for it) is finished and removed
+        # by a create and delete with the provisioner's user, as any interrupted create.
+        left = self.creator.controller.CreateVolume(
+            create_req("pvc-attach-user", sc_params())).volume.volume_id
+        self.creator.controller.DeleteVolume(csi.DeleteVolumeRequest(volume_id=left,
+                                                                     secrets=secrets()))
+        vid = self.creator.controller.CreateVolume(create_req("pvc-keep", sc_params())) \
+            .volume.volume_id
+        self.addCleanup(quietly, self.creator.controller.DeleteVolume,
+                        csi.DeleteVolumeRequest(volume_id=vid, secrets=secrets()))
+        code, msg = code_of(self.creator.controller.DeleteVolume,
+                            csi.DeleteVolumeRequest(volume_id=vid, secrets=attach))
+        self.assertNotEqual(code, grpc.StatusCode.OK)
+        self.assertIn("Operation not permitted", msg)
+        self.assertEqual(len(pool_images()), len(before) + 1)
+
+
 @need_ceph
 @need_root
 class TestStaticVolumes(unittest.TestCase):
