@@ -131,6 +131,97 @@ static int volume_to_csi(struct call *c, const struct volume *vol, const struct 
 	return 0;
 }
 
+/*
+ * topologyConstrainedPools: the pool for the request's accessibility requirements. A name an
+ * earlier attempt reserved in one of the pools stays there (a retry whose requirements changed,
+ * e.g. after the scheduler picked another node, must not create a second volume elsewhere).
+ * Without requirements (volumeBindingMode Immediate) the StorageClass's pool is used.
+ */
+static int topology_choose_pool(struct call *c, const Csi__V1__CreateVolumeRequest *req,
+                                struct ceph_target *t, struct volume_params *p,
+                                Csi__V1__Topology **ret_topology)
+{
+	const Csi__V1__TopologyRequirement *ar = req->accessibility_requirements;
+	struct topology_pool *pools;
+	size_t n, pick = SIZE_MAX;
+	int r;
+
+	r = params_topology_pools(c, p->topology_pools, &pools, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && pick == SIZE_MAX; i++) {
+		r = volume_name_reserved(t->conn, pools[i].pool, t->rados_namespace, req->name);
+		if (r < 0)
+			return log_error_errno(r, "Cannot look '%s' up in pool '%s': %m", req->name,
+			                       pools[i].pool);
+		if (r > 0) {
+			pick = i;
+			*ret_topology = params_topology_of(c, &pools[i], ar);
+			if (!*ret_topology)
+				return -ENOMEM;
+		}
+	}
+	if (pick == SIZE_MAX && ar && (ar->n_requisite > 0 || ar->n_preferred > 0)) {
+		r = params_topology_select(c, pools, n, ar, &pick, ret_topology);
+		if (r < 0)
+			return r;
+	}
+	if (pick == SIZE_MAX) {
+		if (isempty(p->pool))
+			return call_fail(c, STATUS_INVALID_ARGUMENT,
+			                 "parameters: topologyConstrainedPools without pool needs "
+			                 "accessibility requirements (volumeBindingMode "
+			                 "WaitForFirstConsumer and a topology on the nodes)");
+		return 0;
+	}
+	p->pool = pools[pick].pool;
+	if (pools[pick].data_pool)
+		p->data_pool = pools[pick].data_pool;
+	log_info("Volume '%s' goes to pool '%s' (topologyConstrainedPools[%zu])", req->name,
+	         p->pool, pick);
+	return 0;
+}
+
+/*
+ * Sets the volume's accessible topology: the topology-constrained pool's, else this
+ * controller's own --topology (one release per zone), else none (reachable from anywhere).
+ */
+static int volume_add_topology(struct call *c, Csi__V1__Topology *topology, Csi__V1__Volume *v)
+{
+	const struct plugin_options *o = &c->plugin->opt;
+
+	if (!topology && o->n_topology > 0) {
+		topology = call_alloc(c, sizeof(*topology));
+		if (!topology)
+			return -ENOMEM;
+		csi__v1__topology__init(topology);
+		topology->segments = call_alloc(c, o->n_topology * sizeof(*topology->segments));
+		if (!topology->segments)
+			return -ENOMEM;
+		for (size_t i = 0; i < o->n_topology; i++) {
+			Csi__V1__Topology__SegmentsEntry *e = call_alloc(c, sizeof(*e));
+			const char *eq = strchr(o->topology[i], '=');
+
+			if (!e || !eq)
+				return -ENOMEM;
+			csi__v1__topology__segments_entry__init(e);
+			e->key = call_printf(c, "%.*s", (int)(eq - o->topology[i]), o->topology[i]);
+			e->value = (char *)eq + 1;
+			if (!e->key)
+				return -ENOMEM;
+			topology->segments[topology->n_segments++] = e;
+		}
+	}
+	if (!topology)
+		return 0;
+	v->accessible_topology = call_alloc(c, sizeof(*v->accessible_topology));
+	if (!v->accessible_topology)
+		return -ENOMEM;
+	v->accessible_topology[0] = topology;
+	v->n_accessible_topology = 1;
+	return 0;
+}
+
 int controller_create_volume(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__CreateVolumeRequest *req = request;
@@ -142,6 +233,7 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	_cleanup_(volume_freep) struct volume *vol = NULL;
 	struct volume_request vr;
 	struct volume_id source;
+	Csi__V1__Topology *topology = NULL;
 	uint64_t size, size_limit = 0;
 	int r;
 
@@ -168,7 +260,7 @@ int controller_create_volume(struct call *c, const void *request, void *response
 			                 access.fs_type, p.fs_type);
 		p.fs_type = access.fs_type;
 	}
-	if (p.journal_pool && strcmp(p.journal_pool, p.pool) != 0)
+	if (p.journal_pool && !isempty(p.pool) && strcmp(p.journal_pool, p.pool) != 0)
 		return call_fail(c, STATUS_INVALID_ARGUMENT,
 		                 "parameters: journalPool '%s' differs from pool '%s': the journal "
 		                 "lives with the images in this version; omit journalPool",
@@ -205,6 +297,11 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	                     SECRETS(req), true, p.rados_namespace, &t);
 	if (r < 0)
 		goto out;
+	if (p.topology_pools) {
+		r = topology_choose_pool(c, req, &t, &p, &topology);
+		if (r < 0)
+			goto out;
+	}
 
 	for (int i = 0; i < 2; i++) {
 		const char *pool = i == 0 ? p.pool : p.data_pool;
@@ -309,6 +406,8 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	}
 	log_context_set_volume(vol->id);
 	r = volume_to_csi(c, vol, &p, t.rados_namespace, &resp->volume);
+	if (r >= 0)
+		r = volume_add_topology(c, topology, resp->volume);
 	if (r >= 0 && req->volume_content_source)
 		resp->volume->content_source = req->volume_content_source; /* packed before freed */
 	if (r >= 0)

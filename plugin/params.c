@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "plugin/config.h"
 #include "plugin/params.h"
 
@@ -17,8 +19,13 @@ static const char *const known_keys[] = {
 
 /* ceph-csi's keys that rbdcsi implements (deploy/README.md has the table). */
 static const char *const ceph_csi_keys[] = {
-	"stripeUnit",       "stripeCount",     "objectSize",
-	"tryOtherMounters", "cephLogStrategy", "encrypted",
+	"stripeUnit",
+	"stripeCount",
+	"objectSize",
+	"tryOtherMounters",
+	"cephLogStrategy",
+	"encrypted",
+	"topologyConstrainedPools",
 };
 
 /*
@@ -36,7 +43,6 @@ static const struct {
 	{ "encryptionKeySize", "volume encryption is not supported yet" },
 	{ "encryptionSectorSize", "volume encryption is not supported yet" },
 	{ "integrityMode", "volume encryption (dm-integrity) is not supported yet" },
-	{ "topologyConstrainedPools", "topology-constrained pools are not supported yet" },
 	{ "cephLogDir",
 	  "rbd-nbd and rbd-fuse logs are not kept in a log directory: rbd-nbd logs nowhere, "
 	  "rbd-fuse logs next to its mount in the node's state directory and the log is removed at "
@@ -205,6 +211,210 @@ int params_static_volume(struct call *c, const char *volume_id, void *const *con
 	return 1;
 }
 
+static const char *json_str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static int topology_entry(struct call *c, json_object *o, size_t i, struct topology_pool *ret)
+{
+	json_object *segs;
+	const char *dp;
+
+	if (!json_object_is_type(o, json_type_object))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: topologyConstrainedPools[%zu] is not an object", i);
+	json_object_object_foreach(o, key, val)
+	{
+		(void)val;
+		if (strcmp(key, "poolName") != 0 && strcmp(key, "dataPool") != 0 &&
+		    strcmp(key, "domainSegments") != 0)
+			return call_fail(
+			        c, STATUS_INVALID_ARGUMENT,
+			        "parameters: topologyConstrainedPools[%zu] has a field '%.64s' "
+			        "that is not poolName, dataPool or domainSegments",
+			        i, key);
+	}
+	ret->pool = call_strdup(c, strempty(json_str(o, "poolName")));
+	if (!ret->pool)
+		return -ENOMEM;
+	if (!params_name_valid(ret->pool, PARAMS_MAX_NAME_BYTES))
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: topologyConstrainedPools[%zu].poolName '%s' is not a "
+		                 "valid pool name",
+		                 i, ret->pool);
+	dp = json_str(o, "dataPool");
+	if (!isempty(dp)) {
+		if (!params_name_valid(dp, PARAMS_MAX_NAME_BYTES))
+			return call_fail(
+			        c, STATUS_INVALID_ARGUMENT,
+			        "parameters: topologyConstrainedPools[%zu].dataPool '%s' is "
+			        "not a valid pool name",
+			        i, dp);
+		ret->data_pool = call_strdup(c, dp);
+		if (!ret->data_pool)
+			return -ENOMEM;
+	}
+	if (!json_object_object_get_ex(o, "domainSegments", &segs) ||
+	    !json_object_is_type(segs, json_type_array) || json_object_array_length(segs) == 0 ||
+	    json_object_array_length(segs) > PARAMS_TOPOLOGY_SEGMENTS_MAX)
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: topologyConstrainedPools[%zu].domainSegments must be "
+		                 "a list of 1-%d {domainLabel, value} objects",
+		                 i, PARAMS_TOPOLOGY_SEGMENTS_MAX);
+	for (size_t k = 0; k < json_object_array_length(segs); k++) {
+		json_object *seg = json_object_array_get_idx(segs, k);
+		const char *label = json_str(seg, "domainLabel"), *value = json_str(seg, "value");
+
+		if (isempty(label) || isempty(value) || strlen(label) > 253 || strlen(value) > 63 ||
+		    strpbrk(label, " \t\n=") || strpbrk(value, " \t\n="))
+			return call_fail(
+			        c, STATUS_INVALID_ARGUMENT,
+			        "parameters: topologyConstrainedPools[%zu].domainSegments[%zu] "
+			        "needs a domainLabel and a value without spaces or '='",
+			        i, k);
+		ret->labels[k] = call_strdup(c, label);
+		ret->values[k] = call_strdup(c, value);
+		if (!ret->labels[k] || !ret->values[k])
+			return -ENOMEM;
+		ret->n_segments++;
+	}
+	return 0;
+}
+
+int params_topology_pools(struct call *c, const char *json, struct topology_pool **ret,
+                          size_t *ret_n)
+{
+	json_object *root = json_tokener_parse(json);
+	struct topology_pool *pools;
+	size_t n;
+	int r = 0;
+
+	if (!root || !json_object_is_type(root, json_type_array) ||
+	    json_object_array_length(root) == 0 || json_object_array_length(root) > 64) {
+		json_object_put(root);
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "parameters: topologyConstrainedPools is not a JSON list of 1-64 "
+		                 "{poolName, dataPool, domainSegments} objects");
+	}
+	n = json_object_array_length(root);
+	pools = call_alloc(c, n * sizeof(*pools));
+	if (!pools) {
+		json_object_put(root);
+		return -ENOMEM;
+	}
+	memset(pools, 0, n * sizeof(*pools));
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = topology_entry(c, json_object_array_get_idx(root, i), i, &pools[i]);
+	json_object_put(root);
+	if (r < 0)
+		return r;
+	*ret = pools;
+	*ret_n = n;
+	return 0;
+}
+
+static bool key_matches_label(const char *key, const char *label)
+{
+	size_t kn = strlen(key), ln = strlen(label);
+
+	return strcmp(key, label) == 0 ||
+	       (kn > ln && key[kn - ln - 1] == '/' && strcmp(key + kn - ln, label) == 0);
+}
+
+/* The key of t that names label, NULL when none. */
+static const char *topology_key_for(const Csi__V1__Topology *t, const char *label)
+{
+	for (size_t i = 0; t && i < t->n_segments; i++)
+		if (key_matches_label(t->segments[i]->key, label))
+			return t->segments[i]->key;
+	return NULL;
+}
+
+static bool pool_fits(const struct topology_pool *p, const Csi__V1__Topology *t)
+{
+	for (size_t k = 0; k < p->n_segments; k++) {
+		bool found = false;
+
+		for (size_t i = 0; !found && i < t->n_segments; i++)
+			found = key_matches_label(t->segments[i]->key, p->labels[k]) &&
+			        strcmp(t->segments[i]->value, p->values[k]) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static Csi__V1__Topology *topology_build(struct call *c, const struct topology_pool *p,
+                                         const Csi__V1__Topology *const *ts, size_t n_ts)
+{
+	Csi__V1__Topology *t = call_alloc(c, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	csi__v1__topology__init(t);
+	t->segments = call_alloc(c, p->n_segments * sizeof(*t->segments));
+	if (!t->segments)
+		return NULL;
+	for (size_t k = 0; k < p->n_segments; k++) {
+		Csi__V1__Topology__SegmentsEntry *e = call_alloc(c, sizeof(*e));
+		const char *key = NULL;
+
+		if (!e)
+			return NULL;
+		for (size_t i = 0; !key && i < n_ts; i++)
+			key = topology_key_for(ts[i], p->labels[k]);
+		csi__v1__topology__segments_entry__init(e);
+		e->key = (char *)(key ? key : p->labels[k]);
+		e->value = (char *)p->values[k];
+		t->segments[t->n_segments++] = e;
+	}
+	return t;
+}
+
+int params_topology_select(struct call *c, const struct topology_pool *pools, size_t n,
+                           const Csi__V1__TopologyRequirement *req, size_t *ret_index,
+                           Csi__V1__Topology **ret_topology)
+{
+	for (int pass = 0; req && pass < 2; pass++) {
+		Csi__V1__Topology **ts = pass == 0 ? req->preferred : req->requisite;
+		size_t n_ts = pass == 0 ? req->n_preferred : req->n_requisite;
+
+		for (size_t i = 0; i < n_ts; i++)
+			for (size_t k = 0; k < n; k++) {
+				if (!pool_fits(&pools[k], ts[i]))
+					continue;
+				*ret_topology = topology_build(
+				        c, &pools[k], (const Csi__V1__Topology *const *)&ts[i], 1);
+				if (!*ret_topology)
+					return -ENOMEM;
+				*ret_index = k;
+				return 0;
+			}
+	}
+	return call_fail(c, STATUS_RESOURCE_EXHAUSTED,
+	                 "parameters: no pool of topologyConstrainedPools matches the "
+	                 "accessibility requirements");
+}
+
+Csi__V1__Topology *params_topology_of(struct call *c, const struct topology_pool *pool,
+                                      const Csi__V1__TopologyRequirement *req)
+{
+	const Csi__V1__Topology *none[1] = { NULL };
+
+	if (!req)
+		return topology_build(c, pool, none, 0);
+	if (req->n_preferred > 0)
+		return topology_build(c, pool, (const Csi__V1__Topology *const *)req->preferred,
+		                      req->n_preferred);
+	return topology_build(c, pool, (const Csi__V1__Topology *const *)req->requisite,
+	                      req->n_requisite);
+}
+
 static bool list_valid(const char *s, const char *extra)
 {
 	size_t n = strlen(s);
@@ -312,6 +522,8 @@ int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *
 			object_size = v;
 		else if (strcmp(k, "tryOtherMounters") == 0)
 			try_other = v;
+		else if (strcmp(k, "topologyConstrainedPools") == 0)
+			p.topology_pools = v;
 		else if (strcmp(k, "cephLogStrategy") == 0) {
 			if (strcmp(v, "remove") != 0)
 				return call_fail(
@@ -341,9 +553,17 @@ int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *
 		                 "parameters: clusterID '%s' is not 1-36 characters of "
 		                 "[A-Za-z0-9._-]",
 		                 p.cluster_id);
-	if (isempty(p.pool))
+	if (isempty(p.pool) && !p.topology_pools)
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "parameters: pool is required");
-	if (!params_name_valid(p.pool, PARAMS_MAX_NAME_BYTES))
+	if (p.topology_pools) {
+		struct topology_pool *tp;
+		size_t ntp;
+
+		r = params_topology_pools(c, p.topology_pools, &tp, &ntp);
+		if (r < 0)
+			return r;
+	}
+	if (!isempty(p.pool) && !params_name_valid(p.pool, PARAMS_MAX_NAME_BYTES))
 		return call_fail(c, STATUS_INVALID_ARGUMENT,
 		                 "parameters: pool '%s' is not a valid pool name", p.pool);
 	if (p.data_pool && !params_name_valid(p.data_pool, PARAMS_MAX_NAME_BYTES))

@@ -814,6 +814,26 @@ int volume_create(struct cluster *c, const struct volume_request *req, struct vo
 	return r == -EDQUOT ? -ENOSPC : r;
 }
 
+int volume_name_reserved(struct cluster *c, const char *pool, const char *rados_namespace,
+                         const char *name)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	char uuid[JOURNAL_UUID_LEN + 1];
+	int r;
+
+	if (isempty(pool) || !journal_name_valid(name))
+		return -EINVAL;
+	r = cluster_ioctx_open(c, pool, isempty(rados_namespace) ? NULL : rados_namespace, &io);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	r = journal_lookup(io, JOURNAL_VOLUME, name, uuid);
+	if (r == -ENOENT)
+		return 0;
+	return r < 0 ? r : 1;
+}
+
 /* ---- static volumes ---- */
 
 int volume_static_stat(struct cluster *c, const char *pool, const char *rados_namespace,

@@ -170,6 +170,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct volume *, volume_free)
 int volume_create(struct cluster *c, const struct volume_request *req, struct volume **ret);
 
 /*
+ * Returns 1 when name is reserved in pool/rados_namespace's journal (a volume of that name was
+ * created there, or is being created), 0 when not or when the pool does not exist; < 0 on error.
+ * Lets a caller that picks among pools (topology) find the one an earlier attempt used.
+ */
+int volume_name_reserved(struct cluster *c, const char *pool, const char *rados_namespace,
+                         const char *name);
+
+/*
  * Static volumes: pre-existing images named by pool, namespace (NULL/"" for the default) and
  * image name, never created or deleted by the driver and with no journal entry.
  * volume_static_stat() returns 0 and the image's size; -ENOENT when the pool, namespace or

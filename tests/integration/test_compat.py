@@ -183,6 +183,86 @@ class TestCephCsiCompat(unittest.TestCase):
         self.delete(v.volume_id)
 
 
+def topo(**segments):
+    return csi.Topology(segments={"topology.rbdcsi.io/" + k: v for k, v in segments.items()})
+
+
+@need_ceph
+class TestTopology(unittest.TestCase):
+    """topologyConstrainedPools picks the zone's pool; volumes carry accessible_topology."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Driver(mode="controller", name="topology")
+        cls.pools = json.dumps([
+            {"poolName": ceph()["pool"],
+             "domainSegments": [{"domainLabel": "zone", "value": "a"}]},
+            {"poolName": ceph()["pool2"],
+             "domainSegments": [{"domainLabel": "zone", "value": "b"}]}])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def create(self, name, requirements, **params):
+        req = create_req(name, dict({"clusterID": "test",
+                                     "topologyConstrainedPools": self.pools}, **params))
+        if requirements is not None:
+            req.accessibility_requirements.CopyFrom(requirements)
+        return code_of(self.d.controller.CreateVolume, req)
+
+    def delete(self, vid):
+        self.d.controller.DeleteVolume(csi.DeleteVolumeRequest(volume_id=vid, secrets=secrets()))
+
+    def test_zone_b__lands_in_its_pool_with_its_topology(self):
+        req = csi.TopologyRequirement(requisite=[topo(zone="a"), topo(zone="b")],
+                                      preferred=[topo(zone="b")])
+        code, r = self.create("pvc-zone-b", req)
+        self.assertEqual(code, grpc.StatusCode.OK, r)
+        v = r.volume
+        self.addCleanup(self.delete, v.volume_id)
+        self.assertEqual(dict(v.volume_context)["pool"], ceph()["pool2"])
+        self.assertIn(dict(v.volume_context)["imageName"], pool_images(ceph()["pool2"]))
+        self.assertEqual([dict(t.segments) for t in v.accessible_topology],
+                         [{"topology.rbdcsi.io/zone": "b"}])
+        # A retry whose requirements changed (another node was picked) finds the same volume.
+        code, again = self.create("pvc-zone-b", csi.TopologyRequirement(
+            requisite=[topo(zone="a")], preferred=[topo(zone="a")]))
+        self.assertEqual(code, grpc.StatusCode.OK, again)
+        self.assertEqual(again.volume.volume_id, v.volume_id)
+        self.assertEqual([dict(t.segments) for t in again.volume.accessible_topology],
+                         [{"topology.rbdcsi.io/zone": "b"}])
+
+    def test_no_match_or_no_requirements__refused_nothing_created(self):
+        before = (pool_images(), pool_images(ceph()["pool2"]))
+        code, msg = self.create("pvc-zone-c", csi.TopologyRequirement(
+            requisite=[topo(zone="c")]))
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, msg)
+        self.assertIn("topologyConstrainedPools", msg)
+        code, msg = self.create("pvc-zone-none", None)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, msg)
+        self.assertIn("WaitForFirstConsumer", msg)
+        self.assertEqual((pool_images(), pool_images(ceph()["pool2"])), before)
+        # With a pool as well, Immediate binding uses it.
+        code, r = self.create("pvc-zone-pool", None, pool=ceph()["pool"])
+        self.assertEqual(code, grpc.StatusCode.OK, r)
+        self.assertEqual(dict(r.volume.volume_context)["pool"], ceph()["pool"])
+        self.assertEqual(len(r.volume.accessible_topology), 0)
+        self.delete(r.volume.volume_id)
+
+    def test_controller_topology__one_release_per_zone(self):
+        d = Driver("--topology=topology.rbdcsi.io/zone=z1", mode="controller",
+                   name="topology-z1")
+        self.addCleanup(d.stop)
+        v = d.controller.CreateVolume(create_req("pvc-release-z1", sc_params())).volume
+        self.addCleanup(self.delete, v.volume_id)
+        self.assertEqual([dict(t.segments) for t in v.accessible_topology],
+                         [{"topology.rbdcsi.io/zone": "z1"}])
+        caps = [c.service.type for c in d.identity.GetPluginCapabilities(
+            csi.GetPluginCapabilitiesRequest()).capabilities if c.HasField("service")]
+        self.assertIn(csi.PluginCapability.Service.VOLUME_ACCESSIBILITY_CONSTRAINTS, caps)
+
+
 ATTACH_USER = "rbdcsi-attach-test"
 
 

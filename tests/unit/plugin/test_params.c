@@ -227,8 +227,21 @@ static void test_params__ceph_csi_keys_never_unknown(void **state)
 		{ "encryptionKeySize", "256", "encryption is not supported yet" },
 		{ "encryptionSectorSize", "4096", "encryption is not supported yet" },
 		{ "integrityMode", "hmac-sha512", "encryption" },
-		{ "topologyConstrainedPools", "[]",
-		  "topology-constrained pools are not supported" },
+		{ "topologyConstrainedPools", "[]", "topologyConstrainedPools is not a JSON list" },
+		{ "topologyConstrainedPools",
+		  "[{\"poolName\":\"p1\",\"domainSegments\":[{\"domainLabel\":\"zone\","
+		  "\"value\":\"a\"}]}]",
+		  NULL },
+		{ "topologyConstrainedPools", "[{\"poolName\":\"p1\",\"domainSegments\":[]}]",
+		  "topologyConstrainedPools[0].domainSegments" },
+		{ "topologyConstrainedPools",
+		  "[{\"poolName\":\"p/1\",\"domainSegments\":[{\"domainLabel\":\"zone\","
+		  "\"value\":\"a\"}]}]",
+		  "topologyConstrainedPools[0].poolName 'p/1'" },
+		{ "topologyConstrainedPools",
+		  "[{\"poolname\":\"p1\",\"domainSegments\":[{\"domainLabel\":\"zone\","
+		  "\"value\":\"a\"}]}]",
+		  "field 'poolname' that is not poolName" },
 		{ "thickProvision", "true", "thick provisioning was removed" },
 		{ "mounter", "rbd", NULL },
 		{ "mounter", "rbd-nbd", NULL },
@@ -353,6 +366,76 @@ static void test_params__static_volumes(void **state)
 	call_done(&c);
 }
 
+static Csi__V1__Topology *topo(Csi__V1__Topology *t, Csi__V1__Topology__SegmentsEntry *segs,
+                               Csi__V1__Topology__SegmentsEntry **ptrs, const char *const *kv,
+                               size_t n)
+{
+	csi__v1__topology__init(t);
+	for (size_t i = 0; i < n; i++) {
+		csi__v1__topology__segments_entry__init(&segs[i]);
+		segs[i].key = (char *)kv[2 * i];
+		segs[i].value = (char *)kv[2 * i + 1];
+		ptrs[i] = &segs[i];
+	}
+	t->segments = ptrs;
+	t->n_segments = n;
+	return t;
+}
+
+static void test_params__topology_constrained_pools(void **state)
+{
+	const char *json = "[{\"poolName\":\"east-a\",\"domainSegments\":["
+	                   "{\"domainLabel\":\"region\",\"value\":\"east\"},"
+	                   "{\"domainLabel\":\"zone\",\"value\":\"a\"}]},"
+	                   "{\"poolName\":\"east-b\",\"dataPool\":\"ec-b\",\"domainSegments\":["
+	                   "{\"domainLabel\":\"region\",\"value\":\"east\"},"
+	                   "{\"domainLabel\":\"zone\",\"value\":\"b\"}]}]";
+	const char *zone_b[] = { "topology.rbdcsi.io/region", "east", "topology.rbdcsi.io/zone",
+		                 "b" };
+	const char *zone_a[] = { "region", "east", "zone", "a" };
+	const char *zone_c[] = { "topology.rbdcsi.io/region", "east", "topology.rbdcsi.io/zone",
+		                 "c" };
+	Csi__V1__Topology tb, ta, tc, *req_ts[2];
+	Csi__V1__Topology__SegmentsEntry sb[2], sa[2], sc[2], *pb[2], *pa[2], *pc[2];
+	Csi__V1__TopologyRequirement req;
+	struct topology_pool *pools;
+	Csi__V1__Topology *got;
+	struct call c = { 0 };
+	size_t n, pick;
+
+	(void)state;
+	assert_int_equal(params_topology_pools(&c, json, &pools, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(pools[1].pool, "east-b");
+	assert_string_equal(pools[1].data_pool, "ec-b");
+	assert_null(pools[0].data_pool);
+
+	/* Requisite a, b; preferred b first: pool east-b, with the node's keys. */
+	csi__v1__topology_requirement__init(&req);
+	req_ts[0] = topo(&ta, sa, pa, zone_a, 2);
+	req_ts[1] = topo(&tb, sb, pb, zone_b, 2);
+	req.requisite = req_ts;
+	req.n_requisite = 2;
+	req.preferred = &req_ts[1];
+	req.n_preferred = 1;
+	assert_int_equal(params_topology_select(&c, pools, n, &req, &pick, &got), 0);
+	assert_int_equal(pick, 1);
+	assert_int_equal(got->n_segments, 2);
+	assert_string_equal(got->segments[1]->key, "topology.rbdcsi.io/zone");
+	assert_string_equal(got->segments[1]->value, "b");
+	/* No preference: the first requisite topology that fits (zone a, plain keys). */
+	req.n_preferred = 0;
+	assert_int_equal(params_topology_select(&c, pools, n, &req, &pick, &got), 0);
+	assert_int_equal(pick, 0);
+	assert_string_equal(got->segments[1]->key, "zone");
+	/* A zone without a pool. */
+	req_ts[0] = topo(&tc, sc, pc, zone_c, 2);
+	req.n_requisite = 1;
+	assert_true(params_topology_select(&c, pools, n, &req, &pick, &got) < 0);
+	assert_int_equal(c.code, STATUS_RESOURCE_EXHAUSTED);
+	call_done(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -365,6 +448,7 @@ int main(void)
 		cmocka_unit_test(test_params__ceph_csi_keys_never_unknown),
 		cmocka_unit_test(test_params__striping_and_mounters),
 		cmocka_unit_test(test_params__static_volumes),
+		cmocka_unit_test(test_params__topology_constrained_pools),
 	};
 
 	log_set_max_level(LOG_LEVEL_ERROR);
