@@ -28,3 +28,9 @@ readOnlyRootFilesystem: true
 capabilities:
   drop: ["ALL"]
 {{- end -}}
+
+{{/* Prefix of cluster-scoped names (ClusterRoles, ClusterRoleBindings): one release per zone
+sets its own, e.g. rbdcsi-zone-a, so releases do not collide. */}}
+{{- define "rbdcsi.clusterPrefix" -}}
+{{ default "rbdcsi" .Values.clusterScopedPrefix }}
+{{- end -}}
