@@ -22,7 +22,7 @@ def create_req(name, params, size=16 * MiB):
         volume_capabilities=[mount_cap()], parameters=params, secrets=secrets())
 
 
-def rook_config(directory):
+def rook_config(directory, name="rook-config.json"):
     """config.json as Rook writes it (ceph-csi's fields plus Rook's "namespace")."""
     entries = [{
         "clusterID": "test",
@@ -34,7 +34,7 @@ def rook_config(directory):
         "nfs": {"netNamespaceFilePath": ""},
         "readAffinity": {"enabled": False, "crushLocationLabels": []},
     }]
-    path = os.path.join(directory, "rook-config.json")
+    path = os.path.join(directory, name)
     with open(path, "w") as f:
         json.dump(entries, f, indent=2)
     return path
@@ -167,8 +167,9 @@ class TestCephCsiCompat(unittest.TestCase):
         params = sc_params(**{"csi.storage.k8s.io/pvc/name": "crashed",
                               "csi.storage.k8s.io/pvc/namespace": "ns1",
                               "csi.storage.k8s.io/pv/name": "pvc-crash-meta"})
-        d = Driver("--config=" + rook_config(self.tmp), mode="controller", config=False,
-                   name="compat-crash", env={"RBDCSI_FAILPOINTS": "volume-create:after-image"})
+        # Its own copy: rewriting the shared one would make the main driver reload it.
+        d = Driver("--config=" + rook_config(self.tmp, "crash.json"), mode="controller",
+                   config=False, name="compat-crash", env={"RBDCSI_FAILPOINTS": "volume-create:after-image"})
         code, _ = code_of(d.controller.CreateVolume, create_req("pvc-crash-meta", params),
                           timeout=60)
         self.assertEqual(code, grpc.StatusCode.UNAVAILABLE)
