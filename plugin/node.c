@@ -196,7 +196,7 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	_cleanup_free_ char *reason = NULL;
 	const char *user, *key, *cluster_id, *pool, *image, *fstype, *mounter, *dir;
 	const char *rados_namespace = context_get(req, "radosNamespace");
-	struct static_volume sv;
+	struct static_volume sv = { 0 };
 	struct stage_request sr;
 	enum mapper_type mapper;
 	struct op_lock lock = { 0 };
@@ -265,6 +265,9 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		                 cluster_id);
 	if (r < 0)
 		return r;
+	/* A static volume without radosNamespace is in the cluster's (as on the controller). */
+	if (sv.image && !sv.rados_namespace)
+		rados_namespace = cl.rados_namespace;
 	dir = stage_dir(c);
 	if (!dir) {
 		config_cluster_done(&cl);

@@ -466,6 +466,24 @@ class TestStaticVolumes(unittest.TestCase):
         self.ctl.DeleteVolume(csi.DeleteVolumeRequest(volume_id=handle, secrets=secrets()))
         self.assertIn("static-rbdcsi", ceph_cli("rbd", "ls", self.pool).split())
 
+    def test_static_volume__in_the_clusters_rados_namespace(self):
+        # clusterID "test-ns" has radosNamespace "ns1" in the config: the image is found there.
+        ceph_cli("rbd", "namespace", "create", "%s/ns1" % self.pool, check=False)
+        ceph_cli("rbd", "create", "--size", "32", "%s/ns1/static-ns" % self.pool)
+        self.addCleanup(quietly, ceph_cli, "rbd", "rm", "%s/ns1/static-ns" % self.pool)
+        vol = SimpleNamespace(volume_id="static-ns", volume_context={
+            "clusterID": "test-ns", "pool": self.pool, "staticVolume": "true",
+            "mounter": "fuse"})
+        cap = mount_cap("ext4")
+        staging, target = self.paths("static-ns")
+        self.publish_controller(vol, cap)
+        self.n.stage(vol, staging, cap)
+        self.n.publish(vol, staging, target, cap)
+        self.assertTrue(os.path.isdir(os.path.join(target, "lost+found")))
+        self.n.unpublish(vol, target)
+        self.n.unstage(vol, staging)
+        self.assertEqual(mounts_below(self.kdir), [])
+
     def test_bad_static_volumes__named_before_anything_runs(self):
         cap = mount_cap("ext4")
         staging, _ = self.paths("static-bad")
