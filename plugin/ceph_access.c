@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "driver/base/fileio.h"
 #include "plugin/ceph_access.h"
 #include "plugin/metrics.h"
 #include "plugin/params.h"
@@ -141,6 +143,58 @@ static bool key_valid(const char *s)
 	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") == n;
 }
 
+/* Reads one secret file (a mounted Secret's key), without trailing whitespace. */
+static int secret_file_read(const char *dir, const char *sub, const char *name, char **ret)
+{
+	_cleanup_free_ char *path = NULL;
+	char *data = NULL;
+	size_t size = 0;
+	int r;
+
+	if (asprintf(&path, "%s%s%s/%s", dir, sub ? "/" : "", strempty(sub), name) < 0)
+		return -ENOMEM;
+	r = fileio_read_full(path, 256, &data, &size);
+	if (r < 0)
+		return r;
+	while (size > 0 && strchr(" \t\r\n", data[size - 1]))
+		data[--size] = 0;
+	*ret = data;
+	return 0;
+}
+
+/*
+ * Credentials from --controller-secrets-dir: DIR/<clusterID>/{userID,userKey}, else
+ * DIR/{userID,userKey} (a Kubernetes Secret mounted as a volume; re-read on every call, so a
+ * rotated Secret applies without a restart). -ENOENT when neither is there.
+ */
+static int secrets_dir_read(const char *dir, const char *cluster_id, char **ret_user,
+                            char **ret_key)
+{
+	const char *subs[] = { cluster_id, NULL };
+	int r = -ENOENT;
+
+	/* The clusterID comes from --config, but never let it climb out of the directory. */
+	if (strcmp(cluster_id, ".") == 0 || strcmp(cluster_id, "..") == 0)
+		subs[0] = NULL;
+	for (size_t i = subs[0] ? 0 : 1; i < ELEMENTSOF(subs); i++) {
+		char *user = NULL, *key = NULL;
+
+		r = secret_file_read(dir, subs[i], "userID", &user);
+		if (r == -ENOENT || r == -ENOTDIR)
+			continue;
+		if (r >= 0)
+			r = secret_file_read(dir, subs[i], "userKey", &key);
+		if (r < 0) {
+			free(user);
+			return r;
+		}
+		*ret_user = user;
+		*ret_key = key;
+		return 0;
+	}
+	return r == -ENOTDIR ? -ENOENT : r;
+}
+
 int ceph_target_open(struct call *c, const char *cluster_id, const char *field,
                      enum status_code unknown_code, void *const *secrets, size_t n_secrets,
                      bool secrets_required, const char *rados_namespace, struct ceph_target *ret)
@@ -181,6 +235,29 @@ int ceph_target_open(struct call *c, const char *cluster_id, const char *field,
 		return r;
 	t.rados_namespace = !isempty(rados_namespace) ? rados_namespace : t.cluster.rados_namespace;
 
+	if (isempty(user) && p->opt.controller_secrets_dir) {
+		/* The configured Secret: the same in every replica and after a restart. */
+		r = secrets_dir_read(p->opt.controller_secrets_dir, cluster_id, &saved_user,
+		                     &saved_key);
+		if (r >= 0 && (!user_valid(saved_user) || !key_valid(saved_key))) {
+			free(saved_user);
+			wipe_free(saved_key);
+			config_cluster_done(&t.cluster);
+			return call_fail(
+			        c, STATUS_FAILED_PRECONDITION,
+			        "--controller-secrets-dir: the userID or userKey for cluster "
+			        "'%s' is malformed",
+			        cluster_id);
+		}
+		if (r < 0 && r != -ENOENT)
+			log_warning_errno(
+			        r, "Cannot read the credentials for cluster '%s' from '%s': %m",
+			        cluster_id, p->opt.controller_secrets_dir);
+		if (r >= 0) {
+			user = saved_user;
+			key = saved_key;
+		}
+	}
 	if (isempty(user)) {
 		r = recall(p->credentials, cluster_id, &saved_user, &saved_key);
 		if (r == -ENOENT) {
@@ -188,8 +265,9 @@ int ceph_target_open(struct call *c, const char *cluster_id, const char *field,
 			return call_fail(
 			        c, STATUS_FAILED_PRECONDITION,
 			        "no credentials for cluster '%s' yet: this call carries no "
-			        "secrets, and no call with secrets for that cluster has "
-			        "succeeded since the controller started",
+			        "secrets, no call with secrets for that cluster has "
+			        "succeeded since the controller started, and "
+			        "--controller-secrets-dir has none for it",
 			        cluster_id);
 		}
 		if (r < 0) {

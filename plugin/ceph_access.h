@@ -5,10 +5,14 @@
  * from the shared cache (driver/ceph/cluster.h).
  *
  * Some CSI calls carry no secrets (ListVolumes, GetCapacity, ControllerGetVolume, and
- * ControllerPublish/Unpublish when no secret is configured for them). For those, the credentials
- * last used successfully for that cluster are used; they live only in this process's memory
- * (wiped when replaced or freed), never on disk, so after a restart such calls wait for any call
- * with secrets (CreateVolume, DeleteVolume, ...) before they can reach that cluster.
+ * ControllerPublish/Unpublish when no secret is configured for them, as in ceph-csi's
+ * StorageClasses). For those, in order:
+ *  1. --controller-secrets-dir: DIR/<clusterID>/{userID,userKey}, else DIR/{userID,userKey} (a
+ *     mounted Kubernetes Secret, re-read on every call): the same in every replica and after a
+ *     restart. Meant for a least-privilege Ceph user (deploy/README.md);
+ *  2. the credentials last used successfully for that cluster; they live only in this
+ *     process's memory (wiped when replaced or freed), never on disk, so without (1) after a
+ *     restart such calls wait for any call with secrets (CreateVolume, DeleteVolume, ...).
  */
 #pragma once
 

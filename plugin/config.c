@@ -22,6 +22,7 @@ struct config {
 	struct stat st;
 	struct config_cluster *clusters;
 	size_t n_clusters;
+	char ignored[256]; /* fields for other drivers seen at the last load, "" when none */
 };
 
 static void strv_free(char **v)
@@ -75,14 +76,20 @@ static unsigned line_of_offset(const char *text, size_t offset)
 
 /*
  * The line where entry `entry` of the top-level array starts, or where its key `field` is when
- * field is non-NULL and present. A small scanner that tracks strings and nesting depth, because
- * json-c keeps no positions after parsing.
+ * field is non-NULL and present ("rbd.radosNamespace": the key radosNamespace inside the entry's
+ * object "rbd"). A small scanner that tracks strings and nesting depth, because json-c keeps no
+ * positions after parsing.
  */
 static unsigned line_of_field(const char *text, size_t entry, const char *field)
 {
-	size_t depth = 0, seen = 0, entry_start = 0;
-	bool in_entry = false;
+	size_t depth = 0, seen = 0, entry_start = 0, parent_len = 0, last_len = 0;
+	const char *dot = field ? strchr(field, '.') : NULL, *child = field, *last = NULL;
+	bool in_entry = false, in_parent = false;
 
+	if (dot) {
+		parent_len = (size_t)(dot - field);
+		child = dot + 1;
+	}
 	for (size_t i = 0; text[i]; i++) {
 		char ch = text[i];
 
@@ -94,8 +101,13 @@ static unsigned line_of_field(const char *text, size_t entry, const char *field)
 					i++;
 			if (!text[i])
 				break;
-			if (in_entry && depth == 2 && field && i - start == strlen(field) &&
-			    strncmp(text + start, field, i - start) == 0)
+			if (in_entry && depth == 2) {
+				last = text + start;
+				last_len = i - start;
+			}
+			if (in_entry && depth == (dot ? 3U : 2U) && (!dot || in_parent) && field &&
+			    i - start == strlen(child) &&
+			    strncmp(text + start, child, i - start) == 0)
 				return line_of_offset(text, start);
 			continue;
 		}
@@ -108,9 +120,14 @@ static unsigned line_of_field(const char *text, size_t entry, const char *field)
 				}
 				seen++;
 			}
+			if (depth == 3 && in_entry && dot && last && last_len == parent_len &&
+			    strncmp(last, field, parent_len) == 0)
+				in_parent = true;
 		} else if (ch == '}' || ch == ']') {
 			if (depth == 2 && in_entry)
 				return line_of_offset(text, entry_start);
+			if (depth == 3)
+				in_parent = false;
 			if (depth > 0)
 				depth--;
 		}
@@ -129,12 +146,129 @@ static int fail(char **ret_error, const char *path, const char *text, size_t ent
 	return -EINVAL;
 }
 
+/*
+ * Fields that ceph-csi and Rook write into config.json for other drivers or for features
+ * rbdcsi does not have: accepted and ignored (logged once per load, see note_ignored()).
+ */
+static const char *const foreign_fields[] = {
+	"cephFS",       /* ceph-csi's CephFS driver */
+	"nfs",          /* ceph-csi's NFS driver */
+	"readAffinity", /* krbd read_from_replica: not implemented */
+	"namespace",    /* Rook: the namespace of the CephCluster */
+};
+
+/* Fields of the "rbd" object that rbdcsi accepts but does not act on. */
+static const char *const foreign_rbd_fields[] = {
+	"netNamespaceFilePath", /* Multus: rbdcsi maps in the plugin's own netns */
+	"nodePublishSecretRef", /* Kubernetes Secret refs: rbdcsi reads no Kubernetes API */
+	"controllerPublishSecretRef",
+};
+
+static bool in_set(const char *s, const char *const *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s, set[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Adds "field" to the comma list ignored (bounded), once. */
+static void note_ignored(char *ignored, size_t size, const char *field)
+{
+	size_t len = strlen(ignored), n = strlen(field);
+	const char *p = ignored;
+
+	while ((p = strstr(p, field))) {
+		if ((p == ignored || p[-1] == ' ') && (p[n] == ',' || p[n] == 0))
+			return;
+		p += n;
+	}
+	if (len + n + 3 >= size)
+		return;
+	snprintf(ignored + len, size - len, "%s%s", len ? ", " : "", field);
+}
+
+/* A string field that may be absent (NULL) or "" (NULL too); -EINVAL for another type. */
+static int optional_string(json_object *obj, const char *key, const char **ret)
+{
+	json_object *v;
+
+	*ret = NULL;
+	if (!json_object_object_get_ex(obj, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return -EINVAL;
+	if (*json_object_get_string(v))
+		*ret = json_object_get_string(v);
+	return 0;
+}
+
+static bool namespace_name_valid(const char *s)
+{
+	return strlen(s) <= 64 && !strchr(s, '/');
+}
+
+/*
+ * The "rbd" object of a ceph-csi entry: radosNamespace and mirrorDaemonCount are read, the
+ * fields in foreign_rbd_fields are accepted and ignored, anything else is a typo.
+ */
+static int parse_rbd(json_object *rbd, size_t index, const char *path, const char *text,
+                     struct config_cluster *cl, char *ignored, size_t ignored_size,
+                     char **ret_error)
+{
+	const char *ns = NULL;
+	json_object *v;
+
+	if (!json_object_is_type(rbd, json_type_object))
+		return fail(ret_error, path, text, index, "rbd", "must be an object");
+	json_object_object_foreach(rbd, key, val)
+	{
+		char name[64];
+
+		(void)val;
+		if (strcmp(key, "radosNamespace") == 0 || strcmp(key, "mirrorDaemonCount") == 0)
+			continue;
+		if (in_set(key, foreign_rbd_fields, ELEMENTSOF(foreign_rbd_fields))) {
+			snprintf(name, sizeof(name), "rbd.%s", key);
+			note_ignored(ignored, ignored_size, name);
+			continue;
+		}
+		snprintf(name, sizeof(name), "rbd.%.40s", key);
+		return fail(ret_error, path, text, index, name,
+		            "unknown field (known: radosNamespace, mirrorDaemonCount, "
+		            "netNamespaceFilePath, nodePublishSecretRef, "
+		            "controllerPublishSecretRef)");
+	}
+	if (optional_string(rbd, "radosNamespace", &ns) < 0 || (ns && !namespace_name_valid(ns)))
+		return fail(ret_error, path, text, index, "rbd.radosNamespace",
+		            "must be a string of at most 64 characters without '/'");
+	if (ns && cl->rados_namespace && strcmp(ns, cl->rados_namespace) != 0)
+		return fail(ret_error, path, text, index, "rbd.radosNamespace",
+		            "contradicts the entry's radosNamespace");
+	if (ns && !cl->rados_namespace) {
+		cl->rados_namespace = strdup(ns);
+		if (!cl->rados_namespace)
+			return -ENOMEM;
+	}
+	if (json_object_object_get_ex(rbd, "mirrorDaemonCount", &v)) {
+		int64_t n = json_object_get_int64(v);
+
+		if (!json_object_is_type(v, json_type_int) || n < 0 || n > 1000)
+			return fail(ret_error, path, text, index, "rbd.mirrorDaemonCount",
+			            "must be an integer from 0 to 1000");
+		cl->mirror_daemon_count = (unsigned)n;
+	}
+	return 0;
+}
+
 static int parse_entry(json_object *obj, size_t index, const char *path, const char *text,
-                       struct config_cluster *ret, char **ret_error)
+                       struct config_cluster *ret, char *ignored, size_t ignored_size,
+                       char **ret_error)
 {
 	struct config_cluster cl = { 0 };
 	json_object *v;
 	size_t n, len = 0;
+	int r;
 
 	if (!json_object_is_type(obj, json_type_object))
 		return fail(ret_error, path, text, index, NULL, "must be an object");
@@ -142,10 +276,16 @@ static int parse_entry(json_object *obj, size_t index, const char *path, const c
 	json_object_object_foreach(obj, key, val)
 	{
 		(void)val;
-		if (strcmp(key, "clusterID") != 0 && strcmp(key, "monitors") != 0 &&
-		    strcmp(key, "radosNamespace") != 0)
-			return fail(ret_error, path, text, index, key,
-			            "unknown field (known: clusterID, monitors, radosNamespace)");
+		if (strcmp(key, "clusterID") == 0 || strcmp(key, "monitors") == 0 ||
+		    strcmp(key, "radosNamespace") == 0 || strcmp(key, "rbd") == 0)
+			continue;
+		if (in_set(key, foreign_fields, ELEMENTSOF(foreign_fields))) {
+			note_ignored(ignored, ignored_size, key);
+			continue;
+		}
+		return fail(ret_error, path, text, index, key,
+		            "unknown field (known: clusterID, monitors, radosNamespace, rbd; "
+		            "ignored: cephFS, nfs, readAffinity, namespace)");
 	}
 
 	if (!json_object_object_get_ex(obj, "clusterID", &v) ||
@@ -192,13 +332,21 @@ static int parse_entry(json_object *obj, size_t index, const char *path, const c
 	if (json_object_object_get_ex(obj, "radosNamespace", &v)) {
 		const char *s = json_object_get_string(v);
 
-		if (!json_object_is_type(v, json_type_string) || strlen(s) > 64 || strchr(s, '/')) {
+		if (!json_object_is_type(v, json_type_string) || !namespace_name_valid(s)) {
 			config_cluster_done(&cl);
 			return fail(ret_error, path, text, index, "radosNamespace",
 			            "must be a string of at most 64 characters without '/'");
 		}
 		if (*s)
 			cl.rados_namespace = strdup(s);
+	}
+	/* ceph-csi and Rook write the namespace as "rbd": {"radosNamespace": ...}. */
+	if (json_object_object_get_ex(obj, "rbd", &v)) {
+		r = parse_rbd(v, index, path, text, &cl, ignored, ignored_size, ret_error);
+		if (r < 0) {
+			config_cluster_done(&cl);
+			return r;
+		}
 	}
 	if (!cl.cluster_id || !cl.monitors || !cl.mon_host) {
 		config_cluster_done(&cl);
@@ -243,7 +391,7 @@ static int read_text(const char *path, struct stat *ret_st, char **ret_text)
 }
 
 static int parse_text(const char *path, const char *text, struct config_cluster **ret,
-                      size_t *ret_n, char **ret_error)
+                      size_t *ret_n, char *ignored, size_t ignored_size, char **ret_error)
 {
 	json_tokener *tok = json_tokener_new();
 	struct config_cluster *cl = NULL;
@@ -291,8 +439,8 @@ parsed:
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n && r == 0; i++) {
-		r = parse_entry(json_object_array_get_idx(root, i), i, path, text, &cl[i],
-		                ret_error);
+		r = parse_entry(json_object_array_get_idx(root, i), i, path, text, &cl[i], ignored,
+		                ignored_size, ret_error);
 		for (size_t j = 0; r == 0 && j < i; j++)
 			if (strcmp(cl[j].cluster_id, cl[i].cluster_id) == 0) {
 				r = fail(ret_error, path, text, i, "clusterID",
@@ -311,6 +459,13 @@ parsed:
 	*ret = cl;
 	*ret_n = n;
 	return 0;
+}
+
+/* One info line per load for the fields of other drivers (ceph-csi's, Rook's). */
+static void log_ignored(const char *path, const char *ignored)
+{
+	if (*ignored)
+		log_info("%s: ignoring fields that rbdcsi does not use: %s", path, ignored);
 }
 
 struct config *config_new_empty(void)
@@ -342,11 +497,13 @@ int config_load(const char *path, struct config **ret, char **ret_error)
 		config_free(c);
 		return r;
 	}
-	r = parse_text(path, text, &c->clusters, &c->n_clusters, ret_error);
+	r = parse_text(path, text, &c->clusters, &c->n_clusters, c->ignored, sizeof(c->ignored),
+	               ret_error);
 	if (r < 0) {
 		config_free(c);
 		return r;
 	}
+	log_ignored(path, c->ignored);
 	*ret = c;
 	return 0;
 }
@@ -366,6 +523,7 @@ void config_refresh(struct config *c)
 {
 	_cleanup_free_ char *text = NULL, *error = NULL;
 	struct config_cluster *cl = NULL;
+	char ignored[sizeof(c->ignored)] = "";
 	struct stat st;
 	size_t n = 0;
 	int r;
@@ -381,7 +539,7 @@ void config_refresh(struct config *c)
 		goto out;
 	r = read_text(c->path, &st, &text);
 	if (r >= 0)
-		r = parse_text(c->path, text, &cl, &n, &error);
+		r = parse_text(c->path, text, &cl, &n, ignored, sizeof(ignored), &error);
 	if (r < 0) {
 		log_warning_errno(r, "Keeping the previous cluster configuration: %s",
 		                  error ? error : "cannot read the file");
@@ -392,7 +550,9 @@ void config_refresh(struct config *c)
 	c->clusters = cl;
 	c->n_clusters = n;
 	c->st = st;
+	memcpy(c->ignored, ignored, sizeof(ignored));
 	log_info("Reloaded the cluster configuration from '%s': %zu cluster(s)", c->path, n);
+	log_ignored(c->path, c->ignored);
 out:
 	pthread_mutex_unlock(&c->lock);
 }
@@ -432,6 +592,7 @@ int config_get_cluster(struct config *c, const char *cluster_id, struct config_c
 		copy.monitors = strv_copy(cl->monitors);
 		copy.mon_host = strdup(cl->mon_host);
 		copy.rados_namespace = cl->rados_namespace ? strdup(cl->rados_namespace) : NULL;
+		copy.mirror_daemon_count = cl->mirror_daemon_count;
 		if (!copy.cluster_id || !copy.monitors || !copy.mon_host ||
 		    (cl->rados_namespace && !copy.rados_namespace)) {
 			config_cluster_done(&copy);
@@ -454,4 +615,11 @@ size_t config_n_clusters(struct config *c)
 	n = c->n_clusters;
 	pthread_mutex_unlock(&c->lock);
 	return n;
+}
+
+void config_ignored_fields(struct config *c, char *buf, size_t size)
+{
+	pthread_mutex_lock(&c->lock);
+	snprintf(buf, size, "%s", c->ignored);
+	pthread_mutex_unlock(&c->lock);
 }

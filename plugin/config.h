@@ -3,7 +3,11 @@
  * The cluster configuration file (--config): a JSON list with one object per Ceph cluster:
  *   [{"clusterID": "ceph1", "monitors": ["10.0.0.1:6789", "10.0.0.2:6789"],
  *     "radosNamespace": "optional"}]
- * Parsed with json-c. Unknown fields are errors (a typo must not silently change behaviour).
+ * ceph-csi's and Rook's config.json is accepted as is: "rbd": {"radosNamespace",
+ * "mirrorDaemonCount"} are read; "rbd": {"netNamespaceFilePath", "nodePublishSecretRef",
+ * "controllerPublishSecretRef"} and the other drivers' fields ("cephFS", "nfs", "readAffinity",
+ * Rook's "namespace") are ignored with one info line per load. Any other field is an error (a
+ * typo must not silently change behaviour).
  * The file is re-read when it changes on disk (a ConfigMap update), keeping the last good copy
  * when the new one is malformed.
  */
@@ -15,7 +19,8 @@ struct config_cluster {
 	char *cluster_id;      /* <= 36 bytes of [A-Za-z0-9._-] */
 	char **monitors;       /* NULL-terminated */
 	char *mon_host;        /* monitors joined with ',' (librados mon_host) */
-	char *rados_namespace; /* NULL when unset */
+	char *rados_namespace; /* NULL when unset ("radosNamespace" or "rbd.radosNamespace") */
+	unsigned mirror_daemon_count; /* "rbd.mirrorDaemonCount", 0 when unset */
 };
 
 struct config;
@@ -52,3 +57,6 @@ size_t config_n_clusters(struct config *c);
 
 /* True for a valid clusterID string. */
 int config_cluster_id_valid(const char *id);
+
+/* Copies the comma list of ignored fields seen at the last (re)load into buf ("" for none). */
+void config_ignored_fields(struct config *c, char *buf, size_t size);

@@ -115,6 +115,11 @@ static int volume_to_csi(struct call *c, const struct volume *vol, const struct 
 	r = r ?: context_add(c, v, "imageFeatures", vol->features);
 	r = r ?: context_add(c, v, "dataPool", vol->data_pool);
 	r = r ?: context_add(c, v, "fsType", fingerprint_fs(c, vol->fingerprint));
+	/* Whose volume it is (--extra-create-metadata; on the image as VOLUME_META_*). Plain
+	 * keys: a PV's volumeAttributes then reads like the other fields. */
+	r = r ?: context_add(c, v, "pvcName", vol->pvc_name);
+	r = r ?: context_add(c, v, "pvcNamespace", vol->pvc_namespace);
+	r = r ?: context_add(c, v, "pvName", vol->pv_name);
 	if (p) {
 		r = r ?: context_add(c, v, "mounter", p->mounter);
 		r = r ?: context_add(c, v, "mkfsOptions", p->mkfs_options);
@@ -124,6 +129,97 @@ static int volume_to_csi(struct call *c, const struct volume *vol, const struct 
 	if (r < 0)
 		return r;
 	*ret = v;
+	return 0;
+}
+
+/*
+ * topologyConstrainedPools: the pool for the request's accessibility requirements. A name an
+ * earlier attempt reserved in one of the pools stays there (a retry whose requirements changed,
+ * e.g. after the scheduler picked another node, must not create a second volume elsewhere).
+ * Without requirements (volumeBindingMode Immediate) the StorageClass's pool is used.
+ */
+static int topology_choose_pool(struct call *c, const Csi__V1__CreateVolumeRequest *req,
+                                struct ceph_target *t, struct volume_params *p,
+                                Csi__V1__Topology **ret_topology)
+{
+	const Csi__V1__TopologyRequirement *ar = req->accessibility_requirements;
+	struct topology_pool *pools;
+	size_t n, pick = SIZE_MAX;
+	int r;
+
+	r = params_topology_pools(c, p->topology_pools, &pools, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && pick == SIZE_MAX; i++) {
+		r = volume_name_reserved(t->conn, pools[i].pool, t->rados_namespace, req->name);
+		if (r < 0)
+			return log_error_errno(r, "Cannot look '%s' up in pool '%s': %m", req->name,
+			                       pools[i].pool);
+		if (r > 0) {
+			pick = i;
+			*ret_topology = params_topology_of(c, &pools[i], ar);
+			if (!*ret_topology)
+				return -ENOMEM;
+		}
+	}
+	if (pick == SIZE_MAX && ar && (ar->n_requisite > 0 || ar->n_preferred > 0)) {
+		r = params_topology_select(c, pools, n, ar, &pick, ret_topology);
+		if (r < 0)
+			return r;
+	}
+	if (pick == SIZE_MAX) {
+		if (isempty(p->pool))
+			return call_fail(c, STATUS_INVALID_ARGUMENT,
+			                 "parameters: topologyConstrainedPools without pool needs "
+			                 "accessibility requirements (volumeBindingMode "
+			                 "WaitForFirstConsumer and a topology on the nodes)");
+		return 0;
+	}
+	p->pool = pools[pick].pool;
+	if (pools[pick].data_pool)
+		p->data_pool = pools[pick].data_pool;
+	log_info("Volume '%s' goes to pool '%s' (topologyConstrainedPools[%zu])", req->name,
+	         p->pool, pick);
+	return 0;
+}
+
+/*
+ * Sets the volume's accessible topology: the topology-constrained pool's, else this
+ * controller's own --topology (one release per zone), else none (reachable from anywhere).
+ */
+static int volume_add_topology(struct call *c, Csi__V1__Topology *topology, Csi__V1__Volume *v)
+{
+	const struct plugin_options *o = &c->plugin->opt;
+
+	if (!topology && o->n_topology > 0) {
+		topology = call_alloc(c, sizeof(*topology));
+		if (!topology)
+			return -ENOMEM;
+		csi__v1__topology__init(topology);
+		topology->segments = call_alloc(c, o->n_topology * sizeof(*topology->segments));
+		if (!topology->segments)
+			return -ENOMEM;
+		for (size_t i = 0; i < o->n_topology; i++) {
+			Csi__V1__Topology__SegmentsEntry *e = call_alloc(c, sizeof(*e));
+			const char *eq = strchr(o->topology[i], '=');
+
+			if (!e || !eq)
+				return -ENOMEM;
+			csi__v1__topology__segments_entry__init(e);
+			e->key = call_printf(c, "%.*s", (int)(eq - o->topology[i]), o->topology[i]);
+			e->value = (char *)eq + 1;
+			if (!e->key)
+				return -ENOMEM;
+			topology->segments[topology->n_segments++] = e;
+		}
+	}
+	if (!topology)
+		return 0;
+	v->accessible_topology = call_alloc(c, sizeof(*v->accessible_topology));
+	if (!v->accessible_topology)
+		return -ENOMEM;
+	v->accessible_topology[0] = topology;
+	v->n_accessible_topology = 1;
 	return 0;
 }
 
@@ -138,6 +234,7 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	_cleanup_(volume_freep) struct volume *vol = NULL;
 	struct volume_request vr;
 	struct volume_id source;
+	Csi__V1__Topology *topology = NULL;
 	uint64_t size, size_limit = 0;
 	int r;
 
@@ -164,7 +261,7 @@ int controller_create_volume(struct call *c, const void *request, void *response
 			                 access.fs_type, p.fs_type);
 		p.fs_type = access.fs_type;
 	}
-	if (p.journal_pool && strcmp(p.journal_pool, p.pool) != 0)
+	if (p.journal_pool && !isempty(p.pool) && strcmp(p.journal_pool, p.pool) != 0)
 		return call_fail(c, STATUS_INVALID_ARGUMENT,
 		                 "parameters: journalPool '%s' differs from pool '%s': the journal "
 		                 "lives with the images in this version; omit journalPool",
@@ -216,6 +313,11 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	                     SECRETS(req), true, p.rados_namespace, &t);
 	if (r < 0)
 		goto out;
+	if (p.topology_pools) {
+		r = topology_choose_pool(c, req, &t, &p, &topology);
+		if (r < 0)
+			goto out;
+	}
 
 	for (int i = 0; i < 2; i++) {
 		const char *pool = i == 0 ? p.pool : p.data_pool;
@@ -247,11 +349,24 @@ int controller_create_volume(struct call *c, const void *request, void *response
 		.image_prefix = p.name_prefix,
 		.features = p.image_features,
 		.data_pool = p.data_pool,
+		.object_size = p.object_size,
+		.stripe_unit = p.stripe_unit,
+		.stripe_count = p.stripe_count,
+		.pvc_name = p.pvc_name,
+		.pvc_namespace = p.pvc_namespace,
+		.pv_name = p.pv_name,
 		.source = req->volume_content_source ? &source : NULL,
 		.size_limit = size_limit,
 		.clone_depth_max = c->plugin->opt.clone_depth_soft,
 		.deadline_usec = controller_flatten_deadline(c),
 	};
+	/* A retry asking for another layout is another volume (ALREADY_EXISTS). Only when set, so
+	 * the fingerprints of volumes made without striping keys stay as they were. */
+	if (vr.fingerprint && (p.object_size || p.stripe_unit))
+		vr.fingerprint = call_printf(c, "%s;layout=%llu/%llu/%llu", vr.fingerprint,
+		                             (unsigned long long)p.object_size,
+		                             (unsigned long long)p.stripe_unit,
+		                             (unsigned long long)p.stripe_count);
 	if (!vr.fingerprint) {
 		r = -ENOMEM;
 		goto out;
@@ -307,6 +422,8 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	}
 	log_context_set_volume(vol->id);
 	r = volume_to_csi(c, vol, &p, t.rados_namespace, &resp->volume);
+	if (r >= 0)
+		r = volume_add_topology(c, topology, resp->volume);
 	if (r >= 0 && req->volume_content_source)
 		resp->volume->content_source = req->volume_content_source; /* packed before freed */
 	if (r >= 0)
@@ -373,6 +490,31 @@ static int open_volume(struct call *c, const char *volume_id, void *const *secre
 	return r;
 }
 
+/*
+ * Connects for a static volume and checks that its image exists: NOT_FOUND when it does not.
+ * Returns 0 and the image's size.
+ */
+static int static_volume_open(struct call *c, const struct static_volume *sv, void *const *secrets,
+                              size_t n_secrets, struct ceph_target *ret_t, uint64_t *ret_size)
+{
+	int r;
+
+	r = ceph_target_open(c, sv->cluster_id, "volume_context.clusterID", STATUS_NOT_FOUND,
+	                     secrets, n_secrets, false, sv->rados_namespace, ret_t);
+	if (r < 0)
+		return r;
+	r = volume_static_stat(ret_t->conn, sv->pool, ret_t->rados_namespace, sv->image, ret_size);
+	if (r == -ENOENT)
+		return call_fail(c, STATUS_NOT_FOUND,
+		                 "static volume: image '%s/%s%s%s' does not exist in cluster '%s'",
+		                 sv->pool, strempty(ret_t->rados_namespace),
+		                 ret_t->rados_namespace ? "/" : "", sv->image, sv->cluster_id);
+	if (r < 0)
+		return log_error_errno(r, "Cannot look the static volume's image '%s/%s' up: %m",
+		                       sv->pool, sv->image);
+	return 0;
+}
+
 int controller_publish_volume(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__ControllerPublishVolumeRequest *req = request;
@@ -381,6 +523,7 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 	struct ceph_target t = { 0 };
 	struct op_lock lock = { 0 };
 	struct access_summary access;
+	struct static_volume sv;
 	struct volume_id id;
 	bool ro;
 	int r;
@@ -399,6 +542,21 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0)
 		return r;
+	r = params_static_volume(c, req->volume_id, (void *const *)req->volume_context,
+	                         req->n_volume_context, &sv);
+	if (r < 0)
+		goto out;
+	if (r > 0) {
+		/* A static volume has no journal entry to record attachments in: like ceph-csi,
+		 * publishing only checks that the image is there (Kubernetes' attach/detach
+		 * controller still enforces single-node access modes). */
+		uint64_t size;
+
+		r = static_volume_open(c, &sv, SECRETS(req), &t, &size);
+		if (r < 0)
+			goto out;
+		goto answer;
+	}
 	r = open_volume(c, req->volume_id, SECRETS(req), &id, &t);
 	if (r < 0)
 		goto out;
@@ -431,6 +589,7 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 		log_error_errno(r, "Failed to record the attachment to '%s': %m", req->node_id);
 		goto out;
 	}
+answer:
 	resp->publish_context = call_alloc(c, sizeof(*resp->publish_context));
 	e = call_alloc(c, sizeof(*e));
 	if (!resp->publish_context || !e) {
@@ -561,6 +720,7 @@ int controller_expand_volume(struct call *c, const void *request, void *response
 	_cleanup_(volume_freep) struct volume *vol = NULL;
 	struct ceph_target t = { 0 };
 	struct op_lock lock = { 0 };
+	struct static_volume sv;
 	struct volume_id id;
 	uint64_t size;
 	int r;
@@ -583,6 +743,33 @@ int controller_expand_volume(struct call *c, const void *request, void *response
 	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
 	if (r < 0)
 		return r;
+	/* A static volume can grow when its handle names it: "<clusterID>/<pool>/<image>" (the
+	 * request carries no volume context). */
+	r = params_static_volume(c, req->volume_id, NULL, 0, &sv);
+	if (r < 0)
+		goto out;
+	if (r > 0) {
+		uint64_t cur;
+
+		r = static_volume_open(c, &sv, SECRETS(req), &t, &cur);
+		if (r < 0)
+			goto out;
+		r = volume_static_expand(t.conn, sv.pool, t.rados_namespace, sv.image, size, &cur);
+		if (r < 0) {
+			metrics_ceph_error(c->plugin->metrics, "resize");
+			log_error_errno(r,
+			                "Failed to grow the static volume to %" PRIu64 " bytes: %m",
+			                size);
+			goto out;
+		}
+		resp->capacity_bytes = (int64_t)cur;
+		resp->node_expansion_required =
+		        !(req->volume_capability &&
+		          req->volume_capability->access_type_case ==
+		                  CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_BLOCK);
+		log_info("Static volume is now %" PRIu64 " bytes", cur);
+		goto out;
+	}
 	r = open_volume(c, req->volume_id, SECRETS(req), &id, &t);
 	if (r < 0)
 		goto out;

@@ -55,6 +55,9 @@ static void help(void)
 	       "  --nodeid=ID                   this node's id (required for node mode)\n"
 	       "  --config=FILE                 cluster configuration (JSON list of clusterID,\n"
 	       "                                monitors, radosNamespace)\n"
+	       "  --controller-secrets-dir=DIR  Ceph credentials (userID, userKey files; per\n"
+	       "                                cluster in DIR/<clusterID>/) for controller calls\n"
+	       "                                that carry no secrets (ControllerPublish, ...)\n"
 	       "  --log-level=LEVEL             debug, info, warn or error (default info)\n"
 	       "  --log-format=FORMAT           text (logfmt) or json (default text)\n"
 	       "  --workers=N                   gRPC worker threads (default 8)\n"
@@ -144,6 +147,7 @@ enum {
 	OPT_MAX_STREAMS,
 	OPT_GRPC_MEMORY,
 	OPT_IDLE_TIMEOUT,
+	OPT_SECRETS_DIR,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -174,6 +178,7 @@ static const struct option options[] = {
 	{ "max-streams", required_argument, NULL, OPT_MAX_STREAMS },
 	{ "grpc-memory-mib", required_argument, NULL, OPT_GRPC_MEMORY },
 	{ "connection-idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+	{ "controller-secrets-dir", required_argument, NULL, OPT_SECRETS_DIR },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -253,6 +258,13 @@ static int parse_argv(int argc, char *argv[], struct plugin_options *o, bool *re
 			break;
 		case OPT_CONFIG:
 			o->config_path = optarg;
+			break;
+		case OPT_SECRETS_DIR:
+			if (optarg[0] != '/')
+				return usage_error("--controller-secrets-dir: '%s' is not an "
+				                   "absolute path",
+				                   optarg);
+			o->controller_secrets_dir = optarg;
 			break;
 		case OPT_LOG_LEVEL:
 			level = log_level_from_string(optarg);

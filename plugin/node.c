@@ -170,6 +170,8 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
 	_cleanup_free_ char *reason = NULL;
 	const char *user, *key, *cluster_id, *pool, *image, *fstype, *mounter, *dir;
+	const char *rados_namespace = context_get(req, "radosNamespace");
+	struct static_volume sv = { 0 };
 	struct stage_request sr;
 	enum mapper_type mapper;
 	struct op_lock lock = { 0 }, image_lock = { 0 };
@@ -191,6 +193,17 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	cluster_id = context_get(req, "clusterID");
 	pool = context_get(req, "pool");
 	image = context_get(req, "imageName");
+	/* A static PV (ceph-csi's staticVolume "true", or an rbdcsi static handle). */
+	r = params_static_volume(c, req->volume_id, (void *const *)req->volume_context,
+	                         req->n_volume_context, &sv);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		cluster_id = sv.cluster_id;
+		pool = sv.pool;
+		image = sv.image;
+		rados_namespace = sv.rados_namespace;
+	}
 	if (isempty(cluster_id) || isempty(pool) || isempty(image))
 		return call_fail(c, STATUS_INVALID_ARGUMENT,
 		                 "volume_context: clusterID, pool and imageName are required (the "
@@ -237,6 +250,9 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		                 cluster_id);
 	if (r < 0)
 		return r;
+	/* A static volume without radosNamespace is in the cluster's (as on the controller). */
+	if (sv.image && !sv.rados_namespace)
+		rados_namespace = cl.rados_namespace;
 	dir = stage_dir(c);
 	if (!dir) {
 		config_cluster_done(&cl);
@@ -292,7 +308,7 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 				.user = user,
 				.key = key,
 				.pool = pool,
-				.rados_namespace = context_get(req, "radosNamespace"),
+				.rados_namespace = rados_namespace,
 				.image = image,
 				.read_only = access.read_only,
 				.map_options = context_get(req, "mapOptions"),

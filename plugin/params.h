@@ -28,6 +28,21 @@ struct volume_params {
 	const char *pvc_name;      /* csi.storage.k8s.io/pvc/name, for image metadata */
 	const char *pvc_namespace; /* csi.storage.k8s.io/pvc/namespace */
 	const char *pv_name;       /* csi.storage.k8s.io/pv/name */
+	/* ceph-csi's striping keys (0 = librbd's default): objectSize, stripeUnit, stripeCount. */
+	uint64_t object_size;
+	uint64_t stripe_unit;
+	uint64_t stripe_count;
+	const char *topology_pools; /* topologyConstrainedPools (JSON), NULL when unset */
+};
+
+/* One entry of topologyConstrainedPools. Strings live in the call's arena. */
+#define PARAMS_TOPOLOGY_SEGMENTS_MAX 8
+struct topology_pool {
+	const char *pool;
+	const char *data_pool; /* NULL: none */
+	size_t n_segments;
+	const char *labels[PARAMS_TOPOLOGY_SEGMENTS_MAX]; /* domainLabel, e.g. "zone" */
+	const char *values[PARAMS_TOPOLOGY_SEGMENTS_MAX];
 };
 
 /* Access summary of a list of volume capabilities. */
@@ -73,6 +88,57 @@ int params_check_stage_context(struct call *c, const char *pool, const char *rad
 /* True when s is a usable Ceph pool or namespace name (1-max bytes of [A-Za-z0-9._-], not
  * starting with '-'). */
 bool params_name_valid(const char *s, size_t max);
+
+/*
+ * A pre-existing RBD image used through a static PV (never created or deleted by the driver).
+ * Strings are borrowed from the request or from the call's arena.
+ */
+struct static_volume {
+	const char *cluster_id;
+	const char *pool;
+	const char *rados_namespace; /* NULL: the cluster's from --config */
+	const char *image;
+};
+
+/*
+ * Recognises a static volume by its handle and volume context:
+ *  - ceph-csi's static PV: volume_context staticVolume "true" with clusterID and pool (and
+ *    optionally radosNamespace, imageName; without imageName the handle is the image name);
+ *  - rbdcsi's static handle "<clusterID>/<pool>/<image>" or "<clusterID>/<pool>/<namespace>/
+ *    <image>" (the only form usable without a volume context, e.g. by ControllerExpandVolume).
+ * Returns 1 and *ret for a static volume, 0 for anything else (an rbdcsi volume id), or
+ * call_fail(INVALID_ARGUMENT) naming the field when a name is not a valid Ceph name: every name
+ * is checked here, before it can reach an argv.
+ */
+int params_static_volume(struct call *c, const char *volume_id, void *const *context,
+                         size_t n_context, struct static_volume *ret);
+
+/*
+ * Parses ceph-csi's topologyConstrainedPools: a JSON list of {"poolName", "dataPool"
+ * (optional), "domainSegments": [{"domainLabel", "value"}, ...]}. Returns 0 and the entries (in
+ * the call's arena), or call_fail(INVALID_ARGUMENT) naming the key and the entry.
+ */
+int params_topology_pools(struct call *c, const char *json, struct topology_pool **ret,
+                          size_t *ret_n);
+
+/*
+ * Picks the pool for accessibility requirements req: the first topology of req->preferred,
+ * then of req->requisite, that some entry's domain segments all match (a segment key matches a
+ * domainLabel when it equals it or ends in "/<label>", e.g. topology.rbdcsi.io/zone), and the
+ * first such entry. Returns 0, the entry's index and *ret_topology (the entry's segments under
+ * the keys of the matched topology: the volume's accessible topology); RESOURCE_EXHAUSTED
+ * when none matches.
+ */
+int params_topology_select(struct call *c, const struct topology_pool *pools, size_t n,
+                           const Csi__V1__TopologyRequirement *req, size_t *ret_index,
+                           Csi__V1__Topology **ret_topology);
+
+/*
+ * The accessible topology of pools[i] (for a volume found there by an earlier attempt): its
+ * segments under the keys req uses for its labels (the label itself when req has none).
+ */
+Csi__V1__Topology *params_topology_of(struct call *c, const struct topology_pool *pool,
+                                      const Csi__V1__TopologyRequirement *req);
 
 /* Looks a key up in a protobuf-c string map; NULL when absent. */
 const char *params_map_get(void *const *entries, size_t n, const char *key);

@@ -40,6 +40,7 @@ struct plugin_options {
 	unsigned ceph_op_timeout;      /* seconds */
 	unsigned clone_depth_soft;
 	unsigned clone_depth_hard;
+	const char *controller_secrets_dir; /* credentials for calls without secrets, or NULL */
 };
 
 struct config;

@@ -97,6 +97,7 @@
 	X(rbd_image_options_set_uint64)   \
 	X(rbd_linked_image_spec_cleanup)  \
 	X(rbd_list2)                      \
+	X(rbd_metadata_set)               \
 	X(rbd_namespace_exists)           \
 	X(rbd_open)                       \
 	X(rbd_open_by_id_read_only)       \
@@ -208,6 +209,7 @@ extern const struct ceph_lib_table *const ceph_lib;
 #define rbd_image_options_set_uint64        (ceph_lib->rbd_image_options_set_uint64)
 #define rbd_linked_image_spec_cleanup       (ceph_lib->rbd_linked_image_spec_cleanup)
 #define rbd_list2                           (ceph_lib->rbd_list2)
+#define rbd_metadata_set                    (ceph_lib->rbd_metadata_set)
 #define rbd_namespace_exists                (ceph_lib->rbd_namespace_exists)
 #define rbd_open                            (ceph_lib->rbd_open)
 #define rbd_open_by_id_read_only            (ceph_lib->rbd_open_by_id_read_only)

@@ -169,8 +169,55 @@ static int image_options_new(uint64_t features, const char *data_pool, bool clon
 	return 0;
 }
 
+/* The RBD "order" of a power-of-two object size; -EINVAL otherwise (4 KiB..32 MiB). */
+static int object_order(uint64_t object_size, uint64_t *ret)
+{
+	for (uint64_t order = 12; order <= 25; order++)
+		if (object_size == 1ULL << order) {
+			*ret = order;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static int image_options_set_layout(rbd_image_options_t opts, const struct image_layout *l)
+{
+	uint64_t order;
+	int r;
+
+	if (!l)
+		return 0;
+	if (l->object_size) {
+		r = object_order(l->object_size, &order);
+		if (r < 0)
+			return r;
+		r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_ORDER, order);
+		if (r < 0)
+			return r;
+	}
+	if (l->stripe_unit) {
+		r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_STRIPE_UNIT,
+		                                 l->stripe_unit);
+		if (r < 0)
+			return r;
+	}
+	if (l->stripe_count) {
+		r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_STRIPE_COUNT,
+		                                 l->stripe_count);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int image_create(rados_ioctx_t io, const char *name, uint64_t size, uint64_t features,
                  const char *data_pool)
+{
+	return image_create_layout(io, name, size, features, data_pool, NULL);
+}
+
+int image_create_layout(rados_ioctx_t io, const char *name, uint64_t size, uint64_t features,
+                        const char *data_pool, const struct image_layout *layout)
 {
 	_cleanup_image_options_ rbd_image_options_t opts = NULL;
 	int r;
@@ -178,6 +225,9 @@ int image_create(rados_ioctx_t io, const char *name, uint64_t size, uint64_t fea
 	if (isempty(name))
 		return -EINVAL;
 	r = image_options_new(features, data_pool, false, &opts);
+	if (r < 0)
+		return r;
+	r = image_options_set_layout(opts, layout);
 	if (r < 0)
 		return r;
 	r = rbd_create4(io, name, size, opts);
@@ -314,6 +364,26 @@ int image_resize(rados_ioctx_t io, const char *name, uint64_t size)
 		                       (unsigned long long)size);
 	log_debug("Resized image %s from %llu to %llu bytes", name, (unsigned long long)cur,
 	          (unsigned long long)size);
+	return 0;
+}
+
+int image_metadata_set(rados_ioctx_t io, const char *name, const char *const *keys,
+                       const char *const *values, size_t n)
+{
+	_cleanup_image_close_ rbd_image_t img = NULL;
+	int r;
+
+	r = open_rw(io, name, &img);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		if (!values[i])
+			continue;
+		r = rbd_metadata_set(img, keys[i], values[i]);
+		if (r < 0)
+			return log_debug_errno(r, "Setting metadata %s on image %s failed: %m",
+			                       keys[i], name);
+	}
 	return 0;
 }
 

@@ -46,6 +46,12 @@ int image_features_parse(const char *list, uint64_t *ret);
 /* Formats a feature mask as a comma list (malloc'ed). Unknown bits are ignored. 0, -ENOMEM. */
 int image_features_format(uint64_t features, char **ret);
 
+struct image_layout {
+	uint64_t object_size;  /* bytes, a power of two (RBD "order"); 0 = librbd's (4 MiB) */
+	uint64_t stripe_unit;  /* bytes; 0 = the object size (no fancy striping) */
+	uint64_t stripe_count; /* objects striped over; 0 = 1 */
+};
+
 /*
  * Creates a format-2 image of size bytes with exactly the given features, its data objects in
  * data_pool when that is not NULL/"" (an erasure-coded or other pool; metadata stays in io).
@@ -55,6 +61,22 @@ int image_features_format(uint64_t features, char **ret);
  */
 int image_create(rados_ioctx_t io, const char *name, uint64_t size, uint64_t features,
                  const char *data_pool);
+
+/*
+ * image_create() with layout (NULL = librbd's defaults) setting the object size and striping
+ * (librbd adds the striping-v2 feature itself when the striping is not the default). -EINVAL
+ * also for a layout librbd refuses (stripe unit not dividing the object size).
+ */
+int image_create_layout(rados_ioctx_t io, const char *name, uint64_t size, uint64_t features,
+                        const char *data_pool, const struct image_layout *layout);
+
+/*
+ * Sets image metadata ("rbd image-meta set") key[i] = value[i] for i < n on image name; NULL
+ * values are skipped. Setting a key to the value it has is success (idempotent). Returns 0;
+ * -ENOENT when the image does not exist; -ETIMEDOUT.
+ */
+int image_metadata_set(rados_ioctx_t io, const char *name, const char *const *keys,
+                       const char *const *values, size_t n);
 
 /*
  * Returns 1 when the RBD namespace ns exists in io's pool (images can only be created in a

@@ -32,6 +32,9 @@
 #define F_EXCLUSIVE   "exclusive"
 #define F_SOURCE      "source"
 #define F_CHAIN       "chain"
+#define F_PVC_NAME    "pvc_name"
+#define F_PVC_NS      "pvc_namespace"
+#define F_PV_NAME     "pv_name"
 #define ATTACH_PREFIX "attach."
 
 #define STATE_RESERVED "reserved"
@@ -113,6 +116,9 @@ static void volume_done(struct volume *v)
 	free(v->fingerprint);
 	free(v->source_id);
 	free(v->exclusive_node);
+	free(v->pvc_name);
+	free(v->pvc_namespace);
+	free(v->pv_name);
 	for (size_t i = 0; i < v->n_attachments; i++)
 		free(v->attachments[i].node);
 	free(v->attachments);
@@ -135,6 +141,15 @@ void volume_list_free(struct volume *v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		volume_done(&v[i]);
 	free(v);
+}
+
+static int strdup_optional(const char *s, char **ret)
+{
+	*ret = NULL;
+	if (!s)
+		return 0;
+	*ret = strdup(s);
+	return *ret ? 0 : -ENOMEM;
 }
 
 /* Fills v from a journal entry. size is the capacity to report. */
@@ -172,6 +187,11 @@ static int volume_fill(struct volume *v, const struct journal_entry *e, const st
 	if (!v->name || !v->pool || !v->image || !v->fingerprint || (data_pool && !v->data_pool) ||
 	    (excl && !v->exclusive_node) || (source && !v->source_id))
 		return -ENOMEM;
+	r = strdup_optional(journal_entry_get(e, F_PVC_NAME), &v->pvc_name);
+	r = r ?: strdup_optional(journal_entry_get(e, F_PVC_NS), &v->pvc_namespace);
+	r = r ?: strdup_optional(journal_entry_get(e, F_PV_NAME), &v->pv_name);
+	if (r < 0)
+		return r;
 
 	for (size_t i = 0; i < e->n_fields; i++)
 		if (strncmp(e->fields[i].key, ATTACH_PREFIX, strlen(ATTACH_PREFIX)) == 0)
@@ -241,6 +261,7 @@ struct create_params {
 	const char *prefix;
 	uint64_t features;
 	const char *data_pool; /* NULL when none */
+	struct image_layout layout;
 	char size_str[24];
 	char features_str[24];
 	const struct volume_id *source; /* NULL when none */
@@ -248,6 +269,9 @@ struct create_params {
 	uint64_t size_limit;
 	unsigned depth_max;
 	uint64_t deadline_usec;
+	const char *pvc_name; /* NULL when unknown */
+	const char *pvc_namespace;
+	const char *pv_name;
 };
 
 static int create_params_init(const struct volume_request *req, struct create_params *p)
@@ -285,6 +309,14 @@ static int create_params_init(const struct volume_request *req, struct create_pa
 	if (r < 0)
 		return r;
 	p->data_pool = isempty(req->data_pool) ? NULL : req->data_pool;
+	p->pvc_name = isempty(req->pvc_name) ? NULL : req->pvc_name;
+	p->pvc_namespace = isempty(req->pvc_namespace) ? NULL : req->pvc_namespace;
+	p->pv_name = isempty(req->pv_name) ? NULL : req->pv_name;
+	p->layout = (struct image_layout){
+		.object_size = req->object_size,
+		.stripe_unit = req->stripe_unit,
+		.stripe_count = req->stripe_count,
+	};
 	snprintf(p->size_str, sizeof(p->size_str), "%" PRIu64, p->size);
 	snprintf(p->features_str, sizeof(p->features_str), "%" PRIu64, p->features);
 
@@ -317,7 +349,7 @@ static int entry_create(rados_ioctx_t io, const char *uuid, const struct create_
                         struct journal_entry **ret)
 {
 	char image[VOLUME_IMAGE_PREFIX_MAX + JOURNAL_UUID_LEN + 1], now[24];
-	struct journal_field fields[11];
+	struct journal_field fields[14];
 	size_t n = 0;
 
 	snprintf(image, sizeof(image), "%s%s", p->prefix, uuid);
@@ -335,6 +367,12 @@ static int entry_create(rados_ioctx_t io, const char *uuid, const struct create_
 		fields[n++] = (struct journal_field){ F_DATA_POOL, (char *)p->data_pool };
 	if (p->source)
 		fields[n++] = (struct journal_field){ F_SOURCE, (char *)p->source_str };
+	if (p->pvc_name)
+		fields[n++] = (struct journal_field){ F_PVC_NAME, (char *)p->pvc_name };
+	if (p->pvc_namespace)
+		fields[n++] = (struct journal_field){ F_PVC_NS, (char *)p->pvc_namespace };
+	if (p->pv_name)
+		fields[n++] = (struct journal_field){ F_PV_NAME, (char *)p->pv_name };
 	return journal_entry_create(io, JOURNAL_VOLUME, uuid, fields, n, ret);
 }
 
@@ -361,7 +399,7 @@ static int ensure_image(rados_ioctx_t io, const struct journal_entry *e,
 	/* Create first and look only when the name is taken: on the common path (a fresh
 	 * reservation) a look would open the image just to learn it is not there (make bench:
 	 * every librbd open builds a whole configuration). */
-	r = image_create(io, image, p->size, p->features, p->data_pool);
+	r = image_create_layout(io, image, p->size, p->features, p->data_pool, &p->layout);
 	if (r == 0) {
 		*ret_size = p->size;
 		return 1;
@@ -385,7 +423,7 @@ static int ensure_image(rados_ioctx_t io, const struct journal_entry *e,
 	r = image_remove(io, image);
 	if (r < 0)
 		return r;
-	r = image_create(io, image, p->size, p->features, p->data_pool);
+	r = image_create_layout(io, image, p->size, p->features, p->data_pool, &p->layout);
 	if (r < 0)
 		return r == -EEXIST ? -EAGAIN : r;
 	*ret_size = p->size;
@@ -727,6 +765,20 @@ static int create_once(struct cluster *c, const struct volume_request *req, stru
 		if (created > 0 && !p.source)
 			failpoint("volume-create:after-image");
 
+		/* 3b. Whose volume it is, on the image, before it counts as created (a crash
+		 * here is repaired by the retry). */
+		if (strcmp(state, STATE_CREATED) != 0 &&
+		    (p.pvc_name || p.pvc_namespace || p.pv_name)) {
+			const char *keys[] = { VOLUME_META_PVC_NAME, VOLUME_META_PVC_NAMESPACE,
+				               VOLUME_META_PV_NAME };
+			const char *values[] = { p.pvc_name, p.pvc_namespace, p.pv_name };
+
+			r = image_metadata_set(io, journal_entry_get(e, F_IMAGE), keys, values,
+			                       ELEMENTSOF(keys));
+			if (r < 0)
+				return r;
+		}
+
 		/* 4. Mark it created, with the size it has. */
 		if (strcmp(state, STATE_CREATED) != 0) {
 			snprintf(size_str, sizeof(size_str), "%" PRIu64, size);
@@ -760,6 +812,76 @@ int volume_create(struct cluster *c, const struct volume_request *req, struct vo
 
 	/* A pool over its quota answers writes with -EDQUOT: "out of capacity" for CSI. */
 	return r == -EDQUOT ? -ENOSPC : r;
+}
+
+int volume_name_reserved(struct cluster *c, const char *pool, const char *rados_namespace,
+                         const char *name)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	char uuid[JOURNAL_UUID_LEN + 1];
+	int r;
+
+	if (isempty(pool) || !journal_name_valid(name))
+		return -EINVAL;
+	r = cluster_ioctx_open(c, pool, isempty(rados_namespace) ? NULL : rados_namespace, &io);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	r = journal_lookup(io, JOURNAL_VOLUME, name, uuid);
+	if (r == -ENOENT)
+		return 0;
+	return r < 0 ? r : 1;
+}
+
+/* ---- static volumes ---- */
+
+int volume_static_stat(struct cluster *c, const char *pool, const char *rados_namespace,
+                       const char *image, uint64_t *ret_size)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	struct image_info *info = NULL;
+	int r;
+
+	if (isempty(pool) || isempty(image))
+		return -EINVAL;
+	r = cluster_ioctx_open(c, pool, isempty(rados_namespace) ? NULL : rados_namespace, &io);
+	if (r < 0)
+		return r;
+	r = image_stat(io, image, &info);
+	if (r < 0)
+		return r;
+	*ret_size = info->size;
+	image_info_free(info);
+	return 0;
+}
+
+int volume_static_expand(struct cluster *c, const char *pool, const char *rados_namespace,
+                         const char *image, uint64_t size, uint64_t *ret_size)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	struct image_info *info = NULL;
+	uint64_t cur;
+	int r;
+
+	if (isempty(pool) || isempty(image) || size == 0)
+		return -EINVAL;
+	r = cluster_ioctx_open(c, pool, isempty(rados_namespace) ? NULL : rados_namespace, &io);
+	if (r < 0)
+		return r;
+	r = image_stat(io, image, &info);
+	if (r < 0)
+		return r;
+	cur = info->size;
+	image_info_free(info);
+	if (size > cur) {
+		r = image_resize(io, image, size);
+		if (r < 0)
+			return r;
+		cur = size;
+	}
+	*ret_size = cur;
+	return 0;
 }
 
 /* ---- lookup, delete, expand ---- */

@@ -72,6 +72,10 @@
 /* A reservation whose image is still half-created after this long is taken to be the remains
  * of a crash inside librbd's create, and is repaired (see volume_create()). */
 #define VOLUME_STALE_RESERVATION_SEC 600
+/* Image metadata keys, as ceph-csi's --setmetadata writes them. */
+#define VOLUME_META_PVC_NAME      "csi.storage.k8s.io/pvc/name"
+#define VOLUME_META_PVC_NAMESPACE "csi.storage.k8s.io/pvc/namespace"
+#define VOLUME_META_PV_NAME       "csi.storage.k8s.io/pv/name"
 
 struct volume_request {
 	const char *cluster_id;      /* clusterID, goes into the id */
@@ -83,6 +87,18 @@ struct volume_request {
 	const char *image_prefix;    /* NULL = VOLUME_IMAGE_PREFIX_DEFAULT; [A-Za-z0-9._-] */
 	const char *features;        /* comma list, NULL = VOLUME_FEATURES_DEFAULT */
 	const char *data_pool;       /* NULL or "" for none */
+	/* Layout of a new empty image (0 = librbd's default; clones keep their source's): object
+	 * size (a power of two, 4 KiB..32 MiB) and striping. Part of the request: callers put it in
+	 * the fingerprint so that a retry asking for another layout is -EEXIST. */
+	uint64_t object_size;
+	uint64_t stripe_unit;
+	uint64_t stripe_count;
+	/* Who asked (external-provisioner's --extra-create-metadata), NULL when unknown: kept in
+	 * the journal entry (volume_list() shows them) and set as image metadata under ceph-csi's
+	 * keys (VOLUME_META_PVC_NAME...), so "rbd image-meta list" names the PVC. */
+	const char *pvc_name;
+	const char *pvc_namespace;
+	const char *pv_name;
 	/* Content source (CSI volume_content_source): NULL for an empty volume, else a snapshot id
 	 * (restore) or a volume id (clone) of the same cluster, copied as a clone v2. */
 	const struct volume_id *source;
@@ -114,6 +130,9 @@ struct volume {
 	char *fingerprint;          /* "" when none */
 	char *source_id;            /* the snapshot or volume it was made from, or NULL */
 	char *exclusive_node;       /* node holding an exclusive attachment, or NULL */
+	char *pvc_name;             /* from the request (see volume_request), or NULL */
+	char *pvc_namespace;
+	char *pv_name;
 	size_t n_attachments;
 	struct volume_attachment *attachments;
 };
@@ -149,6 +168,27 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct volume *, volume_free)
  * A create that fails after the reservation leaves it in place for the retry to complete.
  */
 int volume_create(struct cluster *c, const struct volume_request *req, struct volume **ret);
+
+/*
+ * Returns 1 when name is reserved in pool/rados_namespace's journal (a volume of that name was
+ * created there, or is being created), 0 when not or when the pool does not exist; < 0 on error.
+ * Lets a caller that picks among pools (topology) find the one an earlier attempt used.
+ */
+int volume_name_reserved(struct cluster *c, const char *pool, const char *rados_namespace,
+                         const char *name);
+
+/*
+ * Static volumes: pre-existing images named by pool, namespace (NULL/"" for the default) and
+ * image name, never created or deleted by the driver and with no journal entry.
+ * volume_static_stat() returns 0 and the image's size; -ENOENT when the pool, namespace or
+ * image does not exist. volume_static_expand() grows the image to size bytes and returns 0 and
+ * the new size; asking for the current size or less changes nothing (the current size is
+ * returned); -ENOENT as volume_static_stat().
+ */
+int volume_static_stat(struct cluster *c, const char *pool, const char *rados_namespace,
+                       const char *image, uint64_t *ret_size);
+int volume_static_expand(struct cluster *c, const char *pool, const char *rados_namespace,
+                         const char *image, uint64_t size, uint64_t *ret_size);
 
 /*
  * Looks a volume up by id (a fully created one). Returns 0 and *ret; -ENOENT when the pool,

@@ -164,6 +164,15 @@ rbd_() { timeout "${CMD_TIMEOUT}" rbd "${C[@]}" "$@"; }
 # Config, keys, monmap
 
 FSID=$(uuidgen)
+# Debian 13's Ceph 18.2 defaults osd_class_dir to a relative path (lib/<triplet>/rados-classes)
+# that the OSD cannot resolve, so librbd's create fails with EOPNOTSUPP (no cls_rbd): name the
+# directory that holds the classes. Debian 12's default is right and is left alone.
+OSD_CLASS_DIR=""
+if ! ceph-conf -D 2>/dev/null | grep -q '^osd_class_dir = /'; then
+	for d in /usr/lib/rados-classes /usr/lib/*/rados-classes /usr/lib64/rados-classes; do
+		[[ -e ${d}/libcls_rbd.so ]] && OSD_CLASS_DIR=${d} && break
+	done
+fi
 cat >"${CONF}" <<EOF
 [global]
 fsid = ${FSID}
@@ -211,6 +220,7 @@ log_file = ${D}/log/\$cluster-\$name.log
 pid_file = ${D}/run/\$name.pid
 osd_objectstore = memstore
 memstore_device_bytes = 4294967296
+${OSD_CLASS_DIR:+osd_class_dir = ${OSD_CLASS_DIR}}
 bluestore_block_create = true
 bluestore_block_size = 10737418240
 # the minimum allowed is 896 MiB

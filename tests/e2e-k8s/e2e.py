@@ -39,6 +39,7 @@ PKI = os.path.join(E2E, "pki")
 KUBECONFIG = os.path.join(E2E, "admin.kubeconfig")
 KUBELET_DIR = "/var/lib/kubelet"
 DRIVER = "rbdcsi.io"
+TOPOLOGY = "topology.rbdcsi.io/zone=e2e-a"  # the node's zone (step_topology)
 NODE = "127.0.0.1"
 NS = "rbdcsi"
 CTRL_SOCK = os.path.join(RUN, "controller", "csi.sock")
@@ -592,7 +593,8 @@ class Cluster:
                     args.append(a)
                 name = c["name"]
                 if name == "rbdcsi":
-                    argv = [self.rbdcsi] + args
+                    # This node's zone, for the controller too (Helm: node.topology).
+                    argv = [self.rbdcsi] + args + ["--topology=" + TOPOLOGY]
                     if mode == "controller":
                         # The plugin's own socket dir is an emptyDir in the pod.
                         argv.append("--socket-mode=0660")
@@ -851,6 +853,41 @@ class Scenario:
               "before '%s' after '%s'" % (before, after))
 
     # 9
+    def step_topology(self):
+        """topologyConstrainedPools with two zones: a WaitForFirstConsumer PVC lands in the pool
+        of the zone of the node its pod runs on, and its PV gets that zone as nodeAffinity."""
+        key, zone = TOPOLOGY.split("=")
+        base = self.cl.get("storageclass", "rbdcsi-ext4")
+        params = {k: v for k, v in base["parameters"].items() if k != "pool"}
+        pool_a = self.cl.ceph["RBDCSI_TEST_POOL"]
+        params["topologyConstrainedPools"] = json.dumps([
+            {"poolName": self.cl.ceph["RBDCSI_TEST_POOL2"],
+             "domainSegments": [{"domainLabel": "zone", "value": "e2e-b"}]},
+            {"poolName": pool_a, "domainSegments": [{"domainLabel": "zone", "value": zone}]}])
+        self.cl.apply({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                       "metadata": {"name": "rbdcsi-zoned"}, "provisioner": DRIVER,
+                       "parameters": params, "reclaimPolicy": "Delete",
+                       "volumeBindingMode": "WaitForFirstConsumer"})
+        self.cl.apply(pvc("zoned", "rbdcsi-zoned"))
+        self.run_pod("zoned-writer", "zoned", "echo zoned > /data/z && sync && cat /data/z")
+        pv = self.cl.get("pv", self.bound("zoned"))
+        attrs = pv["spec"]["csi"]["volumeAttributes"]
+        check("a WaitForFirstConsumer PVC on topologyConstrainedPools lands in the pool of the "
+              "pod's zone", attrs.get("pool") == pool_a, attrs)
+        terms = pv["spec"].get("nodeAffinity", {}).get("required", {}) \
+            .get("nodeSelectorTerms", [])
+        exprs = [e for t in terms for e in t.get("matchExpressions", [])]
+        check("its PV has the zone as nodeAffinity",
+              {"key": key, "operator": "In", "values": [zone]} in exprs, terms)
+        check("the PV names its PVC (image metadata in volumeAttributes)",
+              attrs.get("pvcName") == "zoned" and attrs.get("pvcNamespace") == "default", attrs)
+        meta = self.cl.ceph_cmd("rbd", "image-meta", "get",
+                                "%s/%s" % (pool_a, attrs.get("imageName")),
+                                "csi.storage.k8s.io/pvc/name").strip()
+        check("the image names its PVC (rbd image-meta csi.storage.k8s.io/pvc/name)",
+              meta == "zoned", meta)
+        self.k("delete", "pod", "zoned-writer", "--wait=true", "--timeout=120s")
+
     def step_teardown(self):
         footprint()
         wide = listeners_not_loopback()
@@ -1028,6 +1065,7 @@ def main():
                          (sc.step_block, "block volume"), (sc.step_expand, "expansion"),
                          (sc.step_snapshot, "snapshot, restore, clone"),
                          (sc.step_postgres, "postgres statefulset"),
+                         (sc.step_topology, "topology"),
                          (sc.step_teardown, "teardown")):
             step(fn, name)
     log("memory: %d MiB in use before, peak %d MiB during the run (+%d MiB)" % (

@@ -312,6 +312,243 @@ static void test_params__capacity_rounding_and_limits(void **state)
 	call_done(&c);
 }
 
+/* Every key of ceph-csi's examples/rbd/storageclass.yaml is implemented or refused with why. */
+static void test_params__ceph_csi_keys_never_unknown(void **state)
+{
+	static const struct {
+		const char *key, *value, *want; /* want NULL: accepted */
+	} cases[] = {
+		{ "stripeUnit", "65536", "stripeUnit and stripeCount must be given together" },
+		{ "stripeCount", "4", "stripeUnit and stripeCount must be given together" },
+		{ "objectSize", "8388608", NULL },
+		{ "objectSize", "3000000", "objectSize '3000000' must be a power of two" },
+		{ "objectSize", "67108864", "objectSize" },
+		{ "tryOtherMounters", "true", NULL },
+		{ "tryOtherMounters", "yes", "tryOtherMounters 'yes'" },
+		{ "cephLogStrategy", "remove", NULL },
+		{ "cephLogStrategy", "compress", "cephLogStrategy 'compress' is not supported" },
+		{ "cephLogStrategy", "preserve", "only 'remove'" },
+		{ "cephLogDir", "/var/log/ceph",
+		  "'cephLogDir' (a ceph-csi parameter) is not supported" },
+		{ "encrypted", "false", NULL },
+		{ "encrypted", "true", "encrypted 'true' is not supported yet" },
+		{ "encryptionKMSID", "vault",
+		  "'encryptionKMSID' (a ceph-csi parameter) is not "
+		  "supported: volume encryption is not supported yet" },
+		{ "encryptionType", "block", "encryption is not supported yet" },
+		{ "encryptionCipher", "aes-xts-plain64", "encryption is not supported yet" },
+		{ "encryptionKeySize", "256", "encryption is not supported yet" },
+		{ "encryptionSectorSize", "4096", "encryption is not supported yet" },
+		{ "integrityMode", "hmac-sha512", "encryption" },
+		{ "topologyConstrainedPools", "[]", "topologyConstrainedPools is not a JSON list" },
+		{ "topologyConstrainedPools",
+		  "[{\"poolName\":\"p1\",\"domainSegments\":[{\"domainLabel\":\"zone\","
+		  "\"value\":\"a\"}]}]",
+		  NULL },
+		{ "topologyConstrainedPools", "[{\"poolName\":\"p1\",\"domainSegments\":[]}]",
+		  "topologyConstrainedPools[0].domainSegments" },
+		{ "topologyConstrainedPools",
+		  "[{\"poolName\":\"p/1\",\"domainSegments\":[{\"domainLabel\":\"zone\","
+		  "\"value\":\"a\"}]}]",
+		  "topologyConstrainedPools[0].poolName 'p/1'" },
+		{ "topologyConstrainedPools",
+		  "[{\"poolname\":\"p1\",\"domainSegments\":[{\"domainLabel\":\"zone\","
+		  "\"value\":\"a\"}]}]",
+		  "field 'poolname' that is not poolName" },
+		{ "thickProvision", "true", "thick provisioning was removed" },
+		{ "mounter", "rbd", NULL },
+		{ "mounter", "rbd-nbd", NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		const char *kv[] = {
+			"clusterID", "c1", "pool", "rbd", cases[i].key, cases[i].value
+		};
+		struct call c = { 0 };
+		struct volume_params p;
+		int r = parse(kv, 3, &p, &c);
+
+		if (!cases[i].want) {
+			if (r != 0)
+				fail_msg("case %zu (%s): %s", i, cases[i].key, c.log.error_message);
+		} else {
+			assert_int_equal(r, -EINVAL);
+			assert_int_equal(c.code, STATUS_INVALID_ARGUMENT);
+			if (!strstr(c.log.error_message, cases[i].want))
+				fail_msg("case %zu: '%s' does not contain '%s'", i,
+				         c.log.error_message, cases[i].want);
+			assert_null(strstr(c.log.error_message, "unknown"));
+		}
+		call_done(&c);
+	}
+}
+
+static void test_params__striping_and_mounters(void **state)
+{
+	const char *striped[] = { "clusterID", "c1",          "pool", "rbd",        "stripeUnit",
+		                  "65536",     "stripeCount", "16",   "objectSize", "8388608" };
+	const char *bad_unit[] = { "clusterID",  "c1",      "pool",        "rbd",
+		                   "stripeUnit", "8388608", "stripeCount", "2" };
+	const char *small_unit[] = { "clusterID",  "c1",  "pool",        "rbd",
+		                     "stripeUnit", "512", "stripeCount", "2" };
+	const char *rbd_fallback[] = { "clusterID",        "c1",  "pool", "rbd", "mounter", "rbd",
+		                       "tryOtherMounters", "true" };
+	const char *no_fallback[] = {
+		"clusterID", "c1", "pool", "rbd", "tryOtherMounters", "false"
+	};
+	const char *nbd_keeps[] = { "clusterID",        "c1",  "pool", "rbd", "mounter", "rbd-nbd",
+		                    "tryOtherMounters", "true" };
+	struct call c = { 0 };
+	struct volume_params p;
+
+	(void)state;
+	assert_int_equal(parse(striped, 5, &p, &c), 0);
+	assert_int_equal(p.stripe_unit, 65536);
+	assert_int_equal(p.stripe_count, 16);
+	assert_int_equal(p.object_size, 8 * MiB);
+	/* 8 MiB does not divide the default 4 MiB object. */
+	assert_int_equal(parse(bad_unit, 4, &p, &c), -EINVAL);
+	assert_non_null(strstr(c.log.error_message, "divides the object size (4194304"));
+	call_done(&c);
+	assert_int_equal(parse(small_unit, 4, &p, &c), -EINVAL);
+	call_done(&c);
+	assert_int_equal(parse(rbd_fallback, 4, &p, &c), 0);
+	assert_string_equal(p.mounter, "auto");
+	assert_int_equal(parse(no_fallback, 3, &p, &c), 0);
+	assert_string_equal(p.mounter, "krbd");
+	assert_int_equal(parse(nbd_keeps, 4, &p, &c), 0);
+	assert_string_equal(p.mounter, "rbd-nbd");
+	call_done(&c);
+}
+
+static int static_of(const char *handle, const char *const *kv, size_t n, struct static_volume *sv,
+                     struct call *c)
+{
+	Entry e[8];
+	void *ptrs[8];
+
+	for (size_t i = 0; i < n; i++) {
+		csi__v1__create_volume_request__parameters_entry__init(&e[i]);
+		e[i].key = (char *)kv[2 * i];
+		e[i].value = (char *)kv[2 * i + 1];
+		ptrs[i] = &e[i];
+	}
+	return params_static_volume(c, handle, ptrs, n, sv);
+}
+
+static void test_params__static_volumes(void **state)
+{
+	const char *cephcsi[] = { "staticVolume", "true", "clusterID", "c1", "pool", "rbd" };
+	const char *named[] = { "staticVolume", "true",  "clusterID",      "c1", "pool", "rbd",
+		                "imageName",    "img-1", "radosNamespace", "ns" };
+	const char *dynamic[] = { "clusterID", "c1", "pool", "rbd", "imageName", "csi-vol-x" };
+	const char *bad_image[] = { "staticVolume", "true", "clusterID", "c1",
+		                    "pool",         "rbd",  "imageName", "../x" };
+	struct call c = { 0 };
+	struct static_volume sv;
+
+	(void)state;
+	assert_int_equal(static_of("my-image", cephcsi, 3, &sv, &c), 1);
+	assert_string_equal(sv.image, "my-image");
+	assert_string_equal(sv.pool, "rbd");
+	assert_null(sv.rados_namespace);
+	assert_int_equal(static_of("handle", named, 5, &sv, &c), 1);
+	assert_string_equal(sv.image, "img-1");
+	assert_string_equal(sv.rados_namespace, "ns");
+	/* rbdcsi's own ids and dynamic volumes are not static. */
+	assert_int_equal(static_of("0001-v-02-c1-0000000000000002-00--a010aab6-9632-11ea-a13c-"
+	                           "fea68445fd19",
+	                           dynamic, 3, &sv, &c),
+	                 0);
+	assert_int_equal(static_of("c1/rbd/img", NULL, 0, &sv, &c), 1);
+	assert_string_equal(sv.cluster_id, "c1");
+	assert_string_equal(sv.image, "img");
+	assert_null(sv.rados_namespace);
+	assert_int_equal(static_of("c1/rbd/ns1/img", NULL, 0, &sv, &c), 1);
+	assert_string_equal(sv.rados_namespace, "ns1");
+	assert_string_equal(sv.image, "img");
+	call_done(&c);
+	assert_int_equal(static_of("c1/rbd", NULL, 0, &sv, &c), -EINVAL);
+	call_done(&c);
+	assert_int_equal(static_of("c1/rbd/-x", NULL, 0, &sv, &c), -EINVAL);
+	assert_non_null(strstr(c.log.error_message, "image name '-x'"));
+	call_done(&c);
+	assert_int_equal(static_of("h", bad_image, 4, &sv, &c), -EINVAL);
+	assert_int_equal(c.code, STATUS_INVALID_ARGUMENT);
+	call_done(&c);
+}
+
+static Csi__V1__Topology *topo(Csi__V1__Topology *t, Csi__V1__Topology__SegmentsEntry *segs,
+                               Csi__V1__Topology__SegmentsEntry **ptrs, const char *const *kv,
+                               size_t n)
+{
+	csi__v1__topology__init(t);
+	for (size_t i = 0; i < n; i++) {
+		csi__v1__topology__segments_entry__init(&segs[i]);
+		segs[i].key = (char *)kv[2 * i];
+		segs[i].value = (char *)kv[2 * i + 1];
+		ptrs[i] = &segs[i];
+	}
+	t->segments = ptrs;
+	t->n_segments = n;
+	return t;
+}
+
+static void test_params__topology_constrained_pools(void **state)
+{
+	const char *json = "[{\"poolName\":\"east-a\",\"domainSegments\":["
+	                   "{\"domainLabel\":\"region\",\"value\":\"east\"},"
+	                   "{\"domainLabel\":\"zone\",\"value\":\"a\"}]},"
+	                   "{\"poolName\":\"east-b\",\"dataPool\":\"ec-b\",\"domainSegments\":["
+	                   "{\"domainLabel\":\"region\",\"value\":\"east\"},"
+	                   "{\"domainLabel\":\"zone\",\"value\":\"b\"}]}]";
+	const char *zone_b[] = { "topology.rbdcsi.io/region", "east", "topology.rbdcsi.io/zone",
+		                 "b" };
+	const char *zone_a[] = { "region", "east", "zone", "a" };
+	const char *zone_c[] = { "topology.rbdcsi.io/region", "east", "topology.rbdcsi.io/zone",
+		                 "c" };
+	Csi__V1__Topology tb, ta, tc, *req_ts[2];
+	Csi__V1__Topology__SegmentsEntry sb[2], sa[2], sc[2], *pb[2], *pa[2], *pc[2];
+	Csi__V1__TopologyRequirement req;
+	struct topology_pool *pools;
+	Csi__V1__Topology *got;
+	struct call c = { 0 };
+	size_t n, pick;
+
+	(void)state;
+	assert_int_equal(params_topology_pools(&c, json, &pools, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(pools[1].pool, "east-b");
+	assert_string_equal(pools[1].data_pool, "ec-b");
+	assert_null(pools[0].data_pool);
+
+	/* Requisite a, b; preferred b first: pool east-b, with the node's keys. */
+	csi__v1__topology_requirement__init(&req);
+	req_ts[0] = topo(&ta, sa, pa, zone_a, 2);
+	req_ts[1] = topo(&tb, sb, pb, zone_b, 2);
+	req.requisite = req_ts;
+	req.n_requisite = 2;
+	req.preferred = &req_ts[1];
+	req.n_preferred = 1;
+	assert_int_equal(params_topology_select(&c, pools, n, &req, &pick, &got), 0);
+	assert_int_equal(pick, 1);
+	assert_int_equal(got->n_segments, 2);
+	assert_string_equal(got->segments[1]->key, "topology.rbdcsi.io/zone");
+	assert_string_equal(got->segments[1]->value, "b");
+	/* No preference: the first requisite topology that fits (zone a, plain keys). */
+	req.n_preferred = 0;
+	assert_int_equal(params_topology_select(&c, pools, n, &req, &pick, &got), 0);
+	assert_int_equal(pick, 0);
+	assert_string_equal(got->segments[1]->key, "zone");
+	/* A zone without a pool. */
+	req_ts[0] = topo(&tc, sc, pc, zone_c, 2);
+	req.n_requisite = 1;
+	assert_true(params_topology_select(&c, pools, n, &req, &pick, &got) < 0);
+	assert_int_equal(c.code, STATUS_RESOURCE_EXHAUSTED);
+	call_done(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -323,6 +560,10 @@ int main(void)
 		cmocka_unit_test(test_params__access_modes),
 		cmocka_unit_test(test_params__selinux_context_mount_flag),
 		cmocka_unit_test(test_params__capacity_rounding_and_limits),
+		cmocka_unit_test(test_params__ceph_csi_keys_never_unknown),
+		cmocka_unit_test(test_params__striping_and_mounters),
+		cmocka_unit_test(test_params__static_volumes),
+		cmocka_unit_test(test_params__topology_constrained_pools),
 	};
 
 	log_set_max_level(LOG_LEVEL_ERROR);
