@@ -15,7 +15,7 @@ PACKAGES=(
 	build-essential pkg-config curl unzip git ca-certificates
 	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
 	librados-dev librbd-dev libblkid-dev libmount-dev libudev-dev libjson-c-dev
-	libcmocka-dev libmicrohttpd-dev libssl-dev
+	libcmocka-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev
 	# a throwaway Ceph and the node data path (tests/ceph/)
 	ceph-mon ceph-osd ceph-common rbd-fuse
 	e2fsprogs xfsprogs util-linux fdisk uuid-runtime

@@ -28,6 +28,10 @@ fi
 if grep -lE '#include\s*<microhttpd' -r driver plugin | grep -v '^plugin/metrics.c$'; then
 	say "only plugin/metrics.c may include microhttpd.h"
 fi
+# Only plugin/kube_api.c knows libcurl (loaded with dlopen: nothing else may call it by name).
+if grep -lE '#include\s*<curl/' -r driver plugin | grep -v '^plugin/kube_api.c$'; then
+	say "only plugin/kube_api.c may include curl/curl.h"
+fi
 # plugin/ never calls librbd/librados/mount(2) directly.
 if grep -nE '\b(rbd|rados)_[a-z_]+\(' plugin/*.c; then
 	say "plugin/ must go through driver/ for Ceph calls"

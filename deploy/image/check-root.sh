@@ -8,8 +8,8 @@ if ldd /usr/bin/rbdcsi | grep 'not found'; then
 fi
 /usr/bin/rbdcsi --help >/dev/null
 # Loaded with dlopen, so ldd of the binary does not see them (driver/ceph/ceph_lib.h,
-# plugin/metrics.c).
-for so in librados.so.2 librbd.so.1 libmicrohttpd.so.12; do
+# plugin/metrics.c, plugin/kube_api.c).
+for so in librados.so.2 librbd.so.1 libmicrohttpd.so.12 libcurl.so.4; do
 	lib=$(ldconfig -p | awk -v so="$so" '$1 == so { print $NF; exit }')
 	[ -n "$lib" ] || {
 		echo "$so: not found by ldconfig"

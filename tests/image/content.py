@@ -28,7 +28,7 @@ import sys
 import tarfile
 import tempfile
 
-DLOPEN = ["librados.so.2", "librbd.so.1", "libmicrohttpd.so.12"]
+DLOPEN = ["librados.so.2", "librbd.so.1", "libmicrohttpd.so.12", "libcurl.so.4"]
 results = []
 
 

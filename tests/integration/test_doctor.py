@@ -299,12 +299,36 @@ class TestDoctor(unittest.TestCase):
         pv_list = {"items": [{"metadata": {"name": "pv-api-gone"},
                               "spec": {"csi": {"driver": "rbdcsi.io", "volumeHandle": gone}}}]}
         seen = []
+        mode = {"answer": "ok"}
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 seen.append((self.path, self.headers.get("Authorization")))
                 if self.headers.get("Authorization") != "Bearer sekrit-token-123":
                     self.send_error(401)
+                    return
+                if mode["answer"] == "forbidden":  # as the API server refuses a verb
+                    data = json.dumps({"kind": "Status", "status": "Failure", "code": 403,
+                                       "reason": "Forbidden", "message": "nodes is forbidden: "
+                                       "User \"system:serviceaccount:x:y\" cannot list"}).encode()
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                if mode["answer"] in ("big", "big-length"):
+                    # 64 MiB + 1 MiB of body: announced (refused on the header), or ending with
+                    # the connection (refused by the size count). The client may hang up early.
+                    self.send_response(200)
+                    if mode["answer"] == "big-length":
+                        self.send_header("Content-Length", str(65 * MiB))
+                    self.end_headers()
+                    try:
+                        for _ in range(65):
+                            self.wfile.write(b" " * MiB)
+                    except OSError:
+                        pass
                     return
                 body = {"/api/v1/nodes": {"items": [{"metadata": {"name": "node-1"}}]},
                         "/api/v1/persistentvolumes": pv_list}.get(self.path)
@@ -350,6 +374,27 @@ class TestDoctor(unittest.TestCase):
                                        "--kube-ca-file=" + cert, expect=2)
             self.assertIn("HTTP 401", err)
             self.assertNotIn("wrong", err)
+            with open(token, "w") as f:
+                f.write("sekrit-token-123")
+            # The right CA, but the certificate names 127.0.0.1, not localhost.
+            seen.clear()
+            code, _, err = self.doctor(url.replace("127.0.0.1", "localhost"),
+                                       "--kube-token-file=" + token, "--kube-ca-file=" + cert,
+                                       expect=2)
+            self.assertIn("does not verify", err)
+            self.assertIn("localhost", err)
+            self.assertEqual(seen, [])
+            # Refused by RBAC: the status, its reason and the API server's message.
+            mode["answer"] = "forbidden"
+            code, _, err = self.doctor(url, "--kube-token-file=" + token,
+                                       "--kube-ca-file=" + cert, expect=2)
+            self.assertIn("HTTP 403 Forbidden: nodes is forbidden", err)
+            # Bodies over 64 MiB, announced or not.
+            for mode["answer"] in ("big-length", "big"):
+                code, _, err = self.doctor(url, "--kube-token-file=" + token,
+                                           "--kube-ca-file=" + cert, expect=2)
+                self.assertIn("larger than 64 MiB", err, mode)
+            self.assertNotIn("sekrit", err)
             # --kube-api with --pvs: one source only.
             self.doctor(url, "--pvs=" + token, expect=2)
         finally:
