@@ -6,6 +6,7 @@
 #   make unit            unit tests only            make SANITIZE=address,undefined unit
 #   make integration     real Ceph + the binary     make sanity      csi-sanity only
 #   make lint format-check cppcheck fuzz-replay      make format      reformat the tree
+#   make check-kernel    krbd/rbd-nbd on a real Debian kernel in qemu (tests/kernel/run.sh)
 #   make V=1             show the commands
 #
 # Objects go to build/ (build/san/ for sanitizer builds). Nothing generated is committed.
@@ -227,6 +228,14 @@ bench: deps
 # with the deploy/ objects and a PVC/pod/snapshot/StatefulSet scenario: tests/e2e-k8s/run.sh.
 e2e-k8s: deps
 	$(Q)tests/e2e-k8s/run.sh
+
+# The krbd and rbd-nbd data paths on a real Debian kernel: qemu (TCG) boots linux-image-*, a
+# root filesystem from mmdebstrap (cached in /var/cache/rbdcsi-vm), Ceph and rbdcsi inside it
+# (tests/kernel/run.sh).
+.PHONY: check-kernel
+check-kernel: deps
+	$(Q)$(MAKE) --no-print-directory all tools
+	$(Q)B=$(B) tests/kernel/run.sh
 
 clean:
 	rm -rf $(TOP)
