@@ -155,6 +155,7 @@ if [[ ! -f ${VM}/vmlinuz ]]; then
 else
 	log "guest image cached (warm)"
 fi
+exec {LOCK_FD}>&- # runs side by side share the image read-only
 
 # The initramfs (rebuilt each run: under a second): busybox, the virtio and 9p modules of the
 # guest's kernel, an init that mounts the shares and hands over to tests/kernel/guest-init.sh
