@@ -54,6 +54,8 @@ endif
 CPPFLAGS_ALL := -I. -I$(GEN) -DRBDCSI_VERSION='"$(VERSION)"'
 LDFLAGS_ALL := -pthread -Wl,-z,relro,-z,now -pie $(SAN_FLAGS)
 LIBS := -lgrpc -lgpr -lprotobuf-c -lblkid -lmount -ludev -ljson-c -lcrypto -lm
+# LUKS2 for encrypted volumes (driver/host/crypt.c)
+LIBS += -lcryptsetup
 
 CFLAGS_ALL = $(CFLAGS_BASE) $(SAN_FLAGS) $(CFLAGS)
 
@@ -234,7 +236,7 @@ e2e-k8s: deps
 # (tests/kernel/run.sh).
 .PHONY: check-kernel
 check-kernel: deps
-	$(Q)$(MAKE) --no-print-directory all tools
+	$(Q)$(MAKE) --no-print-directory all tools $(B)/tests/unit/driver/host/test_crypt
 	$(Q)B=$(B) tests/kernel/run.sh
 
 clean:

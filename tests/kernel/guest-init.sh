@@ -2,7 +2,7 @@
 # PID 1 of the check-kernel guest (tests/kernel/run.sh): the root filesystem is the read-only
 # 9p share of the cached image, /repo this repository (read-only), /out the run's output
 # directory on the host. Sets up the rest of a minimal system (no systemd, no udevd), loads
-# rbd, nbd and dm-crypt, runs tests/kernel/guest-run.sh with its output on the console and in
+# rbd, nbd, dm-crypt and loop, runs tests/kernel/guest-run.sh with its output on the console and in
 # /out/guest.log, writes its exit code to /out/rc and powers off.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export LANG=C.UTF-8 HOME=/root PYTHONDONTWRITEBYTECODE=1
@@ -29,7 +29,7 @@ hostname rbdcsi-guest
 echo "guest: kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ {print $2 / 1024 " MiB"}' /proc/meminfo)"
 rc=0
 # libceph's softdep on crc32c is not in modules.dep.
-for m in crc32c_generic rbd "nbd nbds_max=16" dm_crypt; do
+for m in crc32c_generic rbd "nbd nbds_max=16" dm_crypt loop; do
 	# shellcheck disable=SC2086
 	modprobe $m || {
 		echo "guest: modprobe $m failed"

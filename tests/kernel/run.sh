@@ -41,8 +41,8 @@ GUEST_PACKAGES=(
 	# with ceph-common; libmicrohttpd for /metrics)
 	libgrpc29 libprotobuf-c1 libjson-c5 libssl3 libudev1 libblkid1 libmount1 libmicrohttpd12
 	libcryptsetup12 cryptsetup-bin
-	# the test client
-	python3 python3-grpcio python3-protobuf
+	# the test client; cmocka for the unit tests that need dm-crypt (test_crypt)
+	python3 python3-grpcio python3-protobuf libcmocka0
 )
 HOST_PACKAGES=(qemu-system-x86 mmdebstrap busybox-static cpio kmod)
 # Modules the initramfs loads to mount the 9p root, in dependency order.
