@@ -6,6 +6,7 @@
 #   make unit            unit tests only            make SANITIZE=address,undefined unit
 #   make integration     real Ceph + the binary     make sanity      csi-sanity only
 #   make lint format-check cppcheck fuzz-replay      make format      reformat the tree
+#   make check-kernel    krbd/rbd-nbd on a real Debian kernel in qemu (tests/kernel/run.sh)
 #   make V=1             show the commands
 #
 # Objects go to build/ (build/san/ for sanitizer builds). Nothing generated is committed.
@@ -135,6 +136,9 @@ $(B)/rbdcsi: $(B)/obj/plugin/main.o $(B)/libplugin.a $(B)/libdriver.a
 # that a process which has not connected does not map them).
 $(filter-out %/test_ceph_lib,$(filter $(B)/tests/unit/driver/ceph/%,$(UNIT_BINS))): \
 	LIBS += -lrbd -lrados
+# LUKS2 (driver/host/crypt.c) is not wired into staging yet: only its unit test links
+# libcryptsetup, so the binary and the image do not depend on it.
+$(B)/tests/unit/driver/host/test_crypt: LIBS += -lcryptsetup
 
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libplugin.a $(B)/libdriver.a $(PROTO_H)
 	$(Q)mkdir -p $(dir $@)
@@ -234,6 +238,13 @@ e2e-k8s: deps
 image: $(TOP)/proto/csi.proto
 	$(Q)tests/deps.sh mmdebstrap
 	$(Q)deploy/image/build.sh
+# The krbd and rbd-nbd data paths on a real Debian kernel: qemu (TCG) boots linux-image-*, a
+# root filesystem from mmdebstrap (cached in /var/cache/rbdcsi-vm), Ceph and rbdcsi inside it
+# (tests/kernel/run.sh).
+.PHONY: check-kernel
+check-kernel: deps
+	$(Q)$(MAKE) --no-print-directory all tools $(B)/tests/unit/driver/host/test_crypt
+	$(Q)B=$(B) tests/kernel/run.sh
 
 clean:
 	rm -rf $(TOP)

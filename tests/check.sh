@@ -123,6 +123,8 @@ stage "no secrets in logs or argv" secrets_check
 cleanup
 CEPH_DIR_OWN=""
 stage "container image (make image, tests/image/check.sh)" tests/image/check.sh
+# krbd and rbd-nbd on a real Debian kernel (qemu, TCG), with its own Ceph inside the guest.
+stage "real kernel: krbd, rbd-nbd, csi-sanity Node (tests/kernel/run.sh)" tests/kernel/run.sh
 stage "kubernetes e2e (tests/e2e-k8s/run.sh)" tests/e2e-k8s/run.sh
 
 echo

@@ -16,6 +16,7 @@ PACKAGES=(
 	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
 	librados-dev librbd-dev libblkid-dev libmount-dev libudev-dev libjson-c-dev
 	libcmocka-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev
+	libcryptsetup-dev
 	# a throwaway Ceph and the node data path (tests/ceph/)
 	ceph-mon ceph-osd ceph-common rbd-fuse
 	e2fsprogs xfsprogs util-linux fdisk uuid-runtime

@@ -35,7 +35,7 @@ JSON
 cat >"$work/params.yaml" <<YAML
 clusterID: test
 pool: ${RBDCSI_TEST_POOL}
-mounter: fuse
+mounter: ${SANITY_MOUNTER:-fuse}
 YAML
 # The secrets file holds the key: it lives in this private dir, removed on exit.
 {

@@ -447,6 +447,24 @@ int mapper_krbd_map(const char *root, const struct mapper_params *p, char **ret_
 	}
 	r = fileio_write_sysfs(add, line, (size_t)k);
 	explicit_bzero(line, ADD_LINE_MAX); /* the key lived only here */
+	if (r == -ENXIO) {
+		/* The kernel names the features it lacks only in its log: say at least what it
+		 * supports, so the StorageClass's imageFeatures can be fixed (or another mapper
+		 * picked) without a look at dmesg. */
+		_cleanup_free_ char *sf = mapper_root_path(root, RBD_BUS "/supported_features");
+		uint64_t supported = 0;
+
+		if (sf && fileio_read_sysfs_u64(sf, &supported) == 0) {
+			reason_set(ret_reason,
+			           "krbd: mapping %s/%s%s%s failed: the image uses features this "
+			           "kernel does not support (the kernel supports 0x%llx; see "
+			           "imageFeatures, or use mounter rbd-nbd)",
+			           p->pool, strempty(p->rados_namespace),
+			           isempty(p->rados_namespace) ? "" : "/", p->image,
+			           (unsigned long long)supported);
+			return log_debug_errno(r, "Writing %s failed: %m", add);
+		}
+	}
 	if (r < 0) {
 		reason_set(ret_reason, "krbd: mapping %s/%s%s%s failed: %s", p->pool,
 		           strempty(p->rados_namespace), isempty(p->rados_namespace) ? "" : "/",

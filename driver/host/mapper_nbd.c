@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,10 +129,22 @@ int mapper_nbd_unmap(const char *device, uint64_t timeout_usec, char **ret_reaso
 	struct exec_options opts = { .timeout_usec = timeout_usec ? timeout_usec
 		                                                  : MAPPER_TIMEOUT_DEFAULT_USEC };
 	struct exec_result res = { 0 };
-	int r;
+	int r, fd;
 
 	if (isempty(device) || strncmp(device, "/dev/nbd", 8) != 0)
 		return -EINVAL;
+	/* Unlike krbd's remove, "rbd-nbd unmap" disconnects a device that is still mounted or
+	 * held (by device-mapper, a second mount): the holder would see I/O errors. An exclusive
+	 * open fails with EBUSY exactly then (a plain open elsewhere is not seen). */
+	fd = open(device, O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 && errno == EBUSY) {
+		reason_set(ret_reason,
+		           "rbd-nbd: %s is still in use (mounted or held by another device); not "
+		           "disconnecting it",
+		           device);
+		return -EBUSY;
+	}
+	fd = safe_close(fd);
 	r = exec_run(argv, &opts, &res);
 	if (r < 0) {
 		reason_set(ret_reason, "rbd-nbd: unmap of %s %s", device,

@@ -24,5 +24,9 @@ int mapper_nbd_available(const char *root, char **ret_reason);
 int mapper_nbd_map(const char *root, const struct mapper_params *p, char **ret_device,
                    char **ret_reason);
 
-/* Unmaps device ("/dev/nbdN"). Not mapped is success. Errors: -EBUSY, -ETIMEDOUT, -EIO. */
+/*
+ * Unmaps device ("/dev/nbdN"). Not mapped is success. A device that is mounted or held
+ * exclusively (an exclusive open fails) is left connected: rbd-nbd itself would disconnect it.
+ * Errors: -EBUSY in use, -ETIMEDOUT, -EIO.
+ */
 int mapper_nbd_unmap(const char *device, uint64_t timeout_usec, char **ret_reason);

@@ -262,6 +262,18 @@ if hostile:
         target("Probe p99 while every worker waits on a dead cluster",
                hostile["loads"]["slow"]["probe_p99_ms"], hostile["probe_p99_limit_ms"], "lower",
                " ms")
+# ---- staging on a real kernel: the check-kernel guest (qemu TCG), emulated CPU
+ks = load("kernel-staging")
+if ks:
+    doc["kernel_staging_emulated_cpu"] = {
+        "note": "EMULATED CPU: measured inside the check-kernel guest (qemu TCG, "
+                "tests/kernel/run.sh bench), ext4 on 64 MiB volumes, NodeStageVolume only; "
+                "absolute seconds, not comparable with the host figures above",
+    }
+    for m, v in ks.items():
+        doc["kernel_staging_emulated_cpu"][m] = dict(
+            v, first_median_s=round(statistics.median(v["first_stage_with_mkfs_s"]), 3),
+            later_median_s=round(statistics.median(v["later_stage_s"]), 3))
 
 doc["targets"] = targets
 with open(OUT + ".tmp", "w") as f:
@@ -390,6 +402,13 @@ if doc["startup"]:
             k, v["startup"]["p50_ms"], v["startup"]["max_ms"],
             f(statistics.median(v["socket_ms"]), "%.1f") if v.get("socket_ms") else "-")
         for k, v in doc["startup"].items()))
+    print()
+if "kernel_staging_emulated_cpu" in doc:
+    print("Staging on a real kernel, EMULATED CPU (qemu TCG guest; ext4, 64 MiB; NodeStage), s:")
+    for m, v in doc["kernel_staging_emulated_cpu"].items():
+        if m != "note":
+            print("  %-8s first stage (mkfs) median %.2f   later stages median %.2f" % (
+                m, v["first_median_s"], v["later_median_s"]))
     print()
 print("Targets (reported, not asserted):")
 prev_t = {t["name"]: t for t in (prev or {}).get("targets", [])}

@@ -23,6 +23,8 @@
 #   BENCH_KEEP=1           keep the work directory (logs) under /tmp
 #   BENCH_PART=hostile     run only the hostile loads (tests/hostile/hostile.py, no Ceph) and
 #                          put their figures into BENCH_JSON under "hostile"
+#   BENCH_KERNEL=1         also the krbd/rbd-nbd staging latency in the check-kernel guest
+#                          (root; emulated CPU, several minutes; 0 leaves it out)
 # Ceph: a throwaway cluster (tests/ceph/ceph-up.sh), torn down on exit, unless
 # RBDCSI_TEST_MONITORS (and RBDCSI_TEST_USER, RBDCSI_TEST_KEY, RBDCSI_TEST_POOL, CEPH_CONF) name
 # one; then everything the run made there is removed again.
@@ -45,6 +47,8 @@
 #      and processes that only load rbdcsi's libraries (with and without librbd/librados);
 #   6. start-up time to a served Probe, controller and node;
 #   7. the hostile loads of tests/hostile/hostile.py (peak RSS per load, Probe p50/p99).
+#   8. (root, BENCH_KERNEL=1) NodeStageVolume latency through krbd and rbd-nbd on a real kernel:
+#      tests/kernel/run.sh bench, in the qemu guest; EMULATED CPU, marked so in the JSON.
 # Leaves nothing behind: plugins stopped, mounts, loop devices and rbd-fuse processes of the work
 # directory removed, volumes deleted, the cluster torn down (or the fill removed from it).
 set -euo pipefail
@@ -66,6 +70,7 @@ BENCH_CALLS=${BENCH_CALLS:-10000}
 BENCH_STAGE_CYCLES=${BENCH_STAGE_CYCLES:-7}
 BENCH_STARTS=${BENCH_STARTS:-10}
 BENCH_JSON=${BENCH_JSON:-${B}/bench.json}
+BENCH_KERNEL=${BENCH_KERNEL:-1}
 SIZE=$((BENCH_SIZE_MIB * 1024 * 1024))
 
 LOADGEN=${TOP}/${B}/bench/loadgen
@@ -545,6 +550,16 @@ if [[ -n ${CEPH_CONF:-} ]]; then
 	[[ ${JLEFT} -eq 0 ]] || die "${JLEFT} bench volumes left in the journal of pool ${POOL}"
 	rados -c "${CEPH_CONF}" -p "${POOL}" stat rbdbench.volumes >/dev/null 2>&1 &&
 		die "rbdbench.volumes left in pool ${POOL}"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Staging latency on a real kernel (krbd, rbd-nbd): in the check-kernel guest, its own Ceph
+# inside. Emulated CPU (qemu TCG): the absolute figures say how the two mappers compare with
+# each other there, not how fast a real node is.
+if [[ ${BENCH_KERNEL} == 1 && ${EUID} -eq 0 ]]; then
+	say "staging latency on a real kernel (tests/kernel/run.sh bench; qemu TCG, minutes)"
+	B=${B} RBDCSI_KERNEL_BENCH_OUT="${RES}/kernel-staging.json" "${TOP}/tests/kernel/run.sh" \
+		bench >&2 || say "WARNING: the real-kernel staging figures failed; left out"
 fi
 
 BIN_SHA=$(sha256sum "${RBDCSI}" | cut -c1-16)

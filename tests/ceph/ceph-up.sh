@@ -21,6 +21,9 @@ umask 077
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CMD_TIMEOUT=${CMD_TIMEOUT:-30}
+# How long the mon and the OSD may take to come up (an emulated CPU, tests/kernel/, needs more).
+UP_TIMEOUT=${UP_TIMEOUT:-60}
+MON_ANSWER_TIMEOUT=${MON_ANSWER_TIMEOUT:-10}
 
 now_us() { local t=${EPOCHREALTIME}; echo "${t/./}"; }
 T_START=$(now_us)
@@ -286,10 +289,10 @@ wait_for() {
 		sleep 0.1
 	done
 }
-mon_answers() { timeout 10 ceph "${C[@]}" --connect-timeout 5 mon stat; }
+mon_answers() { timeout "${MON_ANSWER_TIMEOUT}" ceph "${C[@]}" --connect-timeout 5 mon stat; }
 
 start_daemon mon.a ceph-mon "${C[@]}" -i a
-wait_for 60 "the mon to answer" mon.a mon_answers
+wait_for "${UP_TIMEOUT}" "the mon to answer" mon.a mon_answers
 phase "mon up"
 exec {LOCK_FD}<&- # the mon holds its ports now
 
@@ -308,7 +311,7 @@ phase "osd create + mkfs"
 
 osd_up() { [[ $(ceph_ osd stat -f json 2>/dev/null) == *'"num_up_osds":1,'* ]]; }
 start_daemon osd.0 ceph-osd "${C[@]}" -i 0
-wait_for 60 "the osd to be up" osd.0 osd_up
+wait_for "${UP_TIMEOUT}" "the osd to be up" osd.0 osd_up
 phase "osd up"
 
 # ---------------------------------------------------------------------------------------------
