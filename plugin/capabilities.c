@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <string.h>
+
 #include <json-c/json.h>
 
 #include "csi.pb-c.h"
+#include "plugin/call.h"
 #include "plugin/capabilities.h"
 
 #define CAP(prefix, name)           \
@@ -112,4 +116,36 @@ void capabilities_to_json(const struct plugin_options *o, json_object *obj)
 	json_object_object_add(obj, "controller_capabilities", names(c, n));
 	n = capabilities_node(o, &c);
 	json_object_object_add(obj, "node_capabilities", names(c, n));
+}
+
+int capabilities_topology(struct call *c, Csi__V1__Topology **ret)
+{
+	const struct plugin_options *o = &c->plugin->opt;
+	Csi__V1__Topology *t;
+
+	*ret = NULL;
+	if (o->n_topology == 0)
+		return 0;
+	t = call_alloc(c, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	csi__v1__topology__init(t);
+	t->segments = call_alloc(c, o->n_topology * sizeof(*t->segments));
+	if (!t->segments)
+		return -ENOMEM;
+	for (size_t i = 0; i < o->n_topology; i++) {
+		Csi__V1__Topology__SegmentsEntry *e = call_alloc(c, sizeof(*e));
+		const char *eq = strchr(o->topology[i], '=');
+
+		if (!e || !eq)
+			return -ENOMEM;
+		csi__v1__topology__segments_entry__init(e);
+		e->key = call_printf(c, "%.*s", (int)(eq - o->topology[i]), o->topology[i]);
+		e->value = (char *)eq + 1;
+		if (!e->key)
+			return -ENOMEM;
+		t->segments[t->n_segments++] = e;
+	}
+	*ret = t;
+	return 0;
 }

@@ -22,6 +22,14 @@ const struct capability *capabilities_plugin_expansion(const struct plugin_optio
 size_t capabilities_controller(const struct plugin_options *o, const struct capability **ret);
 size_t capabilities_node(const struct plugin_options *o, const struct capability **ret);
 
+/*
+ * The plugin's own topology (--topology KEY=VALUE segments) as a CSI Topology allocated on the
+ * call (freed with it) in *ret, or NULL when there is none. Errors: -ENOMEM.
+ */
+struct call;
+struct Csi__V1__Topology;
+int capabilities_topology(struct call *c, struct Csi__V1__Topology **ret);
+
 /* Writes the lists as JSON arrays of names into a json-c object (for --dry-run). */
 struct json_object;
 void capabilities_to_json(const struct plugin_options *o, struct json_object *obj);

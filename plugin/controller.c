@@ -189,29 +189,11 @@ static int topology_choose_pool(struct call *c, const Csi__V1__CreateVolumeReque
  */
 static int volume_add_topology(struct call *c, Csi__V1__Topology *topology, Csi__V1__Volume *v)
 {
-	const struct plugin_options *o = &c->plugin->opt;
+	if (!topology) {
+		int r = capabilities_topology(c, &topology);
 
-	if (!topology && o->n_topology > 0) {
-		topology = call_alloc(c, sizeof(*topology));
-		if (!topology)
-			return -ENOMEM;
-		csi__v1__topology__init(topology);
-		topology->segments = call_alloc(c, o->n_topology * sizeof(*topology->segments));
-		if (!topology->segments)
-			return -ENOMEM;
-		for (size_t i = 0; i < o->n_topology; i++) {
-			Csi__V1__Topology__SegmentsEntry *e = call_alloc(c, sizeof(*e));
-			const char *eq = strchr(o->topology[i], '=');
-
-			if (!e || !eq)
-				return -ENOMEM;
-			csi__v1__topology__segments_entry__init(e);
-			e->key = call_printf(c, "%.*s", (int)(eq - o->topology[i]), o->topology[i]);
-			e->value = (char *)eq + 1;
-			if (!e->key)
-				return -ENOMEM;
-			topology->segments[topology->n_segments++] = e;
-		}
+		if (r < 0)
+			return r;
 	}
 	if (!topology)
 		return 0;

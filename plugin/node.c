@@ -965,31 +965,7 @@ int node_get_info(struct call *c, const void *request, void *response)
 	(void)request;
 	resp->node_id = (char *)o->node_id;
 	resp->max_volumes_per_node = o->max_volumes_per_node;
-	if (o->n_topology > 0) {
-		Csi__V1__Topology *t = call_alloc(c, sizeof(*t));
-
-		if (!t)
-			return -ENOMEM;
-		csi__v1__topology__init(t);
-		t->segments = call_alloc(c, o->n_topology * sizeof(*t->segments));
-		if (!t->segments)
-			return -ENOMEM;
-		for (size_t i = 0; i < o->n_topology; i++) {
-			Csi__V1__Topology__SegmentsEntry *e = call_alloc(c, sizeof(*e));
-			const char *eq = strchr(o->topology[i], '=');
-
-			if (!e || !eq)
-				return -ENOMEM;
-			csi__v1__topology__segments_entry__init(e);
-			e->key = call_printf(c, "%.*s", (int)(eq - o->topology[i]), o->topology[i]);
-			e->value = (char *)eq + 1;
-			if (!e->key)
-				return -ENOMEM;
-			t->segments[t->n_segments++] = e;
-		}
-		resp->accessible_topology = t;
-	}
-	return 0;
+	return capabilities_topology(c, &resp->accessible_topology);
 }
 
 void node_report_staged(struct plugin *p)
