@@ -566,7 +566,9 @@ static int undo_mapping(const struct stage_info *info, const char *staging_path,
 			reason_set(ret_reason, "cannot unmount %s: %s%s", staging_path,
 			           r == -ETIMEDOUT ? "it hangs (cluster unreachable?)"
 			                           : strerror(-r),
-			           aborted ? " even after aborting rbd-fuse" : "");
+			           aborted && info->mapper == MAPPER_FUSE
+			                   ? " even after aborting rbd-fuse"
+			                   : "");
 			return r;
 		}
 		failpoint("node-undo:after-umount");
@@ -1451,7 +1453,9 @@ static int unmount_staged(const struct stage_info *info, struct path_resolved *p
 			reason_set(ret_reason, "cannot unmount %s: %s%s", p->text,
 			           r == -ETIMEDOUT ? "it hangs (cluster unreachable?)"
 			                           : strerror(-r),
-			           aborted ? " even after aborting rbd-fuse" : "");
+			           aborted && info->mapper == MAPPER_FUSE
+			                   ? " even after aborting rbd-fuse"
+			                   : "");
 			return r;
 		}
 	}
