@@ -238,6 +238,7 @@ e2e-k8s: deps
 image: $(TOP)/proto/csi.proto
 	$(Q)tests/deps.sh mmdebstrap
 	$(Q)deploy/image/build.sh
+
 # The krbd and rbd-nbd data paths on a real Debian kernel: qemu (TCG) boots linux-image-*, a
 # root filesystem from mmdebstrap (cached in /var/cache/rbdcsi-vm), Ceph and rbdcsi inside it
 # (tests/kernel/run.sh).

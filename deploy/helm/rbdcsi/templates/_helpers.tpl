@@ -63,6 +63,8 @@ capabilities:
       readOnly: true
     - name: tmp
       mountPath: /tmp
+{{- end -}}
+
 {{/* Prefix of cluster-scoped names (ClusterRoles, ClusterRoleBindings): one release per zone
 sets its own, e.g. rbdcsi-zone-a, so releases do not collide. */}}
 {{- define "rbdcsi.clusterPrefix" -}}
