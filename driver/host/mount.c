@@ -231,13 +231,29 @@ static int join_options(char *buf, size_t size, const char *const *parts, size_t
 	return 0;
 }
 
+/*
+ * The options of a device mount: _netdev, ro when asked, nouuid for xfs (so clones mount next to
+ * their source) unless given, then the caller's. Errors: -EINVAL too long.
+ */
+static int device_options(char *opts, size_t size, const char *fstype, const char *options,
+                          bool read_only)
+{
+	bool xfs = strcmp(fstype, "xfs") == 0;
+	const char *parts[4] = {
+		"_netdev",
+		read_only ? "ro" : NULL,
+		xfs && !has_option(options, "nouuid") ? "nouuid" : NULL,
+		options,
+	};
+
+	return join_options(opts, size, parts, ELEMENTSOF(parts)) < 0 ? -EINVAL : 0;
+}
+
 int mount_device(const char *device, const char *target, const char *fstype, const char *options,
                  bool read_only)
 {
 	_cleanup_(mnt_free_contextp) struct libmnt_context *cxt = NULL;
 	char opts[OPTIONS_MAX];
-	const char *parts[4];
-	bool xfs;
 	int r;
 
 	if (!path_ok(device) || !path_ok(target) || isempty(fstype))
@@ -250,14 +266,9 @@ int mount_device(const char *device, const char *target, const char *fstype, con
 	if (r > 0)
 		return -EBUSY;
 
-	xfs = strcmp(fstype, "xfs") == 0;
-	parts[0] = "_netdev";
-	parts[1] = read_only ? "ro" : NULL;
-	parts[2] = xfs && !has_option(options, "nouuid") ? "nouuid" : NULL;
-	parts[3] = options;
-	r = join_options(opts, sizeof(opts), parts, ELEMENTSOF(parts));
+	r = device_options(opts, sizeof(opts), fstype, options, read_only);
 	if (r < 0)
-		return -EINVAL;
+		return r;
 
 	cxt = mnt_new_context();
 	if (!cxt)
@@ -358,8 +369,6 @@ int mount_device_at(const char *device, struct path_resolved *target, const char
 {
 	_cleanup_(mnt_free_contextp) struct libmnt_context *cxt = NULL;
 	char opts[OPTIONS_MAX], fdtext[PATH_FD_TEXT_MAX];
-	const char *parts[4];
-	bool xfs;
 	int r;
 
 	if (!path_ok(device) || !target || target->fd < 0 || isempty(fstype))
@@ -371,14 +380,9 @@ int mount_device_at(const char *device, struct path_resolved *target, const char
 	if (target->mountpoint)
 		return -EBUSY;
 
-	xfs = strcmp(fstype, "xfs") == 0;
-	parts[0] = "_netdev";
-	parts[1] = read_only ? "ro" : NULL;
-	parts[2] = xfs && !has_option(options, "nouuid") ? "nouuid" : NULL;
-	parts[3] = options;
-	r = join_options(opts, sizeof(opts), parts, ELEMENTSOF(parts));
+	r = device_options(opts, sizeof(opts), fstype, options, read_only);
 	if (r < 0)
-		return -EINVAL;
+		return r;
 
 	cxt = mnt_new_context();
 	if (!cxt)
