@@ -5,6 +5,8 @@
 # ${XDG_CACHE_HOME:-~/.cache}/rbdcsi/tools/<name>-<version>/ once; later calls reuse it.
 KUSTOMIZE_MODULE=sigs.k8s.io/kustomize/kustomize/v5
 KUSTOMIZE_VERSION=v5.8.2 # v5.8.3 needs Go 1.27
+HELM_MODULE=helm.sh/helm/v4
+HELM_VERSION=v4.3.2
 TOOLS=${TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/rbdcsi/tools}
 
 now() { date +%s.%N; }

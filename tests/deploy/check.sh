@@ -21,22 +21,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 
-HELM_MODULE=helm.sh/helm/v4
-HELM_VERSION=v4.3.2
 PYTHON=/usr/bin/python3 # Debian's, with python3-yaml; `python3` on PATH may be another one.
 
 RBDCSI=${RBDCSI:-build/rbdcsi}
 case $RBDCSI in /*) ;; *) RBDCSI=$ROOT/$RBDCSI ;; esac
-passed=0
-failed=0
-pass() {
-	echo "PASS  $*"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "FAIL  $*"
-	failed=$((failed + 1))
-}
+# shellcheck source=tests/checklib.sh
+. "$ROOT/tests/checklib.sh"
 finish() {
 	echo "$passed passed, $failed failed"
 	if [ "$failed" -eq 0 ]; then

@@ -26,16 +26,8 @@ if [[ ${EUID} -ne 0 ]]; then
 fi
 tests/deps.sh mmdebstrap podman containerd runc docker.io >&2
 
-passed=0
-failed=0
-pass() {
-	echo "PASS  $*"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "FAIL  $*"
-	failed=$((failed + 1))
-}
+# shellcheck source=tests/checklib.sh
+. "$ROOT/tests/checklib.sh"
 
 ARCHIVE=$(deploy/image/build.sh)
 REF=$(cat build/image/rbdcsi.ref)

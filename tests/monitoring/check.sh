@@ -18,19 +18,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 PYTHON=/usr/bin/python3
-HELM_MODULE=helm.sh/helm/v4
-HELM_VERSION=v4.3.2
 
-passed=0
-failed=0
-pass() {
-	echo "PASS  $*"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "FAIL  $*"
-	failed=$((failed + 1))
-}
+# shellcheck source=tests/checklib.sh
+. "$ROOT/tests/checklib.sh"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rbdcsi-monitoring-check.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
