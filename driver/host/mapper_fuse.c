@@ -349,9 +349,23 @@ static void map_cleanup(const char *mount_dir, pid_t pid, const char *loop_devic
 		(void)rmdir(mount_dir);
 }
 
-static int prepare_mount_dir(const char *mount_dir, char **ret_reason)
+static int unmap_steps(const char *mount_dir, const char *image_path, const char *log_path,
+                       pid_t pid, const char *loop_device, uint64_t deadline, bool *was_forced,
+                       char **ret_reason);
+
+/*
+ * mount_dir is ours by construction (derived from the volume id under the plugin's state
+ * directory, and the caller holds the volume's lock): an rbd-fuse mount found there is what a
+ * plugin killed mid-map left behind (its daemon mounted after the state was written, or after the
+ * rollback looked). It is undone like a mapping, so that a retry converges. Any other mount there
+ * is refused.
+ */
+static int prepare_mount_dir(const char *mount_dir, const char *image_path, const char *log_path,
+                             uint64_t deadline, char **ret_reason)
 {
+	_cleanup_(mount_info_freep) struct mount_info *info = NULL;
 	_cleanup_free_ char *parent = strdup(mount_dir);
+	bool forced = false;
 	char *slash;
 	int r;
 
@@ -370,6 +384,16 @@ static int prepare_mount_dir(const char *mount_dir, char **ret_reason)
 	r = mount_is_mountpoint(mount_dir);
 	if (r < 0)
 		return r;
+	if (r > 0 && mount_find(mount_dir, &info) == 0 && strcmp(info->fstype, FUSE_FSTYPE) == 0) {
+		log_info("Undoing the rbd-fuse mount a killed stage left on %s", mount_dir);
+		r = unmap_steps(mount_dir, image_path, log_path, 0, NULL, deadline, &forced,
+		                ret_reason);
+		if (r < 0)
+			return r;
+		r = mount_is_mountpoint(mount_dir);
+		if (r < 0)
+			return r;
+	}
 	if (r > 0) {
 		reason_set(ret_reason, "rbd-fuse: %s is already mounted", mount_dir);
 		return -EBUSY;
@@ -536,12 +560,14 @@ int mapper_fuse_map(const struct mapper_params *p, const char *mount_dir,
 	dir_copy = strdup(mount_dir);
 	if (!log_path || !dir_copy || asprintf(&image_path, "%s/%s", mount_dir, p->image) < 0)
 		return -ENOMEM;
-	r = prepare_mount_dir(mount_dir, ret_reason);
+	r = prepare_mount_dir(mount_dir, image_path, log_path, deadline, ret_reason);
 	if (r < 0)
 		return r;
 	(void)unlink(log_path);
 
 	r = spawn_daemon(p, mount_dir, log_path, timeout, &pid, &key_fd, ret_reason);
+	if (r == 0)
+		failpoint("node-stage:fuse-spawned"); /* the daemon mounts after our death */
 	if (r == 0)
 		r = check_image(p, mount_dir, image_path, log_path, pid, timeout, deadline,
 		                ret_reason);
@@ -690,6 +716,18 @@ static int unmap_steps(const char *mount_dir, const char *image_path, const char
 		if (r < 0) {
 			reason_set(ret_reason, "rbd-fuse pid %d does not exit, even after SIGKILL",
 			           (int)pid);
+			return r;
+		}
+	}
+	/* A daemon that was still starting when step 2 looked may have mounted since (and been
+	 * killed above): its mount goes too, lazily, as nothing answers behind it any more. */
+	if (mount_is_mountpoint(mount_dir) > 0) {
+		snprintf(a.path, sizeof(a.path), "%s", mount_dir);
+		a.lazy = true;
+		r = bounded_call(umount_call, &a, sizeof(a), KILL_WAIT_USEC, NULL, NULL, 0, NULL);
+		if (r < 0) {
+			reason_set(ret_reason, "cannot unmount rbd-fuse at %s: %s", mount_dir,
+			           strerror(-r));
 			return r;
 		}
 	}

@@ -20,10 +20,11 @@
  * be staged concurrently.
  *
  * Failpoints (driver/base/failpoint.h; crash tests in tests/integration/test_node_crash.py):
- * node-stage:after-state, :after-fuse-daemon (mapper_fuse.c), :after-map, :after-state-mapped,
- * :after-state-formatting, :during-mkfs (fs.c), :after-mkfs, :after-state-formatted,
- * :after-mount, :after-state-staged; node-undo:after-umount, :after-wipe, :after-unmap (unstage
- * and the rollback of a half stage). How a retry converges: "Crash consistency" in stage.c.
+ * node-stage:after-state, :fuse-spawned and :after-fuse-daemon (mapper_fuse.c), :after-map,
+ * :after-state-mapped, :after-state-formatting, :during-mkfs (fs.c), :after-mkfs,
+ * :after-state-formatted, :after-mount, :after-state-staged; node-undo:after-umount, :after-wipe,
+ * :after-unmap (unstage and the rollback of a half stage). How a retry converges: "Crash
+ * consistency" in stage.c.
  */
 #pragma once
 

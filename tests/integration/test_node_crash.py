@@ -21,8 +21,8 @@ from lib import (MiB, Driver, block_cap, ceph, code_of, csi, mount_cap, need_cep
                  sc_params, secrets)
 
 # Where the node plugin can be killed (driver/host/stage.c, mapper_fuse.c, plugin/node.c).
-STAGE_FPS = ["node-stage:after-state", "node-stage:after-fuse-daemon", "node-stage:after-map",
-             "node-stage:after-state-mapped"]
+STAGE_FPS = ["node-stage:after-state", "node-stage:fuse-spawned", "node-stage:after-fuse-daemon",
+             "node-stage:after-map", "node-stage:after-state-mapped"]
 MKFS_FPS = ["node-stage:after-state-formatting", "node-stage:during-mkfs",
             "node-stage:after-mkfs", "node-stage:after-state-formatted",
             "node-stage:after-mount"]
@@ -296,6 +296,34 @@ class TestNodeCrash(unittest.TestCase):
 
     def test_crash__block_every_failpoint(self):
         self.run_cases("block", BLOCK_FPS)
+
+    def test_crash__fuse_mount_left_without_state_is_undone(self):
+        """The storm once left an rbd-fuse mount on the volume's own fuse directory with no
+        state file (a daemon still starting when the rollback looked mounted behind its back):
+        every NodeStageVolume then failed "is already mounted". The mount directory is ours by
+        construction, so a retry undoes what it finds there and converges."""
+        vol = self.create("pvc-nc-fuse-left", "ext4")
+        p = Plugin(self.kdir, self.state, "node-stage:after-fuse-daemon")
+        k = Kubelet(p, vol, "ext4")
+        code, msg = code_of(p.d.node.NodeStageVolume, csi.NodeStageVolumeRequest(
+            volume_id=vol.volume_id, staging_target_path=k.staging, volume_capability=k.cap,
+            volume_context=vol.volume_context, secrets=secrets()), timeout=90)
+        self.assertEqual(code, grpc.StatusCode.UNAVAILABLE, msg)  # killed at the failpoint
+        p.d.proc.wait(10)
+        fuse_dirs = [f for f in glob.glob(os.path.join(self.state, "*", "stage", "fuse", "*"))
+                     if not f.endswith(".log")]
+        self.assertEqual(len(fuse_dirs), 1, fuse_dirs)
+        self.assertIn(fuse_dirs[0], mounts_below(self.state))
+        for f in glob.glob(os.path.join(self.state, "*", "stage", "*.json")):
+            os.unlink(f)
+        p.restart(p.d)
+        try:
+            k.round(1)
+            k.round(2)
+        finally:
+            p.stop()
+        self.assert_clean("fuse mount left without state")
+        self.delete_now(vol)
 
     def test_crash__random_kill_storm(self):
         """Six volumes cycle through kubelet's loop at once while the plugin is SIGKILLed at
