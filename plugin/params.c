@@ -771,13 +771,20 @@ int params_check_capabilities(struct call *c, const char *field,
 					                 field, i, m->fs_type);
 				a.fs_type = m->fs_type;
 			}
-			for (size_t f = 0; m && f < m->n_mount_flags; f++)
+			for (size_t f = 0; m && f < m->n_mount_flags; f++) {
+				_cleanup_free_ char *why = NULL;
+
 				if (!(list_valid(m->mount_flags[f], "=:/") ||
 				      selinux_context_flag(m->mount_flags[f])) ||
 				    strlen(m->mount_flags[f]) > 128)
 					return call_fail(c, STATUS_INVALID_ARGUMENT,
 					                 "%s[%zu]: mount flag '%s' is not valid",
 					                 field, i, m->mount_flags[f]);
+				if (options_mount_check(isempty(m->fs_type) ? NULL : m->fs_type,
+				                        m->mount_flags[f], &why) < 0)
+					return call_fail(c, STATUS_INVALID_ARGUMENT, "%s[%zu]: %s",
+					                 field, i, strempty(why));
+			}
 		} else
 			return call_fail(c, STATUS_INVALID_ARGUMENT,
 			                 "%s[%zu]: access_type (mount or block) is required", field,

@@ -13,6 +13,7 @@
 #include "driver/base/macro.h"
 #include "driver/base/path.h"
 #include "driver/host/mount.h"
+#include "driver/host/options.h"
 
 #define OPTIONS_MAX 4096
 
@@ -233,7 +234,8 @@ static int join_options(char *buf, size_t size, const char *const *parts, size_t
 
 /*
  * The options of a device mount: _netdev, ro when asked, nouuid for xfs (so clones mount next to
- * their source) unless given, then the caller's. Errors: -EINVAL too long.
+ * their source) unless given, then the caller's, which must pass fstype's allowlist
+ * (options_mount_check()). Errors: -EINVAL refused or too long.
  */
 static int device_options(char *opts, size_t size, const char *fstype, const char *options,
                           bool read_only)
@@ -246,6 +248,8 @@ static int device_options(char *opts, size_t size, const char *fstype, const cha
 		options,
 	};
 
+	if (options_mount_check(fstype, options, NULL) < 0)
+		return -EINVAL;
 	return join_options(opts, size, parts, ELEMENTSOF(parts)) < 0 ? -EINVAL : 0;
 }
 

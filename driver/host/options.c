@@ -524,3 +524,189 @@ int options_nbd_args(const char *options, char ***ret_args, char **ret_reason)
 	*ret_args = TAKE_PTR(args);
 	return 0;
 }
+
+/* ---- filesystem mount options ---- */
+
+/*
+ * "name" takes no value, "name#" needs a number, "name?" may have one, "name=" needs a size
+ * (digits with an optional k/m/g suffix); enumerated values are listed as "name=value".
+ */
+static const char *const mount_generic[] = {
+	"ro",         "rw",          "noatime",       "atime",       "relatime",
+	"norelatime", "strictatime", "nostrictatime", "nodiratime",  "diratime",
+	"lazytime",   "nolazytime",  "nodev",         "dev",         "nosuid",
+	"suid",       "noexec",      "exec",          "nosymfollow", "sync",
+	"async",      "dirsync",     "iversion",      "noiversion",  "_netdev",
+	"defaults",   NULL,
+};
+
+static const char *const mount_ext4[] = {
+	"acl",
+	"noacl",
+	"user_xattr",
+	"nouser_xattr",
+	"barrier?",
+	"nobarrier",
+	"commit#",
+	"data=journal",
+	"data=ordered",
+	"data=writeback",
+	"data_err=ignore",
+	"data_err=abort",
+	"discard",
+	"nodiscard",
+	"errors=continue",
+	"errors=remount-ro",
+	"stripe#",
+	"delalloc",
+	"nodelalloc",
+	"noinit_itable",
+	"init_itable?",
+	"auto_da_alloc?",
+	"noauto_da_alloc",
+	"journal_checksum",
+	"nojournal_checksum",
+	"journal_async_commit",
+	"max_batch_time#",
+	"min_batch_time#",
+	"journal_ioprio#",
+	"dioread_lock",
+	"dioread_nolock",
+	"nombcache",
+	"quota",
+	"noquota",
+	"usrquota",
+	"grpquota",
+	"prjquota",
+	"resuid#",
+	"resgid#",
+	"sb#",
+	"grpid",
+	"bsdgroups",
+	"nogrpid",
+	"sysvgroups",
+	"block_validity",
+	"noblock_validity",
+	"inode_readahead_blks#",
+	"nouid32",
+	NULL,
+};
+
+static const char *const mount_xfs[] = {
+	"allocsize=", "attr2",       "noattr2",    "discard",     "nodiscard",   "grpid",
+	"bsdgroups",  "nogrpid",     "sysvgroups", "filestreams", "ikeep",       "noikeep",
+	"inode32",    "inode64",     "largeio",    "nolargeio",   "logbufs#",    "logbsize=",
+	"noalign",    "nouuid",      "noquota",    "uquota",      "usrquota",    "uqnoenforce",
+	"qnoenforce", "quota",       "pquota",     "prjquota",    "pqnoenforce", "gquota",
+	"grpquota",   "gqnoenforce", "sunit#",     "swidth#",     "swalloc",     "wsync",
+	NULL,
+};
+
+#define MOUNT_OPTION_MAX 128
+#define MOUNT_VALUE_MAX  32
+
+static bool size_value(const char *v, size_t len)
+{
+	size_t d = 0;
+
+	while (d < len && v[d] >= '0' && v[d] <= '9')
+		d++;
+	return d > 0 && (d == len || (d + 1 == len && strchr("kKmMgG", v[d])));
+}
+
+/* Whether "name[=value]" (value NULL: none) is allowed by list. */
+static bool mount_list_allows(const char *const *list, const char *name, size_t nlen,
+                              const char *value, size_t vlen)
+{
+	for (; *list; list++) {
+		const char *e = *list;
+		size_t k = strcspn(e, "=#?");
+
+		if (k != nlen || strncmp(e, name, nlen) != 0)
+			continue;
+		switch (e[k]) {
+		case 0:
+			if (!value)
+				return true;
+			break;
+		case '#':
+		case '?':
+			if (!value ? e[k] == '?' : vlen > 0 && only_chars(value, vlen, DIGITS))
+				return true;
+			break;
+		case '=':
+			if (!value)
+				break;
+			if (e[k + 1] ? strlen(e + k + 1) == vlen &&
+			                       strncmp(e + k + 1, value, vlen) == 0
+			             : size_value(value, vlen))
+				return true;
+			break;
+		default:
+			break;
+		}
+	}
+	return false;
+}
+
+/* context="user:role:type:level", the form the kubelet passes for seLinuxMount. */
+static bool selinux_context(const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	return nlen == 7 && strncmp(name, "context", 7) == 0 && value && vlen > 2 &&
+	       value[0] == '"' && value[vlen - 1] == '"' &&
+	       only_chars(value + 1, vlen - 2, ALNUM "._-,:");
+}
+
+static bool mount_option_allowed(const char *fstype, const char *name, size_t nlen,
+                                 const char *value, size_t vlen)
+{
+	bool ext4 = !fstype || strcmp(fstype, "ext4") == 0,
+	     xfs = !fstype || strcmp(fstype, "xfs") == 0;
+
+	if (vlen > MOUNT_VALUE_MAX && !selinux_context(name, nlen, value, vlen))
+		return false;
+	return mount_list_allows(mount_generic, name, nlen, value, vlen) ||
+	       selinux_context(name, nlen, value, vlen) ||
+	       (ext4 && mount_list_allows(mount_ext4, name, nlen, value, vlen)) ||
+	       (xfs && mount_list_allows(mount_xfs, name, nlen, value, vlen));
+}
+
+int options_mount_check(const char *fstype, const char *options, char **ret_reason)
+{
+	const char *what = fstype ? fstype : "ext4 or xfs";
+
+	if (isempty(options))
+		return 0;
+	if (fstype && strcmp(fstype, "ext4") != 0 && strcmp(fstype, "xfs") != 0) {
+		reason_set(ret_reason, "mount options: unsupported filesystem type");
+		return -EINVAL;
+	}
+	for (const char *p = options; *p;) {
+		const char *end = p, *eq = NULL;
+		bool quoted = false;
+		size_t len, nlen;
+
+		/* libmount's syntax: commas inside double quotes belong to the value. */
+		for (; *end && (quoted || *end != ','); end++) {
+			if (*end == '"')
+				quoted = !quoted;
+			else if (*end == '=' && !eq && !quoted)
+				eq = end;
+		}
+		len = (size_t)(end - p);
+		nlen = eq ? (size_t)(eq - p) : len;
+		if (quoted || len == 0 || len > MOUNT_OPTION_MAX || nlen == 0 ||
+		    !only_chars(p, nlen, ALNUM "_-")) {
+			reason_set(ret_reason, "mount options: a malformed option");
+			return -EINVAL;
+		}
+		if (!mount_option_allowed(fstype, p, nlen, eq ? eq + 1 : NULL,
+		                          eq ? (size_t)(end - eq - 1) : 0)) {
+			reason_set(ret_reason, "mount option '%.*s%s' is not allowed for %s",
+			           (int)nlen, p, eq ? "=..." : "", what);
+			return -EINVAL;
+		}
+		p = *end ? end + 1 : end;
+	}
+	return 0;
+}

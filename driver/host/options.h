@@ -52,6 +52,18 @@ int options_unmap_check(enum mapper_type t, const char *options, char **ret_reas
 int options_map_all_check(const char *all, bool unmap, char **ret_reason);
 
 /*
+ * Checks filesystem mount options (a StorageClass's mountOptions, a capability's mount_flags;
+ * comma-separated, libmount syntax) against fstype's allowlist plus the generic VFS flags
+ * (ro, noatime, nodev, ...) and an SELinux context="...": fstype NULL accepts what ext4 or xfs
+ * would. Refused, among others: anything naming a device or file (ext4 journal_path=,
+ * journal_dev=, usrjquota=; xfs logdev=, rtdev=), errors=panic (a corrupt volume would take the
+ * node down), norecovery/noload (skip the journal replay: data loss), and every mount(8) flag
+ * that changes what is mounted or where (bind, move, remount, propagation, loop, X-*). Errors:
+ * -EINVAL with *ret_reason naming the option ("mount option 'logdev' is not allowed for xfs").
+ */
+int options_mount_check(const char *fstype, const char *options, char **ret_reason);
+
+/*
  * The "--name=value" arguments for rbd-nbd's map options, in a NULL-terminated vector (free with
  * exec_strv_free()); each name is spelled the way the allowlist spells it, so the tool reads
  * what was checked. Errors: -EINVAL as options_map_check(), -ENOMEM.

@@ -28,6 +28,7 @@
 #include "driver/host/mapper_krbd.h"
 #include "driver/host/mapper_nbd.h"
 #include "driver/host/mount.h"
+#include "driver/host/options.h"
 #include "driver/host/reason.h"
 #include "driver/base/sha256.h"
 #include "driver/host/stage.h"
@@ -665,6 +666,10 @@ static int request_check(const struct stage_request *req, char **ret_reason)
 		           req->fstype);
 		return -EINVAL;
 	}
+	if (req->access == STAGE_ACCESS_MOUNT &&
+	    options_mount_check(isempty(req->fstype) ? NULL : req->fstype, req->mount_options,
+	                        ret_reason) < 0)
+		return -EINVAL;
 	if (req->mapper < MAPPER_AUTO || req->mapper >= _MAPPER_MAX)
 		return -EINVAL;
 	return mapper_params_validate(&req->map, ret_reason);

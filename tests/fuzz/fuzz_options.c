@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Fuzz target for driver/host/options.c and mapper_name_valid(): mkfsOptions, mapOptions,
- * unmapOptions and Ceph names come from StorageClasses and volume contexts (untrusted). The first
- * byte picks the parser; whatever is accepted must keep the promises the allowlists make: no
- * word of an accepted mkfs line names a path or is an operand, no accepted rbd-nbd argument
+ * Fuzz target for driver/host/options.c and mapper_name_valid(): mkfsOptions, mountOptions,
+ * mapOptions, unmapOptions and Ceph names come from StorageClasses and volume contexts (untrusted).
+ * The first byte picks the parser; whatever is accepted must keep the promises the allowlists make:
+ * no word of an accepted mkfs line names a path or is an operand, no accepted rbd-nbd argument
  * touches a file, no accepted name starts with '-' or holds a separator.
  */
 #include <stdint.h>
@@ -64,6 +64,21 @@ static void check_nbd(const char *in)
 	exec_strv_free(args);
 }
 
+/* Accepted mount options never name a path or a device, and what one filesystem accepts the
+ * "either" check accepts too. */
+static void check_mount(const char *in)
+{
+	static const char *const types[] = { "ext4", "xfs" };
+
+	for (size_t i = 0; i < 2; i++) {
+		if (options_mount_check(types[i], in, NULL) < 0)
+			continue;
+		if (strchr(in, '/') || strstr(in, "dev=") || strstr(in, "journal_path") ||
+		    strstr(in, "=panic") || options_mount_check(NULL, in, NULL) < 0)
+			abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char in[INPUT_MAX + 1];
@@ -71,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
-	mode = data[0] % 6;
+	mode = data[0] % 7;
 	data++, size--;
 	if (size > INPUT_MAX)
 		size = INPUT_MAX;
@@ -99,6 +114,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (mapper_name_valid(in) &&
 		    (in[0] == '-' || strpbrk(in, "/@= \t\n") || strlen(in) > MAPPER_NAME_MAX))
 			abort();
+		break;
+	case 6:
+		check_mount(in);
 		break;
 	}
 	return 0;

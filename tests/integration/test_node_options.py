@@ -196,6 +196,34 @@ class TestNodeOptions(unittest.TestCase):
         code, msg = self.stage(vol, self.staging("unmap"), cap, ctx)
         self.assert_invalid(code, msg, "volume_context", "unmapOptions", "lazy")
 
+    def test_stage__mount_flags_naming_devices_refused(self):
+        """Mount flags that name a device (an external journal or log: the kernel writes
+        there), panic the node on an error, or skip the journal replay are refused with the
+        option named, before anything is mapped; ordinary ones mount."""
+        for i, (fs, flag, word) in enumerate([("ext4", "journal_path=/dev/sda", "journal_path"),
+                                              ("ext4", "journal_dev=2049", "journal_dev"),
+                                              ("ext4", "errors=panic", "errors"),
+                                              ("ext4", "noload", "noload"),
+                                              ("xfs", "logdev=/dev/sda", "logdev"),
+                                              ("xfs", "rtdev=/dev/sda", "rtdev"),
+                                              ("ext4", "bind", "bind"),
+                                              ("ext4", "remount", "remount")]):
+            vol = self.create("pvc-opt-flag-%d" % i, mount_cap(fs),
+                              size=320 * MiB if fs == "xfs" else 64 * MiB, fsType=fs)
+            staging = self.staging("flag-%d" % i)
+            code, msg = self.stage(vol, staging, mount_cap(fs, flags=[flag]), vol.volume_context)
+            self.assert_invalid(code, msg, "volume_capability", word)
+            self.assert_nothing_staged(staging, vol.volume_context["imageName"])
+            code, msg = self.create_code("pvc-opt-flag-c%d" % i, mount_cap(fs, flags=[flag]),
+                                         fsType=fs)
+            self.assert_invalid(code, msg, "volume_capabilities", word)
+        vol = self.create("pvc-opt-flag-ok", mount_cap("ext4"), fsType="ext4")
+        staging = self.staging("flag-ok")
+        cap = mount_cap("ext4", flags=["noatime", "data=ordered", "errors=remount-ro"])
+        code, msg = self.stage(vol, staging, cap, vol.volume_context)
+        self.assertEqual(code, grpc.StatusCode.OK, msg)
+        self.assertEqual(mounts_below(staging), [staging])
+
     # ---- the key through /proc ----
 
     def test_stage__key_not_readable_through_proc(self):

@@ -329,6 +329,73 @@ static void test_options__key_memfd_wiped(void **state)
 	assert_int_equal(mapper_key_wipe_pid(pid, 3), 0);
 }
 
+static void mount_ok(const char *fstype, const char *opts)
+{
+	_cleanup_free_ char *reason = NULL;
+	int r = options_mount_check(fstype, opts, &reason);
+
+	if (r != 0)
+		print_message("%s '%s' refused: %s\n", strempty(fstype), opts, strempty(reason));
+	assert_int_equal(r, 0);
+}
+
+static void mount_refused(const char *fstype, const char *opts, const char *want)
+{
+	_cleanup_free_ char *reason = NULL;
+
+	assert_int_equal(options_mount_check(fstype, opts, &reason), -EINVAL);
+	assert_non_null(reason);
+	if (!strstr(reason, want))
+		print_message("'%s': reason '%s' lacks '%s'\n", opts, reason, want);
+	assert_non_null(strstr(reason, want));
+}
+
+static void test_options__mount_allowlists(void **state)
+{
+	(void)state;
+	mount_ok("ext4", NULL);
+	mount_ok("ext4", "");
+	mount_ok("ext4", "noatime,nodiratime,data=ordered,errors=remount-ro,commit=30,barrier");
+	mount_ok("ext4", "barrier=1,discard,acl,user_xattr,prjquota,stripe=16,nodev,nosuid");
+	mount_ok("xfs", "noatime,nouuid,logbufs=8,logbsize=256k,allocsize=64m,inode64,pquota");
+	mount_ok("xfs", "context=\"system_u:object_r:container_file_t:s0:c1,c2\",noexec");
+	mount_ok(NULL, "data=writeback");
+	mount_ok(NULL, "logbsize=32k");
+	/* Devices and files of the node: the kernel reads and writes there. */
+	mount_refused("ext4", "journal_path=/dev/sda", "'journal_path=...'");
+	mount_refused("ext4", "noatime,journal_dev=2049", "'journal_dev=...'");
+	mount_refused("ext4", "usrjquota=aquota.user", "'usrjquota=...'");
+	mount_refused("xfs", "logdev=/dev/sda", "'logdev=...'");
+	mount_refused("xfs", "rtdev=/dev/sdb", "'rtdev=...'");
+	mount_refused(NULL, "logdev=/dev/sda", "ext4 or xfs");
+	/* The node down, or the journal skipped. */
+	mount_refused("ext4", "errors=panic", "'errors=...'");
+	mount_refused("ext4", "noload", "'noload'");
+	mount_refused("xfs", "norecovery", "'norecovery'");
+	/* Another filesystem's options, values that are not what the option takes. */
+	mount_refused("xfs", "data=ordered", "for xfs");
+	mount_refused("ext4", "nouuid", "for ext4");
+	mount_refused("ext4", "commit=x", "'commit=...'");
+	mount_refused("ext4", "commit", "'commit'");
+	mount_refused("xfs", "logbsize=/x", "'logbsize=...'");
+	mount_refused("ext4", "data=journal2", "'data=...'");
+	/* What changes what is mounted, or where. */
+	mount_refused("ext4", "bind", "'bind'");
+	mount_refused("ext4", "rbind", "'rbind'");
+	mount_refused("ext4", "remount", "'remount'");
+	mount_refused("ext4", "move", "'move'");
+	mount_refused("ext4", "shared", "'shared'");
+	mount_refused("ext4", "loop", "'loop'");
+	mount_refused("ext4", "X-mount.mkdir", "malformed");
+	mount_refused("ext4", "x-gvfs-hide", "'x-gvfs-hide'");
+	/* Malformed. */
+	mount_refused("ext4", "noatime,,nodev", "malformed");
+	mount_refused("ext4", "context=\"a,b", "malformed");
+	mount_refused("ext4", "context=unquoted", "'context=...'");
+	mount_refused("ext4", "context=\"a/b\"", "'context=...'");
+	mount_refused("btrfs", "noatime", "unsupported");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -336,6 +403,7 @@ int main(void)
 		cmocka_unit_test(test_options__mkfs_xfs_allowlist),
 		HOST_TEST(test_options__format_refuses_file_options),
 		cmocka_unit_test(test_options__map_allowlists),
+		cmocka_unit_test(test_options__mount_allowlists),
 		cmocka_unit_test(test_options__nbd_args_canonical),
 		cmocka_unit_test(test_options__ceph_names),
 		cmocka_unit_test(test_options__ceph_argv_has_no_names),
