@@ -32,7 +32,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "driver/host/mapper.h"
+#include "driver/host/mapper_common.h"
 
 struct mapper_fuse_mapping {
 	pid_t pid;
@@ -101,3 +101,11 @@ struct mapper_fuse_status {
  */
 int mapper_fuse_check(const char *mount_dir, const char *image, pid_t pid,
                       struct mapper_fuse_status *ret_status);
+
+/* The rbd-fuse mapper's ops (mapper_common.h): its state is the daemon's pid and mount_dir. */
+extern const struct mapper_ops mapper_fuse_ops;
+
+/* The pid and mount directory a rbd-fuse mapping's state (struct mapper_mapping.state) records;
+ * 0 / NULL for a NULL state. */
+pid_t mapper_fuse_state_pid(const void *state);
+const char *mapper_fuse_state_mount_dir(const void *state);

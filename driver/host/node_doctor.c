@@ -213,7 +213,8 @@ int node_doctor_run(const char *state_dir, const char *staging_root,
 		for (size_t i = 0; i < n_ids && !known; i++) {
 			if (!infos[i])
 				continue;
-			known = fuse ? path_eq(target, infos[i]->fuse_mount_dir)
+			known = fuse ? path_eq(target, mapper_own_mount(infos[i]->mapper,
+			                                                infos[i]->mapper_state))
 			             : path_eq(target, infos[i]->staging_path);
 		}
 		if (known)
