@@ -10,6 +10,7 @@
 #include "driver/base/failpoint.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/monotonic.h"
 #include "driver/ceph/cluster_ioctx.h"
 #include "driver/ceph/flatten.h"
 #include "driver/ceph/image.h"
@@ -86,7 +87,7 @@ static void *flatten_thread(void *arg)
 {
 	struct flatten_job *j = arg;
 	rados_ioctx_t io = NULL;
-	uint64_t t0 = cluster_now_usec();
+	uint64_t t0 = monotonic_usec();
 	int r;
 
 	/* Test-only: a flatten that outlasts the call, whatever the machine's speed. */
@@ -103,7 +104,7 @@ static void *flatten_thread(void *arg)
 	if (r == -ENOENT)
 		r = 0; /* gone: nothing hangs from a parent any more */
 	log_debug("Flatten of %s finished after %.1fs: %d", j->image,
-	          (double)(cluster_now_usec() - t0) / 1e6, r);
+	          (double)(monotonic_usec() - t0) / 1e6, r);
 	/* No librados state may outlive "done": a caller may fork right after it (tests). */
 	j->cluster = cluster_unref(j->cluster);
 

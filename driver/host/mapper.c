@@ -8,6 +8,7 @@
 #include "driver/base/exec.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/monotonic.h"
 #include "driver/host/mapper.h"
 #include "driver/host/mapper_fuse.h"
 #include "driver/host/mapper_krbd.h"
@@ -54,7 +55,7 @@ static int load_module(const char *module, const char *root, atomic_uint_fast64_
 	char *argv[] = { (char *)prog, (char *)"--", (char *)module, NULL };
 	struct exec_options opts = { .timeout_usec = MODPROBE_TIMEOUT_USEC };
 	struct exec_result res = { 0 };
-	uint64_t last = atomic_load(failed_at), now = exec_now_usec();
+	uint64_t last = atomic_load(failed_at), now = monotonic_usec();
 	int r;
 
 	if (!mapper_modprobe_program && !isempty(root) && strcmp(root, "/") != 0)

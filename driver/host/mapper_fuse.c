@@ -19,6 +19,8 @@
 #include "driver/base/fileio.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/monotonic.h"
+#include "driver/base/path.h"
 #include "driver/base/sha256.h"
 #include "driver/host/bounded.h"
 #include "driver/host/loop.h"
@@ -61,10 +63,10 @@ int mapper_fuse_available(char **ret_reason)
 	return 0;
 }
 
+/* mount_dir: canonical, with room for "/<image>" and ".log" below PATH_MAX. */
 static bool path_canonical_form(const char *p)
 {
-	return !isempty(p) && p[0] == '/' && strlen(p) < PATH_MAX - 300 && !strstr(p, "//") &&
-	       !strstr(p, "/./") && !strstr(p, "/../") && p[strlen(p) - 1] != '/';
+	return path_is_canonical(p) && strlen(p) < PATH_MAX - 300;
 }
 
 static const char *base_name(const char *p)
@@ -292,7 +294,7 @@ static int wait_mounted(const char *mount_dir, pid_t pid, uint64_t deadline)
 				return 0;
 			return -ECHILD;
 		}
-		now = exec_now_usec();
+		now = monotonic_usec();
 		if (now >= deadline)
 			return -ETIMEDOUT;
 		timeout_ms = (int)MIN((deadline - now) / 1000 + 1, (uint64_t)INT_MAX);
@@ -493,7 +495,7 @@ static int check_image(const struct mapper_params *p, const char *mount_dir, con
 	/* FUSE holds the stat until rbd-fuse has connected (or given up); a hung daemon is
 	 * killed at the deadline, which makes the stat fail. */
 	snprintf(sa.path, sizeof(sa.path), "%s", image_path);
-	now = exec_now_usec();
+	now = monotonic_usec();
 	r = bounded_call(stat_call, &sa, sizeof(sa), deadline > now ? deadline - now : 1, kill_cb,
 	                 &ka, KILL_WAIT_USEC, &aborted);
 	if (r == -ENOENT) {
@@ -557,7 +559,7 @@ int mapper_fuse_map(const struct mapper_params *p, const char *mount_dir,
 	if (r < 0)
 		return r;
 	timeout = p->timeout_usec ? p->timeout_usec : MAPPER_TIMEOUT_DEFAULT_USEC;
-	deadline = exec_now_usec() + timeout;
+	deadline = monotonic_usec() + timeout;
 	log_path = log_path_for(mount_dir);
 	dir_copy = strdup(mount_dir);
 	if (!log_path || !dir_copy || asprintf(&image_path, "%s/%s", mount_dir, p->image) < 0)
@@ -668,7 +670,7 @@ static int unmap_steps(const char *mount_dir, const char *image_path, const char
 		if (!loops[i])
 			continue;
 		snprintf(a.path, sizeof(a.path), "%s", loops[i]);
-		now = exec_now_usec();
+		now = monotonic_usec();
 		r = bounded_call(detach_call, &a, sizeof(a), deadline > now ? deadline - now : 1,
 		                 kill_cb, &ka, KILL_WAIT_USEC, &aborted);
 		*was_forced = *was_forced || aborted;
@@ -688,7 +690,7 @@ static int unmap_steps(const char *mount_dir, const char *image_path, const char
 	/* 2. The FUSE mount. rbd-fuse exits by itself once unmounted. */
 	snprintf(a.path, sizeof(a.path), "%s", mount_dir);
 	a.lazy = false;
-	now = exec_now_usec();
+	now = monotonic_usec();
 	r = bounded_call(umount_call, &a, sizeof(a), deadline > now ? deadline - now : 1, kill_cb,
 	                 &ka, KILL_WAIT_USEC, &aborted);
 	*was_forced = *was_forced || aborted;
@@ -707,7 +709,7 @@ static int unmap_steps(const char *mount_dir, const char *image_path, const char
 
 	/* 3. The daemon. With a dead cluster its rbd_close() may hang: kill it at the bound. */
 	if (pid > 0) {
-		now = exec_now_usec();
+		now = monotonic_usec();
 		r = exec_pid_wait_exit(
 		        pid, deadline > now ? MIN(deadline - now, EXIT_WAIT_USEC) : 1, NULL);
 		if (r == -ETIMEDOUT) {
@@ -761,7 +763,7 @@ int mapper_fuse_unmap(const char *mount_dir, const char *image, pid_t pid, const
 	if (!log_path)
 		return -ENOMEM;
 	r = unmap_steps(mount_dir, image_path, log_path, pid, loop_device,
-	                exec_now_usec() + timeout_usec, &was_forced, ret_reason);
+	                monotonic_usec() + timeout_usec, &was_forced, ret_reason);
 	if (forced)
 		*forced = was_forced;
 	return r;
@@ -945,7 +947,7 @@ static int fuse_refresh_size(const struct mapper_mapping *m, uint64_t new_size,
                              uint64_t timeout_usec, char **ret_reason)
 {
 	const struct fuse_state *s = m->state;
-	uint64_t deadline = exec_now_usec() + timeout_usec;
+	uint64_t deadline = monotonic_usec() + timeout_usec;
 	struct path_arg a = { 0 };
 	int r;
 
@@ -955,7 +957,7 @@ static int fuse_refresh_size(const struct mapper_mapping *m, uint64_t new_size,
 	 * device reads the size of the file's inode, so stat it until it shows. */
 	snprintf(a.path, sizeof(a.path), "%s/%s", s->mount_dir, m->image);
 	for (;;) {
-		uint64_t now = exec_now_usec();
+		uint64_t now = monotonic_usec();
 
 		r = bounded_call(stat_call, &a, sizeof(a), now < deadline ? deadline - now : 1,
 		                 NULL, NULL, 0, NULL);
@@ -965,7 +967,7 @@ static int fuse_refresh_size(const struct mapper_mapping *m, uint64_t new_size,
 		}
 		if (new_size == 0 || a.size >= new_size)
 			break;
-		if (exec_now_usec() >= deadline) {
+		if (monotonic_usec() >= deadline) {
 			reason_set(ret_reason, "rbd-fuse still shows %llu bytes, not %llu",
 			           (unsigned long long)a.size, (unsigned long long)new_size);
 			return -ETIMEDOUT;

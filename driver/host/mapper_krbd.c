@@ -17,6 +17,7 @@
 #include "driver/base/fileio.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/monotonic.h"
 #include "driver/host/mapper_krbd.h"
 #include "driver/host/options.h"
 #include "driver/host/reason.h"
@@ -32,7 +33,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct udev_device *, udev_device_unref)
 
 static int poll_ms(uint64_t deadline)
 {
-	uint64_t now = exec_now_usec();
+	uint64_t now = monotonic_usec();
 
 	if (now >= deadline)
 		return 0;
@@ -289,7 +290,7 @@ static int find_new_id(const char *root, const struct mapper_params *p, const in
 			}
 		}
 		if (ifd < 0) {
-			if (exec_now_usec() >= deadline)
+			if (monotonic_usec() >= deadline)
 				return -ETIMEDOUT;
 			(void)poll(NULL, 0, 20);
 			continue;
@@ -415,8 +416,8 @@ int mapper_krbd_map(const char *root, const struct mapper_params *p, char **ret_
 	}
 	if (r < 0)
 		return r;
-	deadline =
-	        exec_now_usec() + (p->timeout_usec ? p->timeout_usec : MAPPER_TIMEOUT_DEFAULT_USEC);
+	deadline = monotonic_usec() +
+	           (p->timeout_usec ? p->timeout_usec : MAPPER_TIMEOUT_DEFAULT_USEC);
 	add = mapper_root_path(root, RBD_BUS "/add_single_major");
 	if (!add)
 		return -ENOMEM;

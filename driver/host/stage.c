@@ -19,6 +19,7 @@
 #include "driver/base/fileio.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/monotonic.h"
 #include "driver/base/path.h"
 #include "driver/host/blockdev.h"
 #include "driver/host/bounded.h"
@@ -45,7 +46,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, exec_strv_free)
 
 static uint64_t remaining(uint64_t deadline)
 {
-	uint64_t now = exec_now_usec();
+	uint64_t now = monotonic_usec();
 
 	return deadline > now ? deadline - now : 1;
 }
@@ -567,8 +568,8 @@ static int request_check(const struct stage_request *req, char **ret_reason)
 	if (req->access != STAGE_ACCESS_MOUNT && req->access != STAGE_ACCESS_BLOCK)
 		return -EINVAL;
 	if (req->access == STAGE_ACCESS_MOUNT &&
-	    (isempty(req->staging_path) || req->staging_path[0] != '/' ||
-	     strstr(req->staging_path, "/../") || strlen(req->staging_path) >= PATH_MAX - 1)) {
+	    (!path_is_absolute(req->staging_path, PATH_MAX - 1) ||
+	     strstr(req->staging_path, "/../"))) {
 		reason_set(ret_reason, "staging path must be an absolute path");
 		return -EINVAL;
 	}
@@ -963,7 +964,7 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 	r = request_check(req, ret_reason);
 	if (r < 0)
 		return r;
-	deadline = exec_now_usec() + (req->timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
+	deadline = monotonic_usec() + (req->timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
 	r = fileio_mkdir_p(req->state_dir, 0700);
 	if (r < 0) {
 		reason_set(ret_reason, "cannot create state directory %s: %s", req->state_dir,
@@ -1061,7 +1062,7 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 		/* Undo with a bound of its own: the stage may have used up its time. */
 		staging_unpin(req);
 		k = undo_all(info, state_path, req->staging_path,
-		             exec_now_usec() + (req->timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC),
+		             monotonic_usec() + (req->timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC),
 		             &forced, &undo_why);
 		if (k < 0)
 			log_debug("Undoing the failed stage of %s failed too: %s", req->volume_id,
@@ -1156,7 +1157,7 @@ int stage_expand(const char *state_dir, const char *volume_id, uint64_t new_size
                  uint64_t timeout_usec, uint64_t *ret_size, char **ret_reason)
 {
 	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
-	uint64_t deadline = exec_now_usec() + (timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
+	uint64_t deadline = monotonic_usec() + (timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
 	struct mapper_mapping m;
 	uint64_t size = 0;
 	int r;
@@ -1182,7 +1183,7 @@ int stage_expand(const char *state_dir, const char *volume_id, uint64_t new_size
 		}
 		if (new_size == 0 || size >= new_size)
 			break;
-		if (exec_now_usec() >= deadline) {
+		if (monotonic_usec() >= deadline) {
 			reason_set(ret_reason, "%s still has %llu bytes, not %llu", info->device,
 			           (unsigned long long)size, (unsigned long long)new_size);
 			return -ETIMEDOUT;
@@ -1303,7 +1304,7 @@ int stage_unstage_at(const char *state_dir, const char *volume_id, struct path_r
 	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
 	_cleanup_(path_resolved_done) struct path_resolved own = PATH_RESOLVED_INIT;
 	_cleanup_free_ char *state_path = NULL;
-	uint64_t deadline = exec_now_usec() + (timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
+	uint64_t deadline = monotonic_usec() + (timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
 	bool was_forced = false;
 	int r;
 

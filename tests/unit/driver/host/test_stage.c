@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "unit/driver/host/host_test.h"
+#include "driver/base/monotonic.h"
 #include "fakes/fake_krbd.h"
 #include "driver/host/blockdev.h"
 #include "driver/host/fs.h"
@@ -158,9 +159,9 @@ static void cycle(void **state, const char *fstype, const char *size)
 	ctx_init(state, &c, fstype, size);
 	c.req.fstype = fstype;
 
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	stage_ok(&c, &info);
-	t_stage1 = exec_now_usec() - t0;
+	t_stage1 = monotonic_usec() - t0;
 	assert_string_equal(info->phase, "staged");
 	assert_int_equal(info->mapper, MAPPER_FUSE);
 	assert_true(info->formatted);
@@ -176,22 +177,22 @@ static void cycle(void **state, const char *fstype, const char *size)
 	assert_int_equal(mapper_fuse_state_pid(again->mapper_state),
 	                 mapper_fuse_state_pid(info->mapper_state));
 
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	unstage_ok(&c, false);
-	t_unstage1 = exec_now_usec() - t0;
+	t_unstage1 = monotonic_usec() - t0;
 	assert_nothing_left(&c);
 	/* Unstaging again is a no-op. */
 	unstage_ok(&c, false);
 
 	again = stage_info_free(again);
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	stage_ok(&c, &again);
-	t_stage2 = exec_now_usec() - t0;
+	t_stage2 = monotonic_usec() - t0;
 	assert_false(again->formatted);
 	read_file_expect(c.staging, "hello.txt", "hello rbdcsi\n");
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	unstage_ok(&c, false);
-	t_unstage2 = exec_now_usec() - t0;
+	t_unstage2 = monotonic_usec() - t0;
 	assert_nothing_left(&c);
 	print_message("%s %s: stage (with mkfs) %llu ms, unstage %llu ms, stage %llu ms, unstage "
 	              "%llu ms\n",
@@ -379,11 +380,11 @@ static void test_stage__killed_daemon_unstage_completes(void **state)
 	assert_non_null(strstr(h.message, "rbd-fuse"));
 	stage_health_done(&h);
 
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	unstage_ok(&c, false);
 	print_message("unstage after rbd-fuse was killed: %llu ms\n",
-	              (unsigned long long)((exec_now_usec() - t0) / 1000));
-	assert_true(exec_now_usec() - t0 < 15 * USEC_PER_SEC);
+	              (unsigned long long)((monotonic_usec() - t0) / 1000));
+	assert_true(monotonic_usec() - t0 < 15 * USEC_PER_SEC);
 	assert_nothing_left(&c);
 	ctx_done(&c);
 }
@@ -410,9 +411,9 @@ static void test_stage__hung_daemon_unstage_forced_within_bound(void **state)
 		write_file(c.staging, name, big, false);
 	}
 	assert_int_equal(kill(mapper_fuse_state_pid(info->mapper_state), SIGSTOP), 0);
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	r = stage_unstage(c.state_dir, c.volume_id, c.staging, 4 * USEC_PER_SEC, &forced, &reason);
-	elapsed = exec_now_usec() - t0;
+	elapsed = monotonic_usec() - t0;
 	print_message("unstage with a hung rbd-fuse (bound 4 s): %llu ms, forced=%d%s%s\n",
 	              (unsigned long long)(elapsed / 1000), forced, reason ? ": " : "",
 	              strempty(reason));
