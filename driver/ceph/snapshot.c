@@ -62,15 +62,6 @@ static int entry_create(rados_ioctx_t io, const char *uuid, const char *name, co
 	return journal_entry_create(io, JOURNAL_SNAPSHOT, uuid, fields, ELEMENTSOF(fields), NULL);
 }
 
-static bool reservation_stale(const struct journal_entry *e)
-{
-	uint64_t at;
-
-	if (parse_u64(journal_entry_get(e, F_RESERVED_AT), &at) < 0)
-		return true;
-	return (uint64_t)time(NULL) > at + STALE_RESERVATION_SEC;
-}
-
 /* Undoes a reservation whose source vanished before anything was made from it. */
 static void create_rollback(rados_ioctx_t io, const char *name, const char *uuid)
 {
@@ -113,7 +104,7 @@ static int ensure_clone(rados_ioctx_t io, const struct journal_entry *e, const c
 		}
 		if (r != -ENOENT)
 			return r;
-		if (!reservation_stale(e))
+		if (!journal_entry_stale(e, F_RESERVED_AT, STALE_RESERVATION_SEC))
 			return log_debug_errno(-EAGAIN, "Image %s is being cloned elsewhere",
 			                       image);
 		r = image_remove(io, image);
@@ -401,13 +392,9 @@ int snapshot_delete(struct cluster *c, const struct volume_id *id, uint64_t dead
 				return r;
 			failpoint("snapshot-delete:after-mark");
 		} else {
-			const char *recorded = journal_entry_get(e, F_CHAIN);
-
-			if (recorded) {
-				chain = strdup(recorded);
-				if (!chain)
-					return -ENOMEM;
-			}
+			r = journal_entry_get_dup(e, F_CHAIN, &chain);
+			if (r < 0)
+				return r;
 		}
 
 		/* 2. The temporary snapshot of a create that died, and the restore point. */

@@ -362,15 +362,6 @@ static int entry_create(rados_ioctx_t io, const char *uuid, const struct create_
 	return journal_entry_create(io, JOURNAL_VOLUME, uuid, fields, n, ret);
 }
 
-static bool reservation_stale(const struct journal_entry *e)
-{
-	uint64_t at;
-
-	if (parse_u64(journal_entry_get(e, F_RESERVED_AT), &at) < 0)
-		return true;
-	return (uint64_t)time(NULL) > at + VOLUME_STALE_RESERVATION_SEC;
-}
-
 /*
  * Makes sure the image of a reserved (or created but image-less) entry exists. Returns 1 when
  * this call created it, 0 when it was there, -EAGAIN when someone else is half-way creating it.
@@ -403,7 +394,7 @@ static int ensure_image(rados_ioctx_t io, const struct journal_entry *e,
 	}
 	if (r != -ENOENT)
 		return r;
-	if (!reservation_stale(e))
+	if (!journal_entry_stale(e, F_RESERVED_AT, VOLUME_STALE_RESERVATION_SEC))
 		return log_debug_errno(-EAGAIN, "Image %s is being created elsewhere", image);
 	log_debug("Image %s is half created since long: removing its remains", image);
 	r = image_remove(io, image);
@@ -561,7 +552,8 @@ static int ensure_clone(struct cluster *c, rados_ioctx_t io, const char *rados_n
 			made = 0;
 			r = image_stat(io, image, &info);
 			info = image_info_free(info);
-			if (r == -ENOENT && !reservation_stale(e))
+			if (r == -ENOENT &&
+			    !journal_entry_stale(e, F_RESERVED_AT, VOLUME_STALE_RESERVATION_SEC))
 				return log_debug_errno(-EAGAIN,
 				                       "Image %s is being cloned elsewhere", image);
 			if (r == -ENOENT) {
@@ -986,13 +978,9 @@ int volume_delete(struct cluster *c, const struct volume_id *id)
 				return r;
 			failpoint("volume-delete:after-mark");
 		} else {
-			const char *recorded = journal_entry_get(e, F_CHAIN);
-
-			if (recorded) {
-				chain = strdup(recorded);
-				if (!chain)
-					return -ENOMEM;
-			}
+			r = journal_entry_get_dup(e, F_CHAIN, &chain);
+			if (r < 0)
+				return r;
 		}
 
 		/* 2. The image: removed, or moved to the trash while snapshots or clones hang

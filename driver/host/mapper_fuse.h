@@ -5,8 +5,8 @@
  * the file <mount_dir>/<image>.
  *
  * - rbd-fuse runs in its own session and outlives this process, so a plugin restart does not
- *   stop I/O; the pid is recorded by the caller and recognised again through /proc/PID/cmdline
- *   (program rbd-fuse, mount_dir among its arguments).
+ *   stop I/O; the pid is kept in the mapper's state (mapper_fuse_ops) and recognised again
+ *   through /proc/PID/cmdline (program rbd-fuse, mount_dir among its arguments).
  * - It gets "-c /dev/null --mon-host <monitors> --id <user>" (no /etc/ceph, no DNS) and the key
  *   as --keyfile=/dev/fd/3, fd 3 being a sealed memfd (Ceph reads the keyfile by size, so a pipe
  *   does not work; a memfd is a file without a filesystem). rbd-fuse reads it once, at
