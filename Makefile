@@ -51,7 +51,7 @@ CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wmissing-declarations \
 ifeq ($(SANITIZE),)
 CFLAGS_BASE += -D_FORTIFY_SOURCE=2
 endif
-CPPFLAGS_ALL := -I. -I$(GEN) -DRBDCSI_VERSION='"$(VERSION)"'
+CPPFLAGS_ALL := -I. -DRBDCSI_VERSION='"$(VERSION)"'
 LDFLAGS_ALL := -pthread -Wl,-z,relro,-z,now -pie $(SAN_FLAGS)
 LIBS := -lgrpc -lgpr -lprotobuf-c -lblkid -lmount -ludev -ljson-c -lcrypto -lm
 
@@ -120,6 +120,13 @@ $(B)/obj/%.o: %.c $(PROTO_H)
 	$(Q)mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+# Only plugin/ (and the tests of plugin/) see the generated protocol headers: driver/ is compiled
+# without them on its include path, so it cannot include them (STYLE.md layering).
+# ("private": the objects of libdriver.a built on the way do not inherit it).
+$(PLUGIN_OBJS) $(B)/obj/plugin/main.o $(PROTO_OBJS) $(FUZZ_BINS) $(TOOL_BINS): \
+	private CPPFLAGS_ALL += -I$(GEN)
+$(B)/tests/unit/plugin/%: private CPPFLAGS_ALL += -I$(GEN)
 
 $(B)/libdriver.a: $(DRIVER_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^

@@ -23,6 +23,7 @@
 
 #include "driver/base/failpoint.h"
 #include "driver/base/log.h"
+#include "driver/base/monotonic.h"
 #include "driver/base/path.h"
 #include "driver/ceph/cluster.h"
 #include "plugin/ceph_access.h"
@@ -540,7 +541,7 @@ static int serve(struct plugin *p)
 		/* Give back what bursts of calls left in the allocator (measured: 3-6 MiB). */
 		malloc_trim(0);
 		if (p->clusters) {
-			unsigned closed = cluster_cache_expire(p->clusters, cluster_now_usec());
+			unsigned closed = cluster_cache_expire(p->clusters, monotonic_usec());
 
 			if (closed > 0)
 				log_debug("Closed %u idle Ceph connection(s)", closed);

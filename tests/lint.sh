@@ -50,7 +50,35 @@ if grep -rnE '^[a-z].*\b(rbd|rados|mnt|blkid|udev|grpc|protobuf_c|csi__v1)_[a-z0
 	--include='*.c' driver plugin | grep -vE '=|return|\bif\b|\bwhile\b|^\S+:\s' | grep -E '^[^:]+:[0-9]+:(static )?[a-z_ ]+\*?\s*(rbd|rados|mnt|blkid|udev|grpc|protobuf_c|csi__v1)_'; then
 	say "functions must not use the prefixes our libraries own"
 fi
+# No include cycle between the modules of driver/ (X.c and X.h are module X; a header without a
+# .c of its own, like cluster_ioctx.h, is no module: what includes it depends on what it includes).
+# tsort names the modules of a loop.
+driver_edges() {
+	grep -rHoE '^#include\s*"driver/[^"]+\.h"' driver --include='*.[ch]' |
+		sed -E 's|^([^:]+)\.[ch]:#include\s*"([^"]+)\.h"|\1 \2|' | sort -u |
+		awk -v cfiles="$(ls driver/*/*.c)" '
+		BEGIN { n = split(cfiles, cs, "\n"); for (i = 1; i <= n; i++) { sub(/\.c$/, "", cs[i]); real[cs[i]] = 1 } }
+		{ out[$1] = out[$1] " " $2 }
+		function walk(m, from, seen,   k, t, i) {
+			k = split(out[m], t, " ")
+			for (i = 1; i <= k; i++) {
+				if (t[i] in seen)
+					continue
+				seen[t[i]] = 1
+				if (t[i] in real) {
+					if (t[i] != from)
+						print from, t[i]
+				} else
+					walk(t[i], from, seen)
+			}
+		}
+		END { for (m in out) if (m in real) { split("", seen); walk(m, m, seen) } }' | sort -u
+}
+if ! loops=$(driver_edges | tsort 2>&1 >/dev/null); then
+	echo "$loops" >&2
+	say "include cycle between driver/ modules (see the tsort loop above)"
+fi
 if [ "$bad" -eq 0 ]; then
-	echo "  LINT    layering, banned functions, comments: ok"
+	echo "  LINT    layering, include cycles, banned functions, comments: ok"
 fi
 exit "$bad"

@@ -20,19 +20,12 @@
 #include "driver/base/exec.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/monotonic.h"
 
 #define CHILD_FD_MAX  63
 #define KILL_GRACE_US (2 * USEC_PER_SEC)
 
 static char *const default_envp[] = { (char *)EXEC_DEFAULT_PATH, NULL };
-
-uint64_t exec_now_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
 
 char **exec_strv_free(char **v)
 {
@@ -327,7 +320,7 @@ static int poll_timeout_ms(uint64_t deadline)
 
 	if (deadline == UINT64_MAX)
 		return -1;
-	now = exec_now_usec();
+	now = monotonic_usec();
 	if (now >= deadline)
 		return 0;
 	return (int)MIN((deadline - now + 999) / 1000, (uint64_t)INT32_MAX);
@@ -391,7 +384,7 @@ int exec_run(char *const argv[], const struct exec_options *opts, struct exec_re
 		in_parent = safe_close(in_parent);
 
 	pidfd = pidfd_open(pid, 0);
-	deadline = opts->timeout_usec ? exec_now_usec() + opts->timeout_usec : UINT64_MAX;
+	deadline = opts->timeout_usec ? monotonic_usec() + opts->timeout_usec : UINT64_MAX;
 	out = (struct capture){ .fd = out_parent, .buf = out_buf, .max = max };
 	err = (struct capture){ .fd = err_parent, .buf = err_buf, .max = max };
 
@@ -419,7 +412,7 @@ int exec_run(char *const argv[], const struct exec_options *opts, struct exec_re
 		/* Without a pidfd, check the child with waitpid() every 10 ms. */
 		if (pidfd < 0 && (timeout < 0 || timeout > 10))
 			timeout = 10;
-		if (timeout == 0 && deadline != UINT64_MAX && exec_now_usec() >= deadline) {
+		if (timeout == 0 && deadline != UINT64_MAX && monotonic_usec() >= deadline) {
 			timed_out = true;
 			break;
 		}
@@ -457,7 +450,7 @@ int exec_run(char *const argv[], const struct exec_options *opts, struct exec_re
 	}
 
 	if (timed_out) {
-		uint64_t grace = exec_now_usec() + KILL_GRACE_US;
+		uint64_t grace = monotonic_usec() + KILL_GRACE_US;
 
 		log_debug("Killing %s (pid %d): timed out", argv[0], (int)pid);
 		kill(-pid, SIGKILL);
@@ -469,7 +462,7 @@ int exec_run(char *const argv[], const struct exec_options *opts, struct exec_re
 				break;
 			if (w < 0 && errno != EINTR)
 				break;
-			if (exec_now_usec() >= grace) {
+			if (monotonic_usec() >= grace) {
 				/* Stuck in the kernel (D state): let a thread reap it later. */
 				reap_in_background(pid);
 				break;
@@ -615,7 +608,7 @@ static int reap_status(pid_t pid)
 int exec_pid_wait_exit(pid_t pid, uint64_t timeout_usec, int *ret_status)
 {
 	_cleanup_close_ int pidfd = -EBADF;
-	uint64_t deadline = exec_now_usec() + timeout_usec;
+	uint64_t deadline = monotonic_usec() + timeout_usec;
 
 	if (pid <= 0)
 		return -EINVAL;
@@ -644,7 +637,7 @@ int exec_pid_wait_exit(pid_t pid, uint64_t timeout_usec, int *ret_status)
 				*ret_status = st;
 			return 0;
 		}
-		if (exec_now_usec() >= deadline)
+		if (monotonic_usec() >= deadline)
 			return -ETIMEDOUT;
 	}
 }

@@ -126,6 +126,3 @@ int exec_pid_cmdline(pid_t pid, char ***ret_argv);
 
 /* Frees a NULL-terminated string vector; returns NULL. */
 char **exec_strv_free(char **v);
-
-/* Monotonic clock in microseconds. */
-uint64_t exec_now_usec(void);

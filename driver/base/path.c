@@ -338,3 +338,28 @@ int path_umount(struct path_resolved *p, int flags)
 	}
 	return path_refresh(p);
 }
+
+bool path_is_absolute(const char *p, size_t max)
+{
+	return !isempty(p) && p[0] == '/' && strlen(p) < max;
+}
+
+bool path_is_canonical(const char *p)
+{
+	return !isempty(p) && p[0] == '/' && !strstr(p, "//") && !strstr(p, "/./") &&
+	       !strstr(p, "/../") && p[strlen(p) - 1] != '/';
+}
+
+bool path_is_below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+bool path_equal(const char *a, const char *b)
+{
+	return a && b && path_is_below(a, b) && path_is_below(b, a);
+}

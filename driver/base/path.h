@@ -23,6 +23,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -122,3 +123,22 @@ const char *path_fd_text(int fd, char buf[static PATH_FD_TEXT_MAX]);
 
 /* The mount id of fd (statx STATX_MNT_ID). Errors: -EOPNOTSUPP old kernel, -EBADF. */
 int path_mount_id(int fd, uint64_t *ret_mnt_id);
+
+/*
+ * ---- text predicates ----
+ * For paths this driver builds itself (state and rbd-fuse directories) and for the first check
+ * of a request path before it is resolved as above; they never touch the filesystem.
+ */
+
+/* Whether p is absolute ("/...") and shorter than max bytes. */
+bool path_is_absolute(const char *p, size_t max);
+
+/* Whether p is absolute and canonical as text: no "//", "/./" or "/../", no trailing '/'. */
+bool path_is_canonical(const char *p);
+
+/* Whether path is dir or below it, component-wise ("/a/bc" is not below "/a/b"); trailing
+ * slashes of dir are ignored. */
+bool path_is_below(const char *path, const char *dir);
+
+/* Whether a and b are the same path by path_is_below() (false when either is NULL). */
+bool path_equal(const char *a, const char *b);

@@ -14,6 +14,7 @@
 
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/monotonic.h"
 #include "driver/ceph/cluster.h"
 #include "driver/ceph/cluster_ioctx.h"
 #include "driver/ceph/volume_id.h"
@@ -42,14 +43,6 @@ struct cluster_cache {
 	struct cluster_timeouts timeouts;
 	uint64_t idle_usec;
 };
-
-uint64_t cluster_now_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
-}
 
 static bool chars_in(const char *s, size_t max, const char *extra)
 {
@@ -153,16 +146,16 @@ static int cluster_open(struct cluster *c, const struct cluster_timeouts *t)
 	    (r = conf_set_uint(c->rados, "rados_osd_op_timeout", MAX(t->osd_op_sec, 1u))) < 0)
 		return r;
 
-	start = cluster_now_usec();
+	start = monotonic_usec();
 	r = rados_connect(c->rados);
 	if (r < 0) {
 		log_debug_errno(r, "Connecting to cluster %s (%s) as %s failed after %llu ms: %m",
 		                c->cluster_id, c->monitors, entity,
-		                (unsigned long long)((cluster_now_usec() - start) / 1000));
+		                (unsigned long long)((monotonic_usec() - start) / 1000));
 		return r == -EPERM ? -EACCES : r;
 	}
 	log_debug("Connected to cluster %s (%s) as %s in %llu ms", c->cluster_id, c->monitors,
-	          entity, (unsigned long long)((cluster_now_usec() - start) / 1000));
+	          entity, (unsigned long long)((monotonic_usec() - start) / 1000));
 	return 0;
 }
 
@@ -198,7 +191,7 @@ int cluster_connect(const struct cluster_credentials *cred, const struct cluster
 		cluster_destroy(c);
 		return r;
 	}
-	atomic_init(&c->last_used_usec, cluster_now_usec());
+	atomic_init(&c->last_used_usec, monotonic_usec());
 	*ret = c;
 	return 0;
 }
@@ -214,7 +207,7 @@ struct cluster *cluster_unref(struct cluster *c)
 {
 	if (!c)
 		return NULL;
-	atomic_store(&c->last_used_usec, cluster_now_usec());
+	atomic_store(&c->last_used_usec, monotonic_usec());
 	if (atomic_fetch_sub(&c->n_ref, 1) == 1)
 		cluster_destroy(c);
 	return NULL;
@@ -280,7 +273,7 @@ static struct cluster *cache_find_locked(struct cluster_cache *cache,
 {
 	for (struct cluster *c = cache->head; c; c = c->next)
 		if (same_identity(c, cred) && key_equal(c, cred->key)) {
-			atomic_store(&c->last_used_usec, cluster_now_usec());
+			atomic_store(&c->last_used_usec, monotonic_usec());
 			return cluster_ref(c);
 		}
 	return NULL;

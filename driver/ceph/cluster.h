@@ -60,9 +60,6 @@ struct cluster_credentials {
 	const char *key;        /* cephx secret, base64 */
 };
 
-/* Monotonic clock in microseconds, the time base of cluster_cache_expire(). */
-uint64_t cluster_now_usec(void);
-
 /*
  * Makes a new, uncached connection. timeouts may be NULL for CLUSTER_TIMEOUTS_DEFAULT.
  * Returns 0 and a reference the caller drops with cluster_unref(); -EINVAL for malformed
@@ -110,7 +107,7 @@ int cluster_cache_get(struct cluster_cache *cache, const struct cluster_credenti
 
 /*
  * Closes the cached connections that nobody holds and that were last used at or before
- * now_usec - idle_usec (cluster_now_usec() time base). Returns how many were closed.
+ * now_usec - idle_usec (monotonic_usec() time base). Returns how many were closed.
  * Thread-safe.
  */
 unsigned cluster_cache_expire(struct cluster_cache *cache, uint64_t now_usec);

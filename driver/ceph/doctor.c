@@ -9,6 +9,7 @@
 
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/parse.h"
 #include "driver/ceph/ceph_lib.h"
 #include "driver/ceph/cluster_ioctx.h"
 #include "driver/ceph/doctor.h"
@@ -509,7 +510,10 @@ static int check_entry(struct run *run, rados_ioctx_t io, struct pool_scan *s, e
 				return r;
 		}
 	} else if (!alive && reserved_at) {
-		uint64_t at = strtoull(reserved_at, NULL, 10);
+		uint64_t at = 0;
+
+		/* Damaged (not our decimal seconds): as old as can be, so it is reported. */
+		(void)parse_u64(reserved_at, &at);
 
 		if (at + VOLUME_STALE_RESERVATION_SEC < run->now &&
 		    !report_add(run->rep, DOCTOR_STALE_RESERVATION, s->pool, s->ns, oid,

@@ -4,11 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include <rados/librados.h>
 
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/parse.h"
 #include "driver/ceph/journal.h"
 #include "driver/ceph/ceph_lib.h" /* last: redirects the librados/librbd names */
 
@@ -434,6 +436,29 @@ const char *journal_entry_get(const struct journal_entry *e, const char *key)
 		if (strcmp(e->fields[i].key, key) == 0)
 			return e->fields[i].value;
 	return NULL;
+}
+
+int journal_entry_get_dup(const struct journal_entry *e, const char *key, char **ret)
+{
+	const char *v = journal_entry_get(e, key);
+	char *s = NULL;
+
+	if (v) {
+		s = strdup(v);
+		if (!s)
+			return -ENOMEM;
+	}
+	*ret = s;
+	return 0;
+}
+
+bool journal_entry_stale(const struct journal_entry *e, const char *key, uint64_t max_age_sec)
+{
+	uint64_t at;
+
+	if (parse_u64(journal_entry_get(e, key), &at) < 0)
+		return true;
+	return (uint64_t)time(NULL) > at + max_age_sec;
 }
 
 static int version_error(int r)

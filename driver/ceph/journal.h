@@ -113,6 +113,15 @@ int journal_entry_read(rados_ioctx_t io, enum journal_kind kind, const char *uui
 /* The value of key in e, or NULL. */
 const char *journal_entry_get(const struct journal_entry *e, const char *key);
 
+/* A copy of the value of key in e in *ret, NULL when there is none. Errors: -ENOMEM. */
+int journal_entry_get_dup(const struct journal_entry *e, const char *key, char **ret);
+
+/*
+ * Whether the wall-clock seconds (time(2), decimal) that e holds in key are more than max_age_sec
+ * ago; a missing or damaged value is stale too (the remains of a crash are never waited for).
+ */
+bool journal_entry_stale(const struct journal_entry *e, const char *key, uint64_t max_age_sec);
+
 /*
  * Sets the fields in set and removes the keys in rm, only if the object is still at e's
  * version. Returns 0; -ESTALE when it changed since e was read (re-read and retry); -ENOENT when

@@ -79,19 +79,14 @@
 #include <time.h>
 
 #include "driver/base/macro.h"
+#include "driver/ceph/clone_chain.h"     /* SNAPSHOT_TEMP_* */
+#include "driver/ceph/flatten.h"         /* SNAPSHOT_CLONE_DEPTH_DEFAULT */
+#include "driver/ceph/snapshot_lookup.h" /* struct snapshot, snapshot_lookup() */
 #include "driver/ceph/cluster.h"
 #include "driver/ceph/volume_id.h"
 
 #define SNAPSHOT_IMAGE_PREFIX  "csi-snap-"
-#define SNAPSHOT_RESTORE_POINT "restore-point"
-/* Prefix of the temporary RBD snapshots this driver takes on source volumes: "rbdcsi-snap-<uuid>"
- * for CSI snapshots, "rbdcsi-clone-<uuid>" for volume clones. volume_delete() removes leftovers
- * of crashed creates with this prefix. */
-#define SNAPSHOT_TEMP_PREFIX         "rbdcsi-"
-#define SNAPSHOT_TEMP_SNAP_PREFIX    "rbdcsi-snap-"
-#define SNAPSHOT_TEMP_CLONE_PREFIX   "rbdcsi-clone-"
-#define SNAPSHOT_CLONE_DEPTH_DEFAULT 4
-#define SNAPSHOT_LIST_PAGE_MAX       1000
+#define SNAPSHOT_LIST_PAGE_MAX 1000
 
 struct snapshot_request {
 	const char *name;               /* CSI request name, 1..1024 bytes */
@@ -99,26 +94,6 @@ struct snapshot_request {
 	unsigned clone_depth_max; /* flatten the snapshot image when deeper; 0 = the default (4) */
 	uint64_t deadline_usec;   /* CLOCK_MONOTONIC µs to answer by; 0 = none */
 };
-
-struct snapshot {
-	char id[VOLUME_ID_MAX + 1]; /* the CSI snapshot_id */
-	struct volume_id sid;       /* the same, decoded */
-	char *name;                 /* request name */
-	char *source_id;            /* the source volume id */
-	char *pool;                 /* pool name */
-	char *image;                /* the snapshot's RBD image */
-	uint64_t size;              /* bytes */
-	struct timespec created;    /* when it was cut */
-	bool ready;                 /* ready_to_use: the restore point exists */
-};
-
-/* Frees s and what it owns. Accepts NULL, returns NULL. */
-struct snapshot *snapshot_free(struct snapshot *s);
-
-/* Frees an array from snapshot_list(). Accepts NULL. */
-void snapshot_list_free(struct snapshot *s, size_t n);
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct snapshot *, snapshot_free)
 
 /*
  * Creates the snapshot req->name of req->source, or returns the one already made for that name
@@ -131,12 +106,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct snapshot *, snapshot_free)
  *   -EUCLEAN  the journal is inconsistent (INTERNAL)
  */
 int snapshot_create(struct cluster *c, const struct snapshot_request *req, struct snapshot **ret);
-
-/*
- * Looks a snapshot up by id (one that has been cut: ready or still being flattened). Returns 0
- * and *ret; -ENOENT when the pool, the entry or the image is gone, or id is no snapshot id.
- */
-int snapshot_lookup(struct cluster *c, const struct volume_id *id, struct snapshot **ret);
 
 /*
  * Deletes a snapshot. Idempotent: a snapshot that does not exist (pool, entry gone; a volume
@@ -161,58 +130,3 @@ int snapshot_delete(struct cluster *c, const struct volume_id *id, uint64_t dead
 int snapshot_list(struct cluster *c, const char *cluster_id, const char *pool,
                   const char *rados_namespace, const char *source_id, const char *token, size_t max,
                   struct snapshot **ret, size_t *ret_n, char **ret_next_token);
-
-/* ---- shared with volume.c (driver/ceph internal, no librados types) ---- */
-
-/*
- * Makes sure the image pool_id/rados_namespace/image has no parent: starts a flatten in a
- * thread of its own unless one is running for it in this process (start false: only waits for
- * a running one), and waits for it until deadline_usec (CLOCK_MONOTONIC µs, 0 = no limit).
- * Returns 0 when the image is flat (or gone, or nothing runs and start is false);
- * -EINPROGRESS when the flatten is still running at the deadline (it goes on; call again);
- * the flatten's error otherwise.
- */
-int snapshot_flatten(struct cluster *c, int64_t pool_id, const char *rados_namespace,
-                     const char *image, bool start, uint64_t deadline_usec);
-
-struct image_survey;
-struct image_link;
-
-/*
- * Retires an image that is being deleted: removes this driver's leftover temporary snapshots on
- * it (SNAPSHOT_TEMP_PREFIX, from creates that died), then removes the image, or moves it to the
- * RBD trash when clone children still hang from it (snapshots in the trash namespace). Call
- * snapshot_chain_collect() afterwards. Idempotent: an image that is gone (or already trashed)
- * is success, and the remains of an image whose creation died inside librbd are removed.
- * known: NULL, or the image's snapshots as an image_survey() with IMAGE_SURVEY_SNAPS made by the
- * caller before the delete changed anything (it is not looked at again; librbd's remove still
- * refuses an image that gained snapshots or watchers since). Returns 1 when this call removed
- * the image (nothing of it is left for snapshot_chain_collect()), 0 when it moved it to the
- * trash or there was no image; -EBUSY, with nothing but the leftovers changed, when the image
- * has watchers or RBD snapshots this driver did not take.
- */
-int snapshot_image_retire(struct cluster *c, int64_t pool_id, const char *rados_namespace,
-                          const char *image, const struct image_survey *known);
-
-/*
- * The chain of an image for garbage collection, as a journal value: "<pool id>/<namespace>/<image
- * id>" for the image and then each ancestor, comma separated. Returns 0 and a malloc'ed string,
- * or NULL in *ret when the image does not exist; -ELOOP for a chain deeper than 64.
- */
-int snapshot_chain_get(struct cluster *c, int64_t pool_id, const char *rados_namespace,
-                       const char *image, char **ret);
-
-/*
- * The same journal value from a chain already read (image_chain(), image_survey()). Returns 0
- * and a malloc'ed string (NULL for n == 0); -ENOMEM.
- */
-int snapshot_chain_format(const struct image_link *links, size_t n, char **ret);
-
-/*
- * Walks a chain from snapshot_chain_get() (NULL or "" is empty) and removes from the RBD trash
- * each image that has no snapshots left, stopping at the first live image or image still in
- * use; images (or pools) already gone are stepped over. first_gone: the chain's first image is
- * known to be gone (snapshot_image_retire() returned 1), so the walk starts at its parent.
- * Idempotent. Returns 0; -EUCLEAN for a malformed chain.
- */
-int snapshot_chain_collect(struct cluster *c, const char *chain, bool first_gone);

@@ -11,10 +11,13 @@
 #include "driver/base/failpoint.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/parse.h"
+#include "driver/ceph/clone_chain.h"
 #include "driver/ceph/cluster_ioctx.h"
+#include "driver/ceph/flatten.h"
 #include "driver/ceph/image.h"
 #include "driver/ceph/journal.h"
-#include "driver/ceph/snapshot.h"
+#include "driver/ceph/snapshot_lookup.h"
 #include "driver/ceph/volume.h"
 #include "driver/ceph/ceph_lib.h" /* last: redirects the librados/librbd names */
 
@@ -46,23 +49,6 @@
 #define ATTEMPTS 16
 
 /* ---- small helpers ---- */
-
-static int parse_u64(const char *s, uint64_t *ret)
-{
-	uint64_t v = 0;
-
-	if (isempty(s))
-		return -EINVAL;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -EINVAL;
-		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	*ret = v;
-	return 0;
-}
 
 static bool name_chars_ok(const char *s, size_t max)
 {
@@ -376,15 +362,6 @@ static int entry_create(rados_ioctx_t io, const char *uuid, const struct create_
 	return journal_entry_create(io, JOURNAL_VOLUME, uuid, fields, n, ret);
 }
 
-static bool reservation_stale(const struct journal_entry *e)
-{
-	uint64_t at;
-
-	if (parse_u64(journal_entry_get(e, F_RESERVED_AT), &at) < 0)
-		return true;
-	return (uint64_t)time(NULL) > at + VOLUME_STALE_RESERVATION_SEC;
-}
-
 /*
  * Makes sure the image of a reserved (or created but image-less) entry exists. Returns 1 when
  * this call created it, 0 when it was there, -EAGAIN when someone else is half-way creating it.
@@ -417,7 +394,7 @@ static int ensure_image(rados_ioctx_t io, const struct journal_entry *e,
 	}
 	if (r != -ENOENT)
 		return r;
-	if (!reservation_stale(e))
+	if (!journal_entry_stale(e, F_RESERVED_AT, VOLUME_STALE_RESERVATION_SEC))
 		return log_debug_errno(-EAGAIN, "Image %s is being created elsewhere", image);
 	log_debug("Image %s is half created since long: removing its remains", image);
 	r = image_remove(io, image);
@@ -575,7 +552,8 @@ static int ensure_clone(struct cluster *c, rados_ioctx_t io, const char *rados_n
 			made = 0;
 			r = image_stat(io, image, &info);
 			info = image_info_free(info);
-			if (r == -ENOENT && !reservation_stale(e))
+			if (r == -ENOENT &&
+			    !journal_entry_stale(e, F_RESERVED_AT, VOLUME_STALE_RESERVATION_SEC))
 				return log_debug_errno(-EAGAIN,
 				                       "Image %s is being cloned elsewhere", image);
 			if (r == -ENOENT) {
@@ -625,8 +603,8 @@ static int ensure_clone(struct cluster *c, rados_ioctx_t io, const char *rados_n
 
 	/* A flatten this process started for it earlier (the call before ran out of time):
 	 * wait for it, rather than look at a chain that is changing. */
-	r = snapshot_flatten(c, rados_ioctx_get_id(io), rados_namespace, image, false,
-	                     p->deadline_usec);
+	r = flatten_join(c, rados_ioctx_get_id(io), rados_namespace, image, false,
+	                 p->deadline_usec);
 	if (r < 0)
 		return r;
 	r = image_clone_depth(io, image, &depth);
@@ -634,8 +612,8 @@ static int ensure_clone(struct cluster *c, rados_ioctx_t io, const char *rados_n
 		return r;
 	if (depth > p->depth_max) {
 		log_debug("Clone %s has depth %u > %u: flattening", image, depth, p->depth_max);
-		r = snapshot_flatten(c, rados_ioctx_get_id(io), rados_namespace, image, true,
-		                     p->deadline_usec);
+		r = flatten_join(c, rados_ioctx_get_id(io), rados_namespace, image, true,
+		                 p->deadline_usec);
 		if (r < 0)
 			return r;
 		failpoint("volume-clone:after-flatten");
@@ -985,7 +963,7 @@ int volume_delete(struct cluster *c, const struct volume_id *id)
 			if (isempty(state))
 				mark[1].value = STATE_RESERVED;
 			if (survey) {
-				r = snapshot_chain_format(survey->chain, survey->n_chain, &chain);
+				r = clone_chain_format(survey->chain, survey->n_chain, &chain);
 				if (r < 0)
 					return r;
 			}
@@ -1000,18 +978,14 @@ int volume_delete(struct cluster *c, const struct volume_id *id)
 				return r;
 			failpoint("volume-delete:after-mark");
 		} else {
-			const char *recorded = journal_entry_get(e, F_CHAIN);
-
-			if (recorded) {
-				chain = strdup(recorded);
-				if (!chain)
-					return -ENOMEM;
-			}
+			r = journal_entry_get_dup(e, F_CHAIN, &chain);
+			if (r < 0)
+				return r;
 		}
 
 		/* 2. The image: removed, or moved to the trash while snapshots or clones hang
 		 * from it (judged from the survey when this call made one). */
-		r = snapshot_image_retire(c, id->pool_id, id->rados_namespace, image, survey);
+		r = clone_chain_retire(c, id->pool_id, id->rados_namespace, image, survey);
 		if (r == -EBUSY) {
 			/* Mapped between our check and the removal, or snapshots that are not
 			 * ours: undo the mark. */
@@ -1024,7 +998,7 @@ int volume_delete(struct cluster *c, const struct volume_id *id)
 
 		/* 3. Trashed ancestors whose last child this was (the image itself too, when it
 		 * went to the trash earlier). */
-		r = snapshot_chain_collect(c, chain, r > 0);
+		r = clone_chain_collect(c, chain, r > 0);
 		if (r < 0)
 			return r;
 

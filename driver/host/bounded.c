@@ -8,6 +8,7 @@
 #include "driver/base/exec.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/monotonic.h"
 #include "driver/host/bounded.h"
 
 struct call {
@@ -107,14 +108,14 @@ int bounded_call(int (*fn)(void *arg), void *arg, size_t arg_size, uint64_t time
 		return r;
 	}
 
-	if (!call_wait(c, exec_now_usec() + timeout_usec)) {
+	if (!call_wait(c, monotonic_usec() + timeout_usec)) {
 		if (abort_fn) {
 			log_debug("Bounded call timed out after %llums, aborting",
 			          (unsigned long long)(timeout_usec / USEC_PER_MSEC));
 			abort_fn(abort_arg);
 			aborted = true;
 		}
-		if (!call_wait(c, exec_now_usec() + grace_usec)) {
+		if (!call_wait(c, monotonic_usec() + grace_usec)) {
 			call_unref(c); /* the thread frees it when the call returns */
 			if (aborted_out)
 				*aborted_out = aborted;

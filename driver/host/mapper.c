@@ -1,243 +1,38 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/pidfd.h>
 #include <unistd.h>
 
 #include "driver/base/exec.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/monotonic.h"
 #include "driver/host/mapper.h"
 #include "driver/host/mapper_fuse.h"
 #include "driver/host/mapper_krbd.h"
 #include "driver/host/mapper_nbd.h"
 #include "driver/host/reason.h"
 
-static const char *const type_names[_MAPPER_MAX] = {
-	[MAPPER_AUTO] = "auto",
-	[MAPPER_FUSE] = "fuse",
-	[MAPPER_KRBD] = "krbd",
-	[MAPPER_NBD] = "nbd",
+/* The mappers. MAPPER_AUTO is a choice among them, not one of them. */
+static const struct mapper_ops *const mapper_table[_MAPPER_MAX] = {
+	[MAPPER_FUSE] = &mapper_fuse_ops,
+	[MAPPER_KRBD] = &mapper_krbd_ops,
+	[MAPPER_NBD] = &mapper_nbd_ops,
 };
 
-const char *mapper_type_to_string(enum mapper_type t)
+/* The order in which mounter "auto" tries them: the kernel's own client first, rbd-fuse last. */
+static const enum mapper_type preference[] = { MAPPER_KRBD, MAPPER_NBD, MAPPER_FUSE };
+
+/* When modprobe last failed, per mapper (see MODPROBE_RETRY_USEC). */
+static atomic_uint_fast64_t modprobe_failed_at[_MAPPER_MAX];
+
+const struct mapper_ops *mapper_ops_get(enum mapper_type t)
 {
 	if (t < 0 || t >= _MAPPER_MAX)
 		return NULL;
-	return type_names[t];
-}
-
-enum mapper_type mapper_type_from_string(const char *s)
-{
-	if (isempty(s))
-		return MAPPER_AUTO;
-	for (int i = 0; i < _MAPPER_MAX; i++)
-		if (strcmp(s, type_names[i]) == 0)
-			return (enum mapper_type)i;
-	if (strcmp(s, "rbd") == 0)
-		return MAPPER_KRBD;
-	if (strcmp(s, "rbd-nbd") == 0)
-		return MAPPER_NBD;
-	if (strcmp(s, "rbd-fuse") == 0)
-		return MAPPER_FUSE;
-	return _MAPPER_INVALID;
-}
-
-bool mapper_name_valid(const char *s)
-{
-	size_t n;
-
-	if (isempty(s))
-		return false;
-	n = strlen(s);
-	/* A leading '-' would be read as an option by a tool that takes the name as an
-	 * argument; '/' and '@' separate pool, namespace, image and snapshot; '=' ends an
-	 * option's name; blanks separate the fields of a krbd sysfs write. */
-	if (n > MAPPER_NAME_MAX || s[0] == '-' || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-		return false;
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++)
-		if (*c <= ' ' || *c == 0x7f || *c == '/' || *c == '@' || *c == '=')
-			return false;
-	return true;
-}
-
-static bool name_ok(const char *s, bool allow_empty)
-{
-	if (isempty(s))
-		return allow_empty;
-	return mapper_name_valid(s);
-}
-
-static bool user_ok(const char *s)
-{
-	if (isempty(s) || strlen(s) > MAPPER_NAME_MAX)
-		return false;
-	for (const char *c = s; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		      (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-'))
-			return false;
-	return true;
-}
-
-static int b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/*
- * A cephx key is the base64 of an encoded CryptoKey: le16 type (1 = AES), le32 seconds, le32
- * nanoseconds, le16 length, then the secret (16 bytes). Checked here so that a malformed key
- * is refused before any Ceph tool sees it: Ceph logs keys it cannot decode, verbatim.
- */
-static bool key_ok(const char *s)
-{
-	unsigned char raw[96];
-	size_t len = strlen(s), n = 0;
-	unsigned bits = 0, acc = 0;
-	size_t pad = 0;
-
-	if (len == 0 || len > 128 || len % 4 != 0)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		int v;
-
-		if (s[i] == '=') {
-			if (i < len - 2)
-				return false;
-			pad++;
-			continue;
-		}
-		if (pad)
-			return false;
-		v = b64_value(s[i]);
-		if (v < 0)
-			return false;
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n >= sizeof(raw))
-				return false;
-			raw[n++] = (unsigned char)(acc >> bits);
-		}
-	}
-	explicit_bzero(&acc, sizeof(acc));
-	if (n < 12 + 16 || raw[0] != 1 || raw[1] != 0 ||
-	    (size_t)(raw[10] | raw[11] << 8) != n - 12) {
-		explicit_bzero(raw, sizeof(raw));
-		return false;
-	}
-	explicit_bzero(raw, sizeof(raw));
-	return true;
-}
-
-int mapper_params_validate(const struct mapper_params *p, char **ret_reason)
-{
-	if (!p)
-		return -EINVAL;
-	if (!name_ok(p->pool, false)) {
-		reason_set(ret_reason, "invalid pool name");
-		return -EINVAL;
-	}
-	if (!name_ok(p->image, false)) {
-		reason_set(ret_reason, "invalid image name");
-		return -EINVAL;
-	}
-	if (!name_ok(p->rados_namespace, true)) {
-		reason_set(ret_reason, "invalid rados namespace");
-		return -EINVAL;
-	}
-	if (!user_ok(p->user)) {
-		reason_set(ret_reason, "invalid cephx user name");
-		return -EINVAL;
-	}
-	if (!key_ok(p->key)) {
-		reason_set(ret_reason, "the cephx key is malformed (not a base64 cephx AES key)");
-		return -EINVAL;
-	}
-	if (isempty(p->monitors) || strlen(p->monitors) > 4096 || strpbrk(p->monitors, " \t\n")) {
-		reason_set(ret_reason, "invalid monitor list");
-		return -EINVAL;
-	}
-	if (p->map_options && (strlen(p->map_options) > 1024 || strpbrk(p->map_options, " \t\n"))) {
-		reason_set(ret_reason, "invalid map options");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-int mapper_options_for(const char *all, enum mapper_type t, char **ret)
-{
-	_cleanup_free_ char *out = NULL;
-	size_t out_len = 0;
-
-	if (isempty(all)) {
-		*ret = NULL;
-		return 0;
-	}
-	for (const char *p = all; *p;) {
-		const char *semi = strchrnul(p, ';'), *body = p, *colon;
-		enum mapper_type part = MAPPER_KRBD;
-		size_t len;
-
-		colon = memchr(p, ':', (size_t)(semi - p));
-		if (colon) {
-			size_t plen = (size_t)(colon - p);
-
-			if (plen == 4 && strncmp(p, "krbd", 4) == 0)
-				part = MAPPER_KRBD;
-			else if (plen == 3 && strncmp(p, "nbd", 3) == 0)
-				part = MAPPER_NBD;
-			else if (plen == 4 && strncmp(p, "fuse", 4) == 0)
-				part = MAPPER_FUSE;
-			else
-				return -EINVAL;
-			body = colon + 1;
-		}
-		len = (size_t)(semi - body);
-		if (part == t && len > 0) {
-			char *n = realloc(out, out_len + len + 2);
-
-			if (!n)
-				return -ENOMEM;
-			out = n;
-			if (out_len)
-				out[out_len++] = ',';
-			memcpy(out + out_len, body, len);
-			out_len += len;
-			out[out_len] = 0;
-		}
-		p = *semi ? semi + 1 : semi;
-	}
-	*ret = TAKE_PTR(out);
-	return 0;
-}
-
-char *mapper_root_path(const char *root, const char *path)
-{
-	char *s = NULL;
-
-	if (isempty(root) || strcmp(root, "/") == 0)
-		return strdup(path);
-	if (asprintf(&s, "%s%s", root, path) < 0)
-		return NULL;
-	return s;
+	return mapper_table[t];
 }
 
 const char *mapper_modprobe_program = NULL;
@@ -260,7 +55,7 @@ static int load_module(const char *module, const char *root, atomic_uint_fast64_
 	char *argv[] = { (char *)prog, (char *)"--", (char *)module, NULL };
 	struct exec_options opts = { .timeout_usec = MODPROBE_TIMEOUT_USEC };
 	struct exec_result res = { 0 };
-	uint64_t last = atomic_load(failed_at), now = exec_now_usec();
+	uint64_t last = atomic_load(failed_at), now = monotonic_usec();
 	int r;
 
 	if (!mapper_modprobe_program && !isempty(root) && strcmp(root, "/") != 0)
@@ -322,108 +117,149 @@ out:
 	return r;
 }
 
+const struct mapper_ops *mapper_ops_by_preference(size_t i)
+{
+	return i < ELEMENTSOF(preference) ? mapper_table[preference[i]] : NULL;
+}
+
 int mapper_available(enum mapper_type t, const char *root, char **ret_reason)
 {
-	static atomic_uint_fast64_t rbd_failed_at, nbd_failed_at;
+	const struct mapper_ops *ops;
 
-	switch (t) {
-	case MAPPER_FUSE:
-		return mapper_fuse_available(ret_reason);
-	case MAPPER_KRBD:
-		return available_loading(mapper_krbd_available, root, "rbd", "/sys/bus/rbd",
-		                         &rbd_failed_at, ret_reason);
-	case MAPPER_NBD:
-		return available_loading(mapper_nbd_available, root, "nbd", "/sys/module/nbd",
-		                         &nbd_failed_at, ret_reason);
-	case MAPPER_AUTO:
-		for (enum mapper_type k = MAPPER_FUSE; k < _MAPPER_MAX; k++)
-			if (mapper_available(k, root, NULL) == 0)
+	if (t == MAPPER_AUTO) {
+		for (enum mapper_type k = 0; k < _MAPPER_MAX; k++)
+			if (mapper_table[k] && mapper_available(k, root, NULL) == 0)
 				return 0;
 		reason_set(ret_reason, "no mapper available: no rbd or nbd kernel module, no "
 		                       "rbd-fuse");
 		return -ENODEV;
-	default:
-		return -EINVAL;
 	}
-}
-
-size_t mapper_ceph_argv(char **argv, const char *prog, const struct mapper_params *p,
-                        const char *log_arg)
-{
-	size_t n = 0;
-
-	argv[n++] = (char *)prog;
-	argv[n++] = (char *)"-c";
-	argv[n++] = (char *)"/dev/null"; /* no /etc/ceph, no DNS SRV lookup */
-	argv[n++] = (char *)"--mon-host";
-	argv[n++] = (char *)p->monitors;
-	argv[n++] = (char *)"--id";
-	argv[n++] = (char *)p->user;
-	argv[n++] = (char *)"--keyfile=/dev/fd/3";
-	argv[n++] = (char *)"--keyring="; /* no keyring search in /etc/ceph */
-	argv[n++] = (char *)"--admin-socket=";
-	argv[n++] = (char *)log_arg;
-	return n;
-}
-
-int mapper_key_fd_new(const char *key, int *ret_fd)
-{
-	_cleanup_close_ int fd = -EBADF;
-	size_t size = strlen(key), done = 0;
-
-	fd = memfd_create(MAPPER_KEY_MEMFD_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return negative_errno();
-	while (done < size) {
-		ssize_t n = write(fd, key + done, size - done);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return negative_errno();
-		}
-		done += (size_t)n;
-	}
-	/* The child reads exactly the key or, once wiped, nothing: no seal against shrinking. */
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-		return negative_errno();
-	if (lseek(fd, 0, SEEK_SET) < 0)
-		return negative_errno();
-	*ret_fd = TAKE_FD(fd);
-	return 0;
-}
-
-int mapper_key_fd_wipe(int fd)
-{
-	if (fd < 0)
-		return -EBADF;
-	if (ftruncate(fd, 0) < 0)
-		return negative_errno();
-	return 0;
-}
-
-int mapper_key_wipe_pid(pid_t pid, int child_fd)
-{
-	_cleanup_close_ int pidfd = -EBADF, fd = -EBADF;
-	char self[64], target[PATH_MAX];
-	ssize_t k;
-
-	if (pid <= 0 || child_fd < 0)
+	ops = mapper_ops_get(t);
+	if (!ops)
 		return -EINVAL;
-	pidfd = pidfd_open(pid, 0);
-	if (pidfd < 0)
-		return errno == ESRCH ? 0 : negative_errno();
-	fd = pidfd_getfd(pidfd, child_fd, 0);
-	if (fd < 0)
-		return errno == EBADF || errno == ESRCH ? 0 : negative_errno();
-	/* Only our key's memfd, never whatever else the process has open there. */
-	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-	k = readlink(self, target, sizeof(target) - 1);
-	if (k < 0)
-		return negative_errno();
-	target[k] = 0;
-	if (strncmp(target, "/memfd:" MAPPER_KEY_MEMFD_NAME " ",
-	            strlen("/memfd:" MAPPER_KEY_MEMFD_NAME " ")) != 0)
+	if (!ops->module)
+		return ops->available(root, ret_reason);
+	return available_loading(ops->available, root, ops->module, ops->module_dir,
+	                         &modprobe_failed_at[t], ret_reason);
+}
+
+int mapper_supports(enum mapper_type t, const char *root, const struct mapper_params *p,
+                    char **ret_reason)
+{
+	const struct mapper_ops *ops = mapper_ops_get(t);
+
+	if (!ops)
+		return -EINVAL;
+	return ops->supports ? ops->supports(root, p, ret_reason) : 0;
+}
+
+int mapper_state_new(enum mapper_type t, const char *state_dir, const char *volume_id,
+                     void **ret_state)
+{
+	const struct mapper_ops *ops = mapper_ops_get(t);
+
+	if (!ops)
+		return -EINVAL;
+	if (!ops->state_new) {
+		*ret_state = NULL;
 		return 0;
-	return mapper_key_fd_wipe(fd);
+	}
+	return ops->state_new(state_dir, volume_id, ret_state);
+}
+
+void *mapper_state_free(enum mapper_type t, void *state)
+{
+	const struct mapper_ops *ops = mapper_ops_get(t);
+
+	if (state && ops && ops->state_free)
+		ops->state_free(state);
+	return NULL;
+}
+
+int mapper_state_save(enum mapper_type t, const void *state, struct json_object *o)
+{
+	const struct mapper_ops *ops = mapper_ops_get(t);
+
+	if (!ops)
+		return -EINVAL;
+	return ops->state_save ? ops->state_save(state, o) : 0;
+}
+
+int mapper_state_load(enum mapper_type t, struct json_object *o, void **ret_state)
+{
+	const struct mapper_ops *ops = mapper_ops_get(t);
+
+	if (!ops)
+		return -EINVAL;
+	if (!ops->state_load) {
+		*ret_state = NULL;
+		return 0;
+	}
+	return ops->state_load(o, ret_state);
+}
+
+int mapper_map(enum mapper_type t, const char *root, const struct mapper_params *p, void *state,
+               char **ret_device, char **ret_reason)
+{
+	const struct mapper_ops *ops = mapper_ops_get(t);
+
+	if (!ops)
+		return -EINVAL;
+	return ops->map(root, p, state, ret_device, ret_reason);
+}
+
+bool mapper_alive(enum mapper_type t, const struct mapper_mapping *m, char **why)
+{
+	const struct mapper_ops *ops = mapper_ops_get(t);
+
+	return ops && ops->alive(m, why);
+}
+
+int mapper_unmap(enum mapper_type t, const struct mapper_mapping *m, uint64_t timeout_usec,
+                 bool *forced, char **ret_reason)
+{
+	const struct mapper_ops *ops = mapper_ops_get(t);
+
+	if (!ops)
+		return -EINVAL;
+	return ops->unmap(m, timeout_usec, forced, ret_reason);
+}
+
+void mapper_abort(enum mapper_type t, const struct mapper_mapping *m)
+{
+	const struct mapper_ops *ops = mapper_ops_get(t);
+
+	if (ops && ops->abort)
+		ops->abort(m);
+}
+
+const char *mapper_abort_target(enum mapper_type t)
+{
+	const struct mapper_ops *ops = mapper_ops_get(t);
+
+	return ops && ops->abort ? ops->daemon : NULL;
+}
+
+int mapper_refresh_size(enum mapper_type t, const struct mapper_mapping *m, uint64_t new_size,
+                        uint64_t timeout_usec, char **ret_reason)
+{
+	const struct mapper_ops *ops = mapper_ops_get(t);
+
+	if (!ops)
+		return -EINVAL;
+	return ops->refresh_size ? ops->refresh_size(m, new_size, timeout_usec, ret_reason) : 0;
+}
+
+int mapper_refind(enum mapper_type t, struct mapper_mapping *m)
+{
+	const struct mapper_ops *ops = mapper_ops_get(t);
+
+	return ops && ops->refind ? ops->refind(m) : 0;
+}
+
+const char *mapper_own_mount(enum mapper_type t, const void *state)
+{
+	const struct mapper_ops *ops = mapper_ops_get(t);
+
+	return ops && ops->own_mount && state ? ops->own_mount(state) : NULL;
 }

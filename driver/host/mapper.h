@@ -1,79 +1,24 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * What the three mappers (rbd-fuse + loop, krbd, rbd-nbd) share: the parameters of a map
- * request, their validation, per-mapper option strings and availability checks.
+ * The mappers (rbd-fuse + loop, krbd, rbd-nbd) behind one table: which exist, whether they can
+ * be used here, and the calls that reach a mapper through its struct mapper_ops. This is the
+ * only place that knows the list; the mappers themselves include mapper_common.h only. Adding a
+ * mapper is one file (mapper_<name>.c with its const struct mapper_ops), its enum mapper_type
+ * value and name (mapper_common.c), and one entry in the table of mapper.c.
  */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
-#define MAPPER_TIMEOUT_DEFAULT_USEC (30ULL * 1000000ULL)
-#define MAPPER_NAME_MAX             256
-#define MAPPER_KEY_MEMFD_NAME       "rbdcsi-key"
+#include "driver/host/mapper_common.h"
 
-enum mapper_type {
-	MAPPER_AUTO, /* the first available of krbd, nbd, fuse */
-	MAPPER_FUSE, /* rbd-fuse --image=IMAGE, then a loop device on the image file */
-	MAPPER_KRBD, /* the rbd kernel module through /sys/bus/rbd */
-	MAPPER_NBD,  /* rbd-nbd */
-	_MAPPER_MAX,
-	_MAPPER_INVALID = -22, /* -EINVAL */
-};
+/* The ops of mapper t; NULL for MAPPER_AUTO and invalid values. */
+const struct mapper_ops *mapper_ops_get(enum mapper_type t);
 
-/* "auto", "fuse", "krbd", "nbd". */
-const char *mapper_type_to_string(enum mapper_type t);
-/* Accepts the names above and ceph-csi's "rbd" (krbd), "rbd-nbd", "rbd-fuse"; NULL or "" is
- * auto. Returns _MAPPER_INVALID otherwise. */
-enum mapper_type mapper_type_from_string(const char *s);
-
-struct mapper_params {
-	/* mon_host: "ip:port,ip:port", or addrvecs "[v2:ip:3300,v1:ip:6789]". rbd-fuse and
-	 * rbd-nbd get it verbatim as --mon-host; krbd keeps the v1 addresses only. */
-	const char *monitors;
-	const char *user; /* cephx id without "client." */
-	/* cephx key, base64. SECRET: handed to the kernel (one sysfs write) or to the child on a
-	 * sealed memfd read as /dev/fd/3; never in argv, environment, files, logs or reasons. */
-	const char *key;
-	const char *pool;
-	const char *rados_namespace; /* NULL or "" for the default namespace */
-	const char *image;
-	bool read_only;
-	/* Mapper-specific options for THIS mapper (see mapper_options_for()), comma-separated:
-	 * krbd "lock_on_read,queue_depth=1024"; nbd "try-netlink,reattach-timeout=300". */
-	const char *map_options;
-	uint64_t image_size; /* expected size in bytes; 0: unknown (any size > 0 is accepted) */
-	/* RBD_FEATURE_* bits of the image; checked against krbd's supported_features. */
-	uint64_t image_features;
-	bool image_features_known;
-	/* Where a helper daemon logs (rbd-nbd); NULL: no log file. rbd-fuse logs next to its
-	 * mount dir instead. */
-	const char *log_path;
-	uint64_t timeout_usec; /* 0: MAPPER_TIMEOUT_DEFAULT_USEC */
-};
-
-/*
- * Whether s is a pool, namespace or image name that is safe anywhere a Ceph tool or the kernel
- * reads it: 1-MAPPER_NAME_MAX bytes, not "." or "..", no leading '-' (an option to the tool), no
- * '/', '@', '=', blanks or control characters.
- */
-bool mapper_name_valid(const char *s);
-
-/*
- * Checks the parameters: pool/image/namespace are mapper_name_valid() (namespace may be empty);
- * user is [A-Za-z0-9._-]; the key is a well-formed cephx key (base64 of an AES CryptoKey); monitors
- * have no blanks. Errors: -EINVAL with *ret_reason (never quoting the key).
- */
-int mapper_params_validate(const struct mapper_params *p, char **ret_reason);
-
-/*
- * Picks the options for one mapper out of a ceph-csi style mapOptions/unmapOptions string:
- * "krbd:lock_on_read,queue_depth=1024;nbd:try-netlink". A part without a prefix is for krbd.
- * *ret is NULL when there is nothing for this mapper. Errors: -EINVAL unknown prefix.
- */
-int mapper_options_for(const char *all, enum mapper_type t, char **ret);
+/* The i-th mapper that mounter "auto" tries (krbd, nbd, fuse); NULL past the last. */
+const struct mapper_ops *mapper_ops_by_preference(size_t i);
 
 /*
  * Whether mapper t can be used on this host. root is "/" except in tests (a directory holding a
@@ -89,32 +34,35 @@ int mapper_available(enum mapper_type t, const char *root, char **ret_reason);
  * NULL (the default): "modprobe" from the default PATH, on the real host only. */
 extern const char *mapper_modprobe_program;
 
-/* Joins root and an absolute path ("/" + "/sys/bus/rbd" = "/sys/bus/rbd"). NULL on ENOMEM. */
-char *mapper_root_path(const char *root, const char *path);
+/* Whether the image of p can go through mapper t here (see mapper_ops.supports). -ENODEV. */
+int mapper_supports(enum mapper_type t, const char *root, const struct mapper_params *p,
+                    char **ret_reason);
 
 /*
- * Writes the common head of a Ceph tool's argv at argv[0..]: prog, "-c /dev/null" (no
- * /etc/ceph, no DNS SRV lookup), --mon-host, --id, "--keyfile=/dev/fd/3" (the key on the memfd
- * of mapper_key_fd_new(), given to the child as fd 3), an empty --keyring and --admin-socket,
- * then log_arg ("--log-file=..."). argv must have room for MAPPER_CEPH_ARGV_MAX entries; nothing
- * is copied (argv points into p). Returns the number of entries written.
+ * The per-mapper state of a mapping (struct mapper_ops, state_*): *ret_state is NULL for a mapper
+ * that keeps none. Free with mapper_state_free(), which accepts NULL and returns NULL.
+ * Errors: -ENOMEM, -EINVAL (load: bad keys, or t invalid).
  */
-#define MAPPER_CEPH_ARGV_MAX 11
-size_t mapper_ceph_argv(char **argv, const char *prog, const struct mapper_params *p,
-                        const char *log_arg);
+int mapper_state_new(enum mapper_type t, const char *state_dir, const char *volume_id,
+                     void **ret_state);
+void *mapper_state_free(enum mapper_type t, void *state);
+int mapper_state_save(enum mapper_type t, const void *state, struct json_object *o);
+int mapper_state_load(enum mapper_type t, struct json_object *o, void **ret_state);
 
-/*
- * The memfd that carries the key to a Ceph tool (read as /dev/fd/3). Its content cannot be
- * changed, but mapper_key_fd_wipe() empties it: once the tool has read the key (it reads it
- * once, at start-up), the descriptor the long-lived daemon keeps open as fd 3 yields nothing
- * through /proc/PID/fd/3. Errors: -ENOMEM, -EMFILE.
- */
-int mapper_key_fd_new(const char *key, int *ret_fd);
-/* Empties the key memfd fd. Errors: -EBADF, -EPERM (not one of ours). */
-int mapper_key_fd_wipe(int fd);
-/*
- * Empties the key memfd that process pid holds as child_fd (pidfd_getfd(2)), when it is one
- * (its name is MAPPER_KEY_MEMFD_NAME): for a daemon whose start-up a killed plugin did not
- * finish. 0 also when there is no such process or fd. Errors: -EPERM.
- */
-int mapper_key_wipe_pid(pid_t pid, int child_fd);
+/* The calls of struct mapper_ops for mapper t; -EINVAL for an invalid t. */
+int mapper_map(enum mapper_type t, const char *root, const struct mapper_params *p, void *state,
+               char **ret_device, char **ret_reason);
+bool mapper_alive(enum mapper_type t, const struct mapper_mapping *m, char **why);
+int mapper_unmap(enum mapper_type t, const struct mapper_mapping *m, uint64_t timeout_usec,
+                 bool *forced, char **ret_reason);
+/* No-op for a mapper that cannot abort. */
+void mapper_abort(enum mapper_type t, const struct mapper_mapping *m);
+/* The daemon mapper_abort() kills ("rbd-fuse"), NULL when it kills nothing. */
+const char *mapper_abort_target(enum mapper_type t);
+/* 0 at once for a mapper whose device follows the image size by itself. */
+int mapper_refresh_size(enum mapper_type t, const struct mapper_mapping *m, uint64_t new_size,
+                        uint64_t timeout_usec, char **ret_reason);
+/* 1 when the state changed (save it), else 0. */
+int mapper_refind(enum mapper_type t, struct mapper_mapping *m);
+/* A mount point the mapping owns besides the staging path, or NULL. */
+const char *mapper_own_mount(enum mapper_type t, const void *state);

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,6 +19,9 @@
 #include "driver/base/fileio.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/monotonic.h"
+#include "driver/base/path.h"
+#include "driver/base/sha256.h"
 #include "driver/host/bounded.h"
 #include "driver/host/loop.h"
 #include "driver/host/mapper_fuse.h"
@@ -59,10 +63,10 @@ int mapper_fuse_available(char **ret_reason)
 	return 0;
 }
 
+/* mount_dir: canonical, with room for "/<image>" and ".log" below PATH_MAX. */
 static bool path_canonical_form(const char *p)
 {
-	return !isempty(p) && p[0] == '/' && strlen(p) < PATH_MAX - 300 && !strstr(p, "//") &&
-	       !strstr(p, "/./") && !strstr(p, "/../") && p[strlen(p) - 1] != '/';
+	return path_is_canonical(p) && strlen(p) < PATH_MAX - 300;
 }
 
 static const char *base_name(const char *p)
@@ -290,7 +294,7 @@ static int wait_mounted(const char *mount_dir, pid_t pid, uint64_t deadline)
 				return 0;
 			return -ECHILD;
 		}
-		now = exec_now_usec();
+		now = monotonic_usec();
 		if (now >= deadline)
 			return -ETIMEDOUT;
 		timeout_ms = (int)MIN((deadline - now) / 1000 + 1, (uint64_t)INT_MAX);
@@ -491,7 +495,7 @@ static int check_image(const struct mapper_params *p, const char *mount_dir, con
 	/* FUSE holds the stat until rbd-fuse has connected (or given up); a hung daemon is
 	 * killed at the deadline, which makes the stat fail. */
 	snprintf(sa.path, sizeof(sa.path), "%s", image_path);
-	now = exec_now_usec();
+	now = monotonic_usec();
 	r = bounded_call(stat_call, &sa, sizeof(sa), deadline > now ? deadline - now : 1, kill_cb,
 	                 &ka, KILL_WAIT_USEC, &aborted);
 	if (r == -ENOENT) {
@@ -555,7 +559,7 @@ int mapper_fuse_map(const struct mapper_params *p, const char *mount_dir,
 	if (r < 0)
 		return r;
 	timeout = p->timeout_usec ? p->timeout_usec : MAPPER_TIMEOUT_DEFAULT_USEC;
-	deadline = exec_now_usec() + timeout;
+	deadline = monotonic_usec() + timeout;
 	log_path = log_path_for(mount_dir);
 	dir_copy = strdup(mount_dir);
 	if (!log_path || !dir_copy || asprintf(&image_path, "%s/%s", mount_dir, p->image) < 0)
@@ -666,7 +670,7 @@ static int unmap_steps(const char *mount_dir, const char *image_path, const char
 		if (!loops[i])
 			continue;
 		snprintf(a.path, sizeof(a.path), "%s", loops[i]);
-		now = exec_now_usec();
+		now = monotonic_usec();
 		r = bounded_call(detach_call, &a, sizeof(a), deadline > now ? deadline - now : 1,
 		                 kill_cb, &ka, KILL_WAIT_USEC, &aborted);
 		*was_forced = *was_forced || aborted;
@@ -686,7 +690,7 @@ static int unmap_steps(const char *mount_dir, const char *image_path, const char
 	/* 2. The FUSE mount. rbd-fuse exits by itself once unmounted. */
 	snprintf(a.path, sizeof(a.path), "%s", mount_dir);
 	a.lazy = false;
-	now = exec_now_usec();
+	now = monotonic_usec();
 	r = bounded_call(umount_call, &a, sizeof(a), deadline > now ? deadline - now : 1, kill_cb,
 	                 &ka, KILL_WAIT_USEC, &aborted);
 	*was_forced = *was_forced || aborted;
@@ -705,7 +709,7 @@ static int unmap_steps(const char *mount_dir, const char *image_path, const char
 
 	/* 3. The daemon. With a dead cluster its rbd_close() may hang: kill it at the bound. */
 	if (pid > 0) {
-		now = exec_now_usec();
+		now = monotonic_usec();
 		r = exec_pid_wait_exit(
 		        pid, deadline > now ? MIN(deadline - now, EXIT_WAIT_USEC) : 1, NULL);
 		if (r == -ETIMEDOUT) {
@@ -759,7 +763,7 @@ int mapper_fuse_unmap(const char *mount_dir, const char *image, pid_t pid, const
 	if (!log_path)
 		return -ENOMEM;
 	r = unmap_steps(mount_dir, image_path, log_path, pid, loop_device,
-	                exec_now_usec() + timeout_usec, &was_forced, ret_reason);
+	                monotonic_usec() + timeout_usec, &was_forced, ret_reason);
 	if (forced)
 		*forced = was_forced;
 	return r;
@@ -789,3 +793,242 @@ int mapper_fuse_check(const char *mount_dir, const char *image, pid_t pid,
 	*ret_status = st;
 	return 0;
 }
+
+/* ---- the mapper's ops and state ---- */
+
+#define REFRESH_POLL_MS 100
+
+/* What the state file keeps of a rbd-fuse mapping, as {"fuse": {"pid": N, "mount_dir": "..."}}. */
+struct fuse_state {
+	pid_t pid;       /* 0 until the daemon runs (or when unknown) */
+	char *mount_dir; /* <realpath(state_dir)>/fuse/<sha256(volume id)> */
+};
+
+static void *fuse_state_free(void *p)
+{
+	struct fuse_state *s = p;
+
+	if (s) {
+		free(s->mount_dir);
+		free(s);
+	}
+	return NULL;
+}
+
+static int fuse_state_new(const char *state_dir, const char *volume_id, void **ret_state)
+{
+	_cleanup_free_ char *real = realpath(state_dir, NULL);
+	char hex[SHA256_HEX_SIZE];
+	struct fuse_state *s;
+
+	if (!real)
+		return negative_errno();
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	sha256_hex(volume_id, strlen(volume_id), hex);
+	if (asprintf(&s->mount_dir, "%s/fuse/%s", real, hex) < 0) {
+		free(s);
+		return -ENOMEM;
+	}
+	*ret_state = s;
+	return 0;
+}
+
+static int fuse_state_save(const void *p, struct json_object *o)
+{
+	const struct fuse_state *s = p;
+	json_object *f;
+
+	if (!s)
+		return 0;
+	f = json_object_new_object();
+	if (!f)
+		return -ENOMEM;
+	json_object_object_add(f, "pid", json_object_new_int(s->pid));
+	if (s->mount_dir)
+		json_object_object_add(f, "mount_dir", json_object_new_string(s->mount_dir));
+	json_object_object_add(o, "fuse", f);
+	return 0;
+}
+
+static int fuse_state_load(struct json_object *o, void **ret_state)
+{
+	json_object *f, *v;
+	struct fuse_state *s;
+
+	/* A rbd-fuse mapping without its mount directory cannot be undone: not a valid state. */
+	if (!json_object_object_get_ex(o, "fuse", &f) ||
+	    !json_object_object_get_ex(f, "mount_dir", &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->mount_dir = strdup(json_object_get_string(v));
+	if (!s->mount_dir) {
+		free(s);
+		return -ENOMEM;
+	}
+	if (json_object_object_get_ex(f, "pid", &v))
+		s->pid = (pid_t)json_object_get_int(v);
+	*ret_state = s;
+	return 0;
+}
+
+static int fuse_available(const char *root, char **ret_reason)
+{
+	return mapper_fuse_available(ret_reason);
+}
+
+static int fuse_map(const char *root, const struct mapper_params *p, void *state, char **ret_device,
+                    char **ret_reason)
+{
+	struct fuse_state *s = state;
+	struct mapper_fuse_mapping m = { 0 };
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	r = mapper_fuse_map(p, s->mount_dir, &m, ret_reason);
+	if (r < 0)
+		return r;
+	s->pid = m.pid;
+	*ret_device = TAKE_PTR(m.loop_device);
+	mapper_fuse_mapping_done(&m);
+	return 0;
+}
+
+static bool fuse_alive(const struct mapper_mapping *m, char **why)
+{
+	const struct fuse_state *s = m->state;
+	struct mapper_fuse_status fs;
+
+	if (!s || mapper_fuse_check(s->mount_dir, m->image, s->pid, &fs) < 0) {
+		reason_set(why, "cannot inspect the rbd-fuse mapping");
+		return false;
+	}
+	if (fs.pid <= 0) {
+		reason_set(why, "rbd-fuse for %s/%s is not running", m->pool, m->image);
+		return false;
+	}
+	if (!fs.mounted) {
+		reason_set(why, "rbd-fuse mount %s is gone", s->mount_dir);
+		return false;
+	}
+	if (!fs.loop_attached || !m->device || strcmp(fs.loop_device, m->device) != 0) {
+		reason_set(why, "loop device %s is no longer attached to the image",
+		           strempty(m->device));
+		return false;
+	}
+	return true;
+}
+
+static int fuse_unmap(const struct mapper_mapping *m, uint64_t timeout_usec, bool *forced,
+                      char **ret_reason)
+{
+	const struct fuse_state *s = m->state;
+
+	if (!s)
+		return -EINVAL;
+	return mapper_fuse_unmap(s->mount_dir, m->image, s->pid, m->device, timeout_usec, forced,
+	                         ret_reason);
+}
+
+static void fuse_abort(const struct mapper_mapping *m)
+{
+	const struct fuse_state *s = m->state;
+
+	if (s)
+		(void)mapper_fuse_kill(s->mount_dir, s->pid);
+}
+
+static int fuse_refresh_size(const struct mapper_mapping *m, uint64_t new_size,
+                             uint64_t timeout_usec, char **ret_reason)
+{
+	const struct fuse_state *s = m->state;
+	uint64_t deadline = monotonic_usec() + timeout_usec;
+	struct path_arg a = { 0 };
+	int r;
+
+	if (!s || !m->device)
+		return -EINVAL;
+	/* rbd-fuse reports the new size once its attribute cache (1 s) expires; the loop
+	 * device reads the size of the file's inode, so stat it until it shows. */
+	snprintf(a.path, sizeof(a.path), "%s/%s", s->mount_dir, m->image);
+	for (;;) {
+		uint64_t now = monotonic_usec();
+
+		r = bounded_call(stat_call, &a, sizeof(a), now < deadline ? deadline - now : 1,
+		                 NULL, NULL, 0, NULL);
+		if (r < 0) {
+			reason_set(ret_reason, "cannot stat %s: %s", a.path, strerror(-r));
+			return r;
+		}
+		if (new_size == 0 || a.size >= new_size)
+			break;
+		if (monotonic_usec() >= deadline) {
+			reason_set(ret_reason, "rbd-fuse still shows %llu bytes, not %llu",
+			           (unsigned long long)a.size, (unsigned long long)new_size);
+			return -ETIMEDOUT;
+		}
+		(void)poll(NULL, 0, REFRESH_POLL_MS);
+	}
+	r = loop_refresh_capacity(m->device);
+	if (r < 0) {
+		reason_set(ret_reason, "cannot refresh the capacity of %s: %s", m->device,
+		           strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+static int fuse_refind(struct mapper_mapping *m)
+{
+	struct fuse_state *s = m->state;
+	pid_t pid = 0;
+
+	/* A daemon found under another pid (the recorded pid was lost in a crash). */
+	if (!s || mapper_fuse_find_pid(s->mount_dir, &pid) < 0 || pid == s->pid)
+		return 0;
+	s->pid = pid;
+	return 1;
+}
+
+static const char *fuse_own_mount(const void *state)
+{
+	const struct fuse_state *s = state;
+
+	return s->mount_dir;
+}
+
+pid_t mapper_fuse_state_pid(const void *state)
+{
+	const struct fuse_state *s = state;
+
+	return s ? s->pid : 0;
+}
+
+const char *mapper_fuse_state_mount_dir(const void *state)
+{
+	const struct fuse_state *s = state;
+
+	return s ? s->mount_dir : NULL;
+}
+
+const struct mapper_ops mapper_fuse_ops = {
+	.type = MAPPER_FUSE,
+	.daemon = "rbd-fuse",
+	.available = fuse_available,
+	.state_new = fuse_state_new,
+	.state_free = fuse_state_free,
+	.state_save = fuse_state_save,
+	.state_load = fuse_state_load,
+	.map = fuse_map,
+	.alive = fuse_alive,
+	.unmap = fuse_unmap,
+	.abort = fuse_abort,
+	.refresh_size = fuse_refresh_size,
+	.refind = fuse_refind,
+	.own_mount = fuse_own_mount,
+};

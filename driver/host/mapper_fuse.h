@@ -5,8 +5,8 @@
  * the file <mount_dir>/<image>.
  *
  * - rbd-fuse runs in its own session and outlives this process, so a plugin restart does not
- *   stop I/O; the pid is recorded by the caller and recognised again through /proc/PID/cmdline
- *   (program rbd-fuse, mount_dir among its arguments).
+ *   stop I/O; the pid is kept in the mapper's state (mapper_fuse_ops) and recognised again
+ *   through /proc/PID/cmdline (program rbd-fuse, mount_dir among its arguments).
  * - It gets "-c /dev/null --mon-host <monitors> --id <user>" (no /etc/ceph, no DNS) and the key
  *   as --keyfile=/dev/fd/3, fd 3 being a sealed memfd (Ceph reads the keyfile by size, so a pipe
  *   does not work; a memfd is a file without a filesystem). rbd-fuse reads it once, at
@@ -32,7 +32,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "driver/host/mapper.h"
+#include "driver/host/mapper_common.h"
 
 struct mapper_fuse_mapping {
 	pid_t pid;
@@ -101,3 +101,11 @@ struct mapper_fuse_status {
  */
 int mapper_fuse_check(const char *mount_dir, const char *image, pid_t pid,
                       struct mapper_fuse_status *ret_status);
+
+/* The rbd-fuse mapper's ops (mapper_common.h): its state is the daemon's pid and mount_dir. */
+extern const struct mapper_ops mapper_fuse_ops;
+
+/* The pid and mount directory a rbd-fuse mapping's state (struct mapper_mapping.state) records;
+ * 0 / NULL for a NULL state. */
+pid_t mapper_fuse_state_pid(const void *state);
+const char *mapper_fuse_state_mount_dir(const void *state);

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <libudev.h>
 #include <limits.h>
 #include <poll.h>
@@ -16,6 +17,7 @@
 #include "driver/base/fileio.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/monotonic.h"
 #include "driver/host/mapper_krbd.h"
 #include "driver/host/options.h"
 #include "driver/host/reason.h"
@@ -31,7 +33,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct udev_device *, udev_device_unref)
 
 static int poll_ms(uint64_t deadline)
 {
-	uint64_t now = exec_now_usec();
+	uint64_t now = monotonic_usec();
 
 	if (now >= deadline)
 		return 0;
@@ -288,7 +290,7 @@ static int find_new_id(const char *root, const struct mapper_params *p, const in
 			}
 		}
 		if (ifd < 0) {
-			if (exec_now_usec() >= deadline)
+			if (monotonic_usec() >= deadline)
 				return -ETIMEDOUT;
 			(void)poll(NULL, 0, 20);
 			continue;
@@ -414,8 +416,8 @@ int mapper_krbd_map(const char *root, const struct mapper_params *p, char **ret_
 	}
 	if (r < 0)
 		return r;
-	deadline =
-	        exec_now_usec() + (p->timeout_usec ? p->timeout_usec : MAPPER_TIMEOUT_DEFAULT_USEC);
+	deadline = monotonic_usec() +
+	           (p->timeout_usec ? p->timeout_usec : MAPPER_TIMEOUT_DEFAULT_USEC);
 	add = mapper_root_path(root, RBD_BUS "/add_single_major");
 	if (!add)
 		return -ENOMEM;
@@ -542,3 +544,126 @@ int mapper_krbd_unmap(const char *root, int id, const char *pool, const char *ra
 	log_debug("krbd unmapped device %d%s", id, force ? " (force)" : "");
 	return 0;
 }
+
+/* ---- the mapper's ops and state ---- */
+
+/* What the state file keeps of a krbd mapping: the kernel's device id, as "krbd_id". */
+struct krbd_state {
+	int id; /* -1 until the map returned one */
+};
+
+static void *krbd_state_free(void *p)
+{
+	free(p);
+	return NULL;
+}
+
+static int krbd_state_new(const char *state_dir, const char *volume_id, void **ret_state)
+{
+	struct krbd_state *s = malloc(sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->id = -1;
+	*ret_state = s;
+	return 0;
+}
+
+static int krbd_state_save(const void *p, struct json_object *o)
+{
+	const struct krbd_state *s = p;
+
+	json_object_object_add(o, "krbd_id", json_object_new_int(s ? s->id : -1));
+	return 0;
+}
+
+static int krbd_state_load(struct json_object *o, void **ret_state)
+{
+	struct krbd_state *s = malloc(sizeof(*s));
+	json_object *v;
+
+	if (!s)
+		return -ENOMEM;
+	s->id = json_object_object_get_ex(o, "krbd_id", &v) ? json_object_get_int(v) : -1;
+	*ret_state = s;
+	return 0;
+}
+
+static int krbd_supports(const char *root, const struct mapper_params *p, char **ret_reason)
+{
+	if (!p->image_features_known)
+		return 0;
+	return mapper_krbd_check_features(root, p->image_features, ret_reason);
+}
+
+static int krbd_map(const char *root, const struct mapper_params *p, void *state, char **ret_device,
+                    char **ret_reason)
+{
+	struct krbd_state *s = state;
+	char *device = NULL;
+	int r, id;
+
+	if (!s)
+		return -EINVAL;
+	r = mapper_krbd_map(root, p, &device, &id, ret_reason);
+	if (r < 0)
+		return r;
+	s->id = id;
+	*ret_device = device;
+	return 0;
+}
+
+static bool krbd_alive(const struct mapper_mapping *m, char **why)
+{
+	const struct krbd_state *s = m->state;
+	struct stat st;
+	int id;
+
+	if (!s || mapper_krbd_find(m->sys_root, m->pool, m->rados_namespace, m->image, &id) < 0 ||
+	    id != s->id || !m->device || stat(m->device, &st) < 0) {
+		reason_set(why, "krbd device %s no longer maps %s/%s", strempty(m->device), m->pool,
+		           m->image);
+		return false;
+	}
+	return true;
+}
+
+static int krbd_unmap(const struct mapper_mapping *m, uint64_t timeout_usec, bool *forced,
+                      char **ret_reason)
+{
+	const struct krbd_state *s = m->state;
+	_cleanup_free_ char *opts = NULL;
+	int r, id;
+
+	r = mapper_options_for(m->unmap_options, MAPPER_KRBD, &opts);
+	if (r < 0)
+		return r;
+	id = s ? s->id : -1;
+	/* Crash between the map and recording the id: find it by image. */
+	if (id < 0 && mapper_krbd_find(m->sys_root, m->pool, m->rados_namespace, m->image, &id) < 0)
+		return 0;
+	return mapper_krbd_unmap(m->sys_root, id, m->pool, m->rados_namespace, m->image, opts,
+	                         ret_reason);
+}
+
+int mapper_krbd_state_id(const void *state)
+{
+	const struct krbd_state *s = state;
+
+	return s ? s->id : -1;
+}
+
+const struct mapper_ops mapper_krbd_ops = {
+	.type = MAPPER_KRBD,
+	.module = "rbd",
+	.module_dir = RBD_BUS,
+	.available = mapper_krbd_available,
+	.supports = krbd_supports,
+	.state_new = krbd_state_new,
+	.state_free = krbd_state_free,
+	.state_save = krbd_state_save,
+	.state_load = krbd_state_load,
+	.map = krbd_map,
+	.alive = krbd_alive,
+	.unmap = krbd_unmap,
+};

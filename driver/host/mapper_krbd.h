@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "driver/host/mapper.h"
+#include "driver/host/mapper_common.h"
 
 /*
  * Errors: -ENODEV, *ret_reason "krbd: /sys/bus/rbd not present, rbd kernel module not loaded".
@@ -62,3 +62,9 @@ int mapper_krbd_unmap(const char *root, int id, const char *pool, const char *ra
  * ("[v2:1.2.3.4:3300,v1:1.2.3.4:6789]" -> "1.2.3.4:6789"). Errors: -EINVAL no v1 address.
  */
 int mapper_krbd_monitors(const char *monitors, char **ret);
+
+/* The krbd mapper's ops (mapper_common.h): its state is the kernel's device id. */
+extern const struct mapper_ops mapper_krbd_ops;
+
+/* The device id a krbd mapping's state records; -1 when unknown or for a NULL state. */
+int mapper_krbd_state_id(const void *state);

@@ -9,6 +9,7 @@
 #include "driver/base/exec.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/host/blockdev.h"
 #include "driver/host/mapper_nbd.h"
 #include "driver/host/options.h"
 #include "driver/host/reason.h"
@@ -118,21 +119,19 @@ int mapper_nbd_unmap(const char *device, uint64_t timeout_usec, char **ret_reaso
 {
 	/* No cluster is needed to unmap; --no-mon-config keeps it from looking for monitors
 	 * (which, without a mon_host, would be a DNS SRV lookup). */
-	char *argv[] = { (char *)"rbd-nbd",
-		         (char *)"-c",
-		         (char *)"/dev/null",
-		         (char *)"--no-mon-config",
-		         (char *)"--admin-socket=",
-		         (char *)"unmap",
-		         (char *)device,
-		         NULL };
+	char *argv[MAPPER_CEPH_ARGV_OFFLINE_MAX + 3];
 	struct exec_options opts = { .timeout_usec = timeout_usec ? timeout_usec
 		                                                  : MAPPER_TIMEOUT_DEFAULT_USEC };
 	struct exec_result res = { 0 };
+	size_t n;
 	int r, fd;
 
 	if (isempty(device) || strncmp(device, "/dev/nbd", 8) != 0)
 		return -EINVAL;
+	n = mapper_ceph_argv_offline(argv, "rbd-nbd");
+	argv[n++] = (char *)"unmap";
+	argv[n++] = (char *)device;
+	argv[n] = NULL;
 	/* Unlike krbd's remove, "rbd-nbd unmap" disconnects a device that is still mounted or
 	 * held (by device-mapper, a second mount): the holder would see I/O errors. An exclusive
 	 * open fails with EBUSY exactly then (a plain open elsewhere is not seen). */
@@ -161,3 +160,40 @@ int mapper_nbd_unmap(const char *device, uint64_t timeout_usec, char **ret_reaso
 	exec_result_done(&res);
 	return r;
 }
+
+/* ---- the mapper's ops: rbd-nbd keeps no state of its own, the device says it all ---- */
+
+static int nbd_map(const char *root, const struct mapper_params *p, void *state, char **ret_device,
+                   char **ret_reason)
+{
+	return mapper_nbd_map(root, p, ret_device, ret_reason);
+}
+
+static bool nbd_alive(const struct mapper_mapping *m, char **why)
+{
+	uint64_t size = 0;
+
+	if (!m->device || blockdev_get_size(m->device, &size) < 0 || size == 0) {
+		reason_set(why, "nbd device %s is not connected", strempty(m->device));
+		return false;
+	}
+	return true;
+}
+
+static int nbd_unmap(const struct mapper_mapping *m, uint64_t timeout_usec, bool *forced,
+                     char **ret_reason)
+{
+	if (!m->device)
+		return 0; /* nothing recorded: the map never returned a device */
+	return mapper_nbd_unmap(m->device, timeout_usec, ret_reason);
+}
+
+const struct mapper_ops mapper_nbd_ops = {
+	.type = MAPPER_NBD,
+	.module = "nbd",
+	.module_dir = "/sys/module/nbd",
+	.available = mapper_nbd_available,
+	.map = nbd_map,
+	.alive = nbd_alive,
+	.unmap = nbd_unmap,
+};

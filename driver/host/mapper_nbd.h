@@ -7,7 +7,7 @@
  */
 #pragma once
 
-#include "driver/host/mapper.h"
+#include "driver/host/mapper_common.h"
 
 /*
  * Errors: -ENODEV, *ret_reason "rbd-nbd: nbd kernel module not loaded" (no <root>/sys/module/nbd
@@ -30,3 +30,6 @@ int mapper_nbd_map(const char *root, const struct mapper_params *p, char **ret_d
  * Errors: -EBUSY in use, -ETIMEDOUT, -EIO.
  */
 int mapper_nbd_unmap(const char *device, uint64_t timeout_usec, char **ret_reason);
+
+/* The rbd-nbd mapper's ops (mapper_common.h); it keeps no state of its own. */
+extern const struct mapper_ops mapper_nbd_ops;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <limits.h>
 #include <libmount/libmount.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_fs *, mnt_unref_fs)
 
 static bool path_ok(const char *path)
 {
-	return !isempty(path) && path[0] == '/' && strlen(path) < 4096;
+	return path_is_absolute(path, PATH_MAX);
 }
 
 /* Copies path without trailing slashes ("/" stays "/"). */

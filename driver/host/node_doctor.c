@@ -11,6 +11,7 @@
 #include "driver/base/exec.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/path.h"
 #include "driver/host/node_doctor.h"
 #include "driver/host/stage.h"
 
@@ -70,21 +71,6 @@ _printf_(5, 6) static int report_add(struct node_doctor_report *rep, enum node_d
 	}
 	rep->n_findings++;
 	return 0;
-}
-
-/* True when path is dir itself or below it. */
-static bool path_below(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-
-	while (n > 1 && dir[n - 1] == '/')
-		n--;
-	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
-
-static bool path_eq(const char *a, const char *b)
-{
-	return a && b && path_below(a, b) && path_below(b, a);
 }
 
 /* Is the device (when given) mounted at target in tab? */
@@ -207,14 +193,17 @@ int node_doctor_run(const char *state_dir, const char *staging_root,
 
 		if (!target)
 			continue;
-		fuse = path_below(target, fuse_root) && fstype && strcmp(fstype, FUSE_FSTYPE) == 0;
-		if (!fuse && (!path_below(target, staging_root) || path_eq(target, staging_root)))
+		fuse = path_is_below(target, fuse_root) && fstype &&
+		       strcmp(fstype, FUSE_FSTYPE) == 0;
+		if (!fuse &&
+		    (!path_is_below(target, staging_root) || path_equal(target, staging_root)))
 			continue;
 		for (size_t i = 0; i < n_ids && !known; i++) {
 			if (!infos[i])
 				continue;
-			known = fuse ? path_eq(target, infos[i]->fuse_mount_dir)
-			             : path_eq(target, infos[i]->staging_path);
+			known = fuse ? path_equal(target, mapper_own_mount(infos[i]->mapper,
+			                                                   infos[i]->mapper_state))
+			             : path_equal(target, infos[i]->staging_path);
 		}
 		if (known)
 			continue;

@@ -390,19 +390,26 @@ static const char *const nbd_map[] = {
 static const char *const krbd_unmap[] = { "force", NULL };
 static const char *const none[] = { NULL };
 
+/* The map and unmap options each mapper accepts; a mapper not listed accepts none. */
+static const struct {
+	const char *const *map;
+	const char *const *unmap;
+	bool dashes; /* Ceph's argument parser: '_' in a name reads as '-' */
+} map_lists[_MAPPER_MAX] = {
+	[MAPPER_KRBD] = { .map = krbd_map, .unmap = krbd_unmap },
+	[MAPPER_NBD] = { .map = nbd_map, .dashes = true },
+};
+
 static const char *const *map_list(enum mapper_type t, bool unmap)
 {
-	switch (t) {
-	case MAPPER_KRBD:
-		return unmap ? krbd_unmap : krbd_map;
-	case MAPPER_NBD:
-		return unmap ? none : nbd_map;
-	default:
-		return none;
-	}
+	const char *const *l = NULL;
+
+	if (t >= 0 && t < _MAPPER_MAX)
+		l = unmap ? map_lists[t].unmap : map_lists[t].map;
+	return l ? l : none;
 }
 
-/* Finds "key" of p (len bytes, '_' read as '-' for nbd) in list. */
+/* Finds "key" of p (len bytes, '_' read as '-' where the mapper's tool does) in list. */
 static const char *map_find(enum mapper_type t, const char *const *list, const char *p, size_t len)
 {
 	char key[64];
@@ -411,7 +418,7 @@ static const char *map_find(enum mapper_type t, const char *const *list, const c
 		return NULL;
 	memcpy(key, p, len);
 	key[len] = 0;
-	if (t == MAPPER_NBD)
+	if (t >= 0 && t < _MAPPER_MAX && map_lists[t].dashes)
 		for (size_t i = 0; i < len; i++)
 			if (key[i] == '_')
 				key[i] = '-';

@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "driver/host/mapper.h"
+#include "driver/host/mapper_common.h"
 
 /* Longest argv that options_mkfs_split() may produce. */
 #define OPTIONS_MKFS_ARGS_MAX 48

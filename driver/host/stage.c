@@ -19,14 +19,13 @@
 #include "driver/base/fileio.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/monotonic.h"
 #include "driver/base/path.h"
 #include "driver/host/blockdev.h"
 #include "driver/host/bounded.h"
 #include "driver/host/fs.h"
 #include "driver/host/loop.h"
-#include "driver/host/mapper_fuse.h"
-#include "driver/host/mapper_krbd.h"
-#include "driver/host/mapper_nbd.h"
+#include "driver/host/mapper.h"
 #include "driver/host/mount.h"
 #include "driver/host/options.h"
 #include "driver/host/reason.h"
@@ -48,7 +47,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, exec_strv_free)
 
 static uint64_t remaining(uint64_t deadline)
 {
-	uint64_t now = exec_now_usec();
+	uint64_t now = monotonic_usec();
 
 	return deadline > now ? deadline - now : 1;
 }
@@ -72,7 +71,7 @@ struct stage_info *stage_info_free(struct stage_info *info)
 	free(info->image);
 	free(info->unmap_options);
 	free(info->sys_root);
-	free(info->fuse_mount_dir);
+	mapper_state_free(info->mapper, info->mapper_state);
 	free(info);
 	return NULL;
 }
@@ -121,21 +120,6 @@ int stage_state_path(const char *state_dir, const char *volume_id, char **ret_pa
 	return 0;
 }
 
-static int fuse_dir_path(const char *state_dir, const char *volume_id, char **ret)
-{
-	_cleanup_free_ char *real = realpath(state_dir, NULL);
-	char hex[SHA256_HEX_SIZE];
-	char *s = NULL;
-
-	if (!real)
-		return negative_errno();
-	sha256_hex(volume_id, strlen(volume_id), hex);
-	if (asprintf(&s, "%s/fuse/%s", real, hex) < 0)
-		return -ENOMEM;
-	*ret = s;
-	return 0;
-}
-
 static void json_add_str(json_object *o, const char *key, const char *value)
 {
 	if (value)
@@ -146,6 +130,7 @@ static int state_save(const char *path, const struct stage_info *info)
 {
 	_cleanup_(json_object_putp) json_object *o = json_object_new_object();
 	const char *text;
+	int r;
 
 	if (!o)
 		return -ENOMEM;
@@ -170,17 +155,10 @@ static int state_save(const char *path, const struct stage_info *info)
 	json_add_str(o, "image", info->image);
 	json_add_str(o, "unmap_options", info->unmap_options);
 	json_add_str(o, "sys_root", info->sys_root);
-	if (info->mapper == MAPPER_FUSE) {
-		json_object *f = json_object_new_object();
-
-		if (!f)
-			return -ENOMEM;
-		json_object_object_add(f, "pid", json_object_new_int(info->fuse_pid));
-		json_add_str(f, "mount_dir", info->fuse_mount_dir);
-		json_object_object_add(o, "fuse", f);
-	}
-	if (info->mapper == MAPPER_KRBD)
-		json_object_object_add(o, "krbd_id", json_object_new_int(info->krbd_id));
+	/* The mapper's own keys ("fuse": {pid, mount_dir}, "krbd_id"). */
+	r = mapper_state_save(info->mapper, info->mapper_state, o);
+	if (r < 0)
+		return r;
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 	                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (!text)
@@ -212,7 +190,7 @@ static int state_parse(const char *text, struct stage_info **ret)
 	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
 	_cleanup_free_ char *mapper = NULL, *access = NULL;
 	enum json_tokener_error jerr;
-	json_object *v, *f;
+	json_object *v;
 	int r = 0;
 
 	o = json_tokener_parse_verbose(text, &jerr);
@@ -223,7 +201,6 @@ static int state_parse(const char *text, struct stage_info **ret)
 	info = calloc(1, sizeof(*info));
 	if (!info)
 		return -ENOMEM;
-	info->krbd_id = -1;
 	r = r ?: json_get_str(o, "volume_id", &info->volume_id);
 	r = r ?: json_get_str(o, "phase", &info->phase);
 	r = r ?: json_get_str(o, "mapper", &mapper);
@@ -256,17 +233,9 @@ static int state_parse(const char *text, struct stage_info **ret)
 		info->access = STAGE_ACCESS_BLOCK;
 	else
 		return -EINVAL;
-	if (json_object_object_get_ex(o, "fuse", &f)) {
-		if (json_object_object_get_ex(f, "pid", &v))
-			info->fuse_pid = (pid_t)json_object_get_int(v);
-		r = json_get_str(f, "mount_dir", &info->fuse_mount_dir);
-		if (r < 0)
-			return r;
-	}
-	if (json_object_object_get_ex(o, "krbd_id", &v))
-		info->krbd_id = json_object_get_int(v);
-	if (info->mapper == MAPPER_FUSE && !info->fuse_mount_dir)
-		return -EINVAL;
+	r = mapper_state_load(info->mapper, o, &info->mapper_state);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(info);
 	return 0;
 }
@@ -335,60 +304,26 @@ int stage_list(const char *state_dir, char ***ret_volume_ids)
 
 /* ---- what exists ---- */
 
+/* The mapping info records, as its mapper sees it. */
+static struct mapper_mapping mapping_of(const struct stage_info *info)
+{
+	return (struct mapper_mapping){
+		.sys_root = info->sys_root,
+		.pool = info->pool,
+		.rados_namespace = info->rados_namespace,
+		.image = info->image,
+		.device = info->device,
+		.unmap_options = info->unmap_options,
+		.state = info->mapper_state,
+	};
+}
+
 /* Whether the mapping the state describes still exists; *why (may be NULL) when not. */
 static bool mapping_alive(const struct stage_info *info, char **why)
 {
-	struct stat st;
+	struct mapper_mapping m = mapping_of(info);
 
-	switch (info->mapper) {
-	case MAPPER_FUSE: {
-		struct mapper_fuse_status fs;
-
-		if (mapper_fuse_check(info->fuse_mount_dir, info->image, info->fuse_pid, &fs) < 0) {
-			reason_set(why, "cannot inspect the rbd-fuse mapping");
-			return false;
-		}
-		if (fs.pid <= 0) {
-			reason_set(why, "rbd-fuse for %s/%s is not running", info->pool,
-			           info->image);
-			return false;
-		}
-		if (!fs.mounted) {
-			reason_set(why, "rbd-fuse mount %s is gone", info->fuse_mount_dir);
-			return false;
-		}
-		if (!fs.loop_attached || !info->device ||
-		    strcmp(fs.loop_device, info->device) != 0) {
-			reason_set(why, "loop device %s is no longer attached to the image",
-			           strempty(info->device));
-			return false;
-		}
-		return true;
-	}
-	case MAPPER_KRBD: {
-		int id;
-
-		if (mapper_krbd_find(info->sys_root, info->pool, info->rados_namespace, info->image,
-		                     &id) < 0 ||
-		    id != info->krbd_id || !info->device || stat(info->device, &st) < 0) {
-			reason_set(why, "krbd device %s no longer maps %s/%s",
-			           strempty(info->device), info->pool, info->image);
-			return false;
-		}
-		return true;
-	}
-	case MAPPER_NBD: {
-		uint64_t size = 0;
-
-		if (!info->device || blockdev_get_size(info->device, &size) < 0 || size == 0) {
-			reason_set(why, "nbd device %s is not connected", strempty(info->device));
-			return false;
-		}
-		return true;
-	}
-	default:
-		return false;
-	}
+	return mapper_alive(info->mapper, &m, why);
 }
 
 /* Whether info->device is what is mounted at the staging path. */
@@ -504,39 +439,17 @@ struct abort_arg {
 static void abort_mapping(void *p)
 {
 	struct abort_arg *a = p;
+	struct mapper_mapping m = mapping_of(a->info);
 
 	/* Only rbd-fuse can be aborted from here; krbd/nbd I/O waits for the cluster. */
-	if (a->info->mapper == MAPPER_FUSE)
-		(void)mapper_fuse_kill(a->info->fuse_mount_dir, a->info->fuse_pid);
+	mapper_abort(a->info->mapper, &m);
 }
 
 static int unmap(const struct stage_info *info, uint64_t deadline, bool *forced, char **ret_reason)
 {
-	_cleanup_free_ char *opts = NULL;
-	int r, id;
+	struct mapper_mapping m = mapping_of(info);
 
-	switch (info->mapper) {
-	case MAPPER_FUSE:
-		return mapper_fuse_unmap(info->fuse_mount_dir, info->image, info->fuse_pid,
-		                         info->device, remaining(deadline), forced, ret_reason);
-	case MAPPER_KRBD:
-		r = mapper_options_for(info->unmap_options, MAPPER_KRBD, &opts);
-		if (r < 0)
-			return r;
-		id = info->krbd_id;
-		/* Crash between the map and recording the id: find it by image. */
-		if (id < 0 && mapper_krbd_find(info->sys_root, info->pool, info->rados_namespace,
-		                               info->image, &id) < 0)
-			return 0;
-		return mapper_krbd_unmap(info->sys_root, id, info->pool, info->rados_namespace,
-		                         info->image, opts, ret_reason);
-	case MAPPER_NBD:
-		if (!info->device)
-			return 0; /* nothing recorded: the map never returned a device */
-		return mapper_nbd_unmap(info->device, remaining(deadline), ret_reason);
-	default:
-		return -EINVAL;
-	}
+	return mapper_unmap(info->mapper, &m, remaining(deadline), forced, ret_reason);
 }
 
 /*
@@ -564,12 +477,13 @@ static int undo_mapping(const struct stage_info *info, const char *staging_path,
 		                 &aa, ABORT_GRACE_US, &aborted);
 		*forced = *forced || aborted;
 		if (r < 0) {
-			reason_set(ret_reason, "cannot unmount %s: %s%s", staging_path,
+			reason_set(ret_reason, "cannot unmount %s: %s%s%s", staging_path,
 			           r == -ETIMEDOUT ? "it hangs (cluster unreachable?)"
 			                           : strerror(-r),
-			           aborted && info->mapper == MAPPER_FUSE
-			                   ? " even after aborting rbd-fuse"
-			                   : "");
+			           aborted && mapper_abort_target(info->mapper)
+			                   ? " even after aborting "
+			                   : "",
+			           aborted ? strempty(mapper_abort_target(info->mapper)) : "");
 			return r;
 		}
 		failpoint("node-undo:after-umount");
@@ -655,8 +569,8 @@ static int request_check(const struct stage_request *req, char **ret_reason)
 	if (req->access != STAGE_ACCESS_MOUNT && req->access != STAGE_ACCESS_BLOCK)
 		return -EINVAL;
 	if (req->access == STAGE_ACCESS_MOUNT &&
-	    (isempty(req->staging_path) || req->staging_path[0] != '/' ||
-	     strstr(req->staging_path, "/../") || strlen(req->staging_path) >= PATH_MAX - 1)) {
+	    (!path_is_absolute(req->staging_path, PATH_MAX - 1) ||
+	     strstr(req->staging_path, "/../"))) {
 		reason_set(ret_reason, "staging path must be an absolute path");
 		return -EINVAL;
 	}
@@ -719,19 +633,18 @@ static bool same_image(const struct stage_info *info, const struct stage_request
 /* Picks the mapper: the requested one if available, else for auto krbd, nbd, fuse in turn. */
 static int choose_mapper(const struct stage_request *req, enum mapper_type *ret, char **ret_reason)
 {
-	static const enum mapper_type order[] = { MAPPER_KRBD, MAPPER_NBD, MAPPER_FUSE };
 	_cleanup_free_ char *why = NULL, *skipped = NULL;
+	const struct mapper_ops *ops;
 	int r;
 
-	for (size_t i = 0; i < ELEMENTSOF(order); i++) {
-		enum mapper_type t = order[i];
+	for (size_t i = 0; (ops = mapper_ops_by_preference(i)); i++) {
+		enum mapper_type t = ops->type;
 
 		if (req->mapper != MAPPER_AUTO && req->mapper != t)
 			continue;
 		r = mapper_available(t, req->sys_root, &why);
-		if (r == 0 && t == MAPPER_KRBD && req->map.image_features_known)
-			r = mapper_krbd_check_features(req->sys_root, req->map.image_features,
-			                               &why);
+		if (r == 0)
+			r = mapper_supports(t, req->sys_root, &req->map, &why);
 		if (r == 0) {
 			*ret = t;
 			/* Which mapper, and why: the ones auto passed over, with their reasons. */
@@ -771,6 +684,7 @@ static int do_map(struct stage_info *info, const struct stage_request *req, uint
 {
 	_cleanup_free_ char *opts = NULL;
 	struct mapper_params p = req->map;
+	char *device = NULL;
 	int r;
 
 	r = mapper_options_for(req->map.map_options, info->mapper, &opts);
@@ -781,44 +695,12 @@ static int do_map(struct stage_info *info, const struct stage_request *req, uint
 	p.map_options = opts;
 	p.timeout_usec = remaining(deadline);
 
-	switch (info->mapper) {
-	case MAPPER_FUSE: {
-		struct mapper_fuse_mapping m = { 0 };
-
-		r = mapper_fuse_map(&p, info->fuse_mount_dir, &m, ret_reason);
-		if (r < 0)
-			return r;
-		info->fuse_pid = m.pid;
-		free(info->device);
-		info->device = TAKE_PTR(m.loop_device);
-		mapper_fuse_mapping_done(&m);
-		return 0;
-	}
-	case MAPPER_KRBD: {
-		char *device = NULL;
-		int id;
-
-		r = mapper_krbd_map(req->sys_root, &p, &device, &id, ret_reason);
-		if (r < 0)
-			return r;
-		free(info->device);
-		info->device = device;
-		info->krbd_id = id;
-		return 0;
-	}
-	case MAPPER_NBD: {
-		char *device = NULL;
-
-		r = mapper_nbd_map(req->sys_root, &p, &device, ret_reason);
-		if (r < 0)
-			return r;
-		free(info->device);
-		info->device = device;
-		return 0;
-	}
-	default:
-		return -EINVAL;
-	}
+	r = mapper_map(info->mapper, req->sys_root, &p, info->mapper_state, &device, ret_reason);
+	if (r < 0)
+		return r;
+	free(info->device);
+	info->device = device;
+	return 0;
 }
 
 static int info_from_request(const struct stage_request *req, enum mapper_type mapper,
@@ -832,7 +714,6 @@ static int info_from_request(const struct stage_request *req, enum mapper_type m
 	info->mapper = mapper;
 	info->access = req->access;
 	info->read_only = req->map.read_only;
-	info->krbd_id = -1;
 	r = r ?: set_str(&info->volume_id, req->volume_id);
 	r = r ?: set_str(&info->phase, PHASE_MAPPING);
 	r = r ?: set_str(&info->staging_path, req->staging_path);
@@ -847,11 +728,9 @@ static int info_from_request(const struct stage_request *req, enum mapper_type m
 	r = r ?: set_str(&info->sys_root, req->sys_root);
 	if (r < 0)
 		return r;
-	if (mapper == MAPPER_FUSE) {
-		r = fuse_dir_path(req->state_dir, req->volume_id, &info->fuse_mount_dir);
-		if (r < 0)
-			return r;
-	}
+	r = mapper_state_new(mapper, req->state_dir, req->volume_id, &info->mapper_state);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(info);
 	return 0;
 }
@@ -1090,7 +969,7 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 	r = request_check(req, ret_reason);
 	if (r < 0)
 		return r;
-	deadline = exec_now_usec() + (req->timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
+	deadline = monotonic_usec() + (req->timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
 	r = fileio_mkdir_p(req->state_dir, 0700);
 	if (r < 0) {
 		reason_set(ret_reason, "cannot create state directory %s: %s", req->state_dir,
@@ -1188,7 +1067,7 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 		/* Undo with a bound of its own: the stage may have used up its time. */
 		staging_unpin(req);
 		k = undo_all(info, state_path, req->staging_path,
-		             exec_now_usec() + (req->timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC),
+		             monotonic_usec() + (req->timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC),
 		             &forced, &undo_why);
 		if (k < 0)
 			log_debug("Undoing the failed stage of %s failed too: %s", req->volume_id,
@@ -1242,23 +1121,18 @@ int stage_recover(const char *state_dir, const char *volume_id, struct stage_hea
 	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
 	_cleanup_free_ char *why = NULL, *state_path = NULL;
 	struct stage_health h = { 0 };
+	struct mapper_mapping m;
 	int r;
 
 	r = stage_load(state_dir, volume_id, &info);
 	if (r < 0)
 		return r;
 	h.staged = strcmp(info->phase, PHASE_STAGED) == 0;
-	if (info->mapper == MAPPER_FUSE) {
-		pid_t pid = 0;
-
-		/* A daemon found under another pid (recorded pid lost in a crash): record it. */
-		if (mapper_fuse_find_pid(info->fuse_mount_dir, &pid) == 0 &&
-		    pid != info->fuse_pid &&
-		    stage_state_path(state_dir, volume_id, &state_path) == 0) {
-			info->fuse_pid = pid;
-			(void)state_save(state_path, info);
-		}
-	}
+	/* A daemon found under another pid (recorded pid lost in a crash): record it. */
+	m = mapping_of(info);
+	if (mapper_refind(info->mapper, &m) > 0 &&
+	    stage_state_path(state_dir, volume_id, &state_path) == 0)
+		(void)state_save(state_path, info);
 	h.mapping_alive = mapping_alive(info, &why);
 	if (info->access == STAGE_ACCESS_MOUNT) {
 		h.mounted = h.mapping_alive && device_mounted(info, &why);
@@ -1284,27 +1158,12 @@ int stage_recover(const char *state_dir, const char *volume_id, struct stage_hea
 
 /* ---- expand ---- */
 
-struct size_arg {
-	char path[PATH_MAX];
-	uint64_t size;
-};
-
-static int size_call(void *p)
-{
-	struct size_arg *a = p;
-	struct stat st;
-
-	if (stat(a->path, &st) < 0)
-		return negative_errno();
-	a->size = (uint64_t)st.st_size;
-	return 0;
-}
-
 int stage_expand(const char *state_dir, const char *volume_id, uint64_t new_size,
                  uint64_t timeout_usec, uint64_t *ret_size, char **ret_reason)
 {
 	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
-	uint64_t deadline = exec_now_usec() + (timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
+	uint64_t deadline = monotonic_usec() + (timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
+	struct mapper_mapping m;
 	uint64_t size = 0;
 	int r;
 
@@ -1314,37 +1173,12 @@ int stage_expand(const char *state_dir, const char *volume_id, uint64_t new_size
 	if (strcmp(info->phase, PHASE_STAGED) != 0 || !info->device)
 		return -ENOENT;
 
-	if (info->mapper == MAPPER_FUSE) {
-		struct size_arg a = { 0 };
-
-		/* rbd-fuse reports the new size once its attribute cache (1 s) expires; the loop
-		 * device reads the size of the file's inode, so stat it until it shows. */
-		snprintf(a.path, sizeof(a.path), "%s/%s", info->fuse_mount_dir, info->image);
-		for (;;) {
-			r = bounded_call(size_call, &a, sizeof(a), remaining(deadline), NULL, NULL,
-			                 0, NULL);
-			if (r < 0) {
-				reason_set(ret_reason, "cannot stat %s: %s", a.path, strerror(-r));
-				return r;
-			}
-			if (new_size == 0 || a.size >= new_size)
-				break;
-			if (exec_now_usec() >= deadline) {
-				reason_set(ret_reason, "rbd-fuse still shows %llu bytes, not %llu",
-				           (unsigned long long)a.size,
-				           (unsigned long long)new_size);
-				return -ETIMEDOUT;
-			}
-			(void)poll(NULL, 0, EXPAND_POLL_MS);
-		}
-		r = loop_refresh_capacity(info->device);
-		if (r < 0) {
-			reason_set(ret_reason, "cannot refresh the capacity of %s: %s",
-			           info->device, strerror(-r));
-			return r;
-		}
-	}
-	/* krbd and rbd-nbd follow the image size by themselves; wait for it to show. */
+	/* rbd-fuse's loop device needs telling; krbd and rbd-nbd follow by themselves. */
+	m = mapping_of(info);
+	r = mapper_refresh_size(info->mapper, &m, new_size, remaining(deadline), ret_reason);
+	if (r < 0)
+		return r;
+	/* Wait for the device to show the new size. */
 	for (;;) {
 		r = blockdev_get_size(info->device, &size);
 		if (r < 0) {
@@ -1354,7 +1188,7 @@ int stage_expand(const char *state_dir, const char *volume_id, uint64_t new_size
 		}
 		if (new_size == 0 || size >= new_size)
 			break;
-		if (exec_now_usec() >= deadline) {
+		if (monotonic_usec() >= deadline) {
 			reason_set(ret_reason, "%s still has %llu bytes, not %llu", info->device,
 			           (unsigned long long)size, (unsigned long long)new_size);
 			return -ETIMEDOUT;
@@ -1455,12 +1289,13 @@ static int unmount_staged(const struct stage_info *info, struct path_resolved *p
 		if (forced)
 			*forced = *forced || aborted;
 		if (r < 0) {
-			reason_set(ret_reason, "cannot unmount %s: %s%s", p->text,
+			reason_set(ret_reason, "cannot unmount %s: %s%s%s", p->text,
 			           r == -ETIMEDOUT ? "it hangs (cluster unreachable?)"
 			                           : strerror(-r),
-			           aborted && info->mapper == MAPPER_FUSE
-			                   ? " even after aborting rbd-fuse"
-			                   : "");
+			           aborted && mapper_abort_target(info->mapper)
+			                   ? " even after aborting "
+			                   : "",
+			           aborted ? strempty(mapper_abort_target(info->mapper)) : "");
 			return r;
 		}
 	}
@@ -1474,7 +1309,7 @@ int stage_unstage_at(const char *state_dir, const char *volume_id, struct path_r
 	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
 	_cleanup_(path_resolved_done) struct path_resolved own = PATH_RESOLVED_INIT;
 	_cleanup_free_ char *state_path = NULL;
-	uint64_t deadline = exec_now_usec() + (timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
+	uint64_t deadline = monotonic_usec() + (timeout_usec ?: STAGE_TIMEOUT_DEFAULT_USEC);
 	bool was_forced = false;
 	int r;
 

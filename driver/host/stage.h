@@ -96,9 +96,9 @@ struct stage_info {
 	char *image;
 	char *unmap_options;
 	char *sys_root;
-	pid_t fuse_pid;
-	char *fuse_mount_dir;
-	int krbd_id; /* -1 when unknown */
+	/* The mapper's own state (struct mapper_ops: rbd-fuse's pid and mount directory, krbd's
+	 * device id), saved under its own keys; owned, freed with mapper_state_free(). */
+	void *mapper_state;
 };
 
 struct stage_info *stage_info_free(struct stage_info *info);

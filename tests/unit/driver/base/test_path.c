@@ -359,6 +359,42 @@ static void test_path__mountpoint_by_mount_id(void **state)
 	path_resolved_done(&p);
 }
 
+/* The text predicates that mount.c, mapper_fuse.c, node_doctor.c and stage.c share. */
+static void test_path__text_predicates(void **state)
+{
+	char longp[PATH_MAX + 2];
+
+	(void)state;
+	assert_true(path_is_absolute("/a", PATH_MAX));
+	assert_false(path_is_absolute("a/b", PATH_MAX));
+	assert_false(path_is_absolute("", PATH_MAX));
+	assert_false(path_is_absolute(NULL, PATH_MAX));
+	memset(longp, 'a', sizeof(longp) - 1);
+	longp[0] = '/';
+	longp[sizeof(longp) - 1] = 0;
+	assert_false(path_is_absolute(longp, PATH_MAX));
+	assert_false(path_is_absolute("/abc", 4));
+	assert_true(path_is_absolute("/abc", 5));
+
+	assert_true(path_is_canonical("/var/lib/x"));
+	assert_true(path_is_canonical("/a"));
+	assert_false(path_is_canonical("/var//lib"));
+	assert_false(path_is_canonical("/var/./lib"));
+	assert_false(path_is_canonical("/var/../lib"));
+	assert_false(path_is_canonical("/var/lib/"));
+	assert_false(path_is_canonical("var/lib"));
+	assert_false(path_is_canonical(NULL));
+
+	assert_true(path_is_below("/a/b", "/a"));
+	assert_true(path_is_below("/a/b", "/a/"));
+	assert_true(path_is_below("/a", "/a"));
+	assert_false(path_is_below("/a/bc", "/a/b"));
+	assert_false(path_is_below("/ab", "/a"));
+	assert_true(path_equal("/a/b", "/a/b/"));
+	assert_false(path_equal("/a/b", "/a"));
+	assert_false(path_equal(NULL, "/a"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -374,6 +410,7 @@ int main(void)
 		cmocka_unit_test(test_path__create_file_and_refusals),
 		cmocka_unit_test(test_path__remove_keeps_non_empty_directory),
 		cmocka_unit_test(test_path__mountpoint_by_mount_id),
+		cmocka_unit_test(test_path__text_predicates),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

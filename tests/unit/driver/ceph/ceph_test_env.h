@@ -20,6 +20,7 @@
 #include <rados/librados.h>
 #include <rbd/librbd.h>
 
+#include "driver/base/monotonic.h"
 #include "driver/ceph/cluster.h"
 
 #define TEST_CLUSTER_ID "test-cluster"
@@ -97,7 +98,7 @@ static inline int test_rados_connect(const struct test_env *env, rados_t *ret)
 
 static inline uint64_t test_now_usec(void)
 {
-	return cluster_now_usec();
+	return monotonic_usec();
 }
 
 /* Number of images in io's pool/namespace (-errno on failure). */

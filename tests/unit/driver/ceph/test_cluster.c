@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "driver/base/monotonic.h"
 #include "driver/ceph/cluster.h"
 #include "driver/ceph/cluster_ioctx.h"
 #include "tests/unit/driver/ceph/ceph_test_env.h"
@@ -141,7 +142,7 @@ static void test_cluster__cache_reuse_and_expire(void **state)
 	cred = test_credentials(&env);
 
 	/* Nothing is idle yet; held connections never expire. */
-	now = cluster_now_usec();
+	now = monotonic_usec();
 	assert_int_equal(cluster_cache_expire(cache, now), 0);
 	assert_int_equal(cluster_cache_expire(cache, now + 3600ULL * 1000000ULL), 0);
 	a = cluster_unref(a);
@@ -151,10 +152,10 @@ static void test_cluster__cache_reuse_and_expire(void **state)
 	d = cluster_unref(d);
 
 	/* Unused, but not for long enough. */
-	assert_int_equal(cluster_cache_expire(cache, cluster_now_usec()), 0);
+	assert_int_equal(cluster_cache_expire(cache, monotonic_usec()), 0);
 	assert_int_equal(cluster_cache_size(cache), 2);
 	/* Idle past the limit: both closed. */
-	assert_int_equal(cluster_cache_expire(cache, cluster_now_usec() + 61ULL * 1000000ULL), 2);
+	assert_int_equal(cluster_cache_expire(cache, monotonic_usec() + 61ULL * 1000000ULL), 2);
 	assert_int_equal(cluster_cache_size(cache), 0);
 
 	/* A new get connects again. */
@@ -301,9 +302,9 @@ static void test_cluster__dead_monitor_times_out(void **state)
 
 	cred = test_credentials(&env);
 	cred.monitors = mon;
-	start = cluster_now_usec();
+	start = monotonic_usec();
 	r = cluster_connect(&cred, &t, &c);
-	ms = (cluster_now_usec() - start) / 1000;
+	ms = (monotonic_usec() - start) / 1000;
 	close(fd);
 	print_message("connect to dead monitor %s: %d (%s) after %llu ms\n", mon, r, strerror(-r),
 	              (unsigned long long)ms);

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include <cmocka.h>
 
 #include "driver/base/macro.h"
@@ -197,6 +199,84 @@ static void test_mapper__available_loads_the_module(void **state)
 	assert_int_equal(rmdir(root), 0);
 }
 
+/* Every mapper is in the table with the members stage.c calls, and its state round-trips
+ * through the state file's JSON under the same keys. */
+static void test_mapper__ops_table(void **state)
+{
+	(void)state;
+	assert_null(mapper_ops_get(MAPPER_AUTO));
+	assert_null(mapper_ops_get(_MAPPER_INVALID));
+	assert_null(mapper_ops_get(_MAPPER_MAX));
+	for (enum mapper_type t = MAPPER_FUSE; t < _MAPPER_MAX; t++) {
+		const struct mapper_ops *ops = mapper_ops_get(t);
+		void *st = NULL, *back = NULL;
+		json_object *o = json_object_new_object();
+
+		assert_non_null(ops);
+		assert_int_equal(ops->type, t);
+		assert_non_null(ops->available);
+		assert_non_null(ops->map);
+		assert_non_null(ops->alive);
+		assert_non_null(ops->unmap);
+		/* state_new/free/save/load come together or not at all. */
+		assert_int_equal(!!ops->state_new, !!ops->state_free);
+		assert_int_equal(!!ops->state_new, !!ops->state_save);
+		assert_int_equal(!!ops->state_new, !!ops->state_load);
+		assert_int_equal(!!ops->abort, !!ops->daemon);
+		assert_int_equal(!!ops->module, !!ops->module_dir);
+		assert_int_equal(mapper_state_new(t, "/tmp", "vol-1", &st), 0);
+		assert_int_equal(mapper_state_save(t, st, o), 0);
+		assert_int_equal(mapper_state_load(t, o, &back), 0);
+		assert_int_equal(!!st, !!back);
+		st = mapper_state_free(t, st);
+		back = mapper_state_free(t, back);
+		assert_null(st);
+		json_object_put(o);
+	}
+	/* The keys of the state file are the format: krbd "krbd_id", rbd-fuse "fuse". */
+	{
+		json_object *o = json_object_new_object(), *v;
+		void *st = NULL;
+
+		assert_int_equal(mapper_state_new(MAPPER_KRBD, "/tmp", "vol-1", &st), 0);
+		assert_int_equal(mapper_state_save(MAPPER_KRBD, st, o), 0);
+		assert_true(json_object_object_get_ex(o, "krbd_id", &v));
+		assert_int_equal(json_object_get_int(v), -1);
+		mapper_state_free(MAPPER_KRBD, st);
+		assert_int_equal(mapper_state_new(MAPPER_FUSE, "/tmp", "vol-1", &st), 0);
+		assert_int_equal(mapper_state_save(MAPPER_FUSE, st, o), 0);
+		assert_true(json_object_object_get_ex(o, "fuse", &v));
+		assert_true(json_object_object_get_ex(v, "mount_dir", &v));
+		assert_non_null(strstr(json_object_get_string(v), "/tmp/fuse/"));
+		mapper_state_free(MAPPER_FUSE, st);
+		json_object_put(o);
+	}
+	assert_int_equal(mapper_map(MAPPER_AUTO, NULL, NULL, NULL, NULL, NULL), -EINVAL);
+	assert_string_equal(mapper_abort_target(MAPPER_FUSE), "rbd-fuse");
+	assert_null(mapper_abort_target(MAPPER_KRBD));
+}
+
+/* The head of every Ceph tool's argv: no /etc/ceph, and the key only as /dev/fd/3. */
+static void test_mapper__ceph_argv(void **state)
+{
+	struct mapper_params p = { .monitors = "127.0.0.1:6789", .user = "admin" };
+	char *argv[MAPPER_CEPH_ARGV_MAX + 1] = { 0 };
+	char *off[MAPPER_CEPH_ARGV_OFFLINE_MAX + 1] = { 0 };
+	size_t n;
+
+	(void)state;
+	n = mapper_ceph_argv(argv, "rbd-fuse", &p, "--log-file=");
+	assert_int_equal(n, MAPPER_CEPH_ARGV_MAX);
+	assert_string_equal(argv[1], "-c");
+	assert_string_equal(argv[2], "/dev/null");
+	assert_string_equal(argv[7], "--keyfile=/dev/fd/3");
+	n = mapper_ceph_argv_offline(off, "rbd-nbd");
+	assert_int_equal(n, MAPPER_CEPH_ARGV_OFFLINE_MAX);
+	assert_string_equal(off[1], "-c");
+	assert_string_equal(off[2], "/dev/null");
+	assert_string_equal(off[3], "--no-mon-config");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -205,6 +285,8 @@ int main(void)
 		cmocka_unit_test(test_mapper__options_for),
 		cmocka_unit_test(test_mapper__available_with_simulated_root),
 		cmocka_unit_test(test_mapper__available_loads_the_module),
+		cmocka_unit_test(test_mapper__ops_table),
+		cmocka_unit_test(test_mapper__ceph_argv),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

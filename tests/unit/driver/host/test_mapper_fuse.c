@@ -4,6 +4,7 @@
  * _KEY, _POOL, CEPH_CONF; skipped without them) and real rbd-fuse, loop devices (root).
  */
 #include "unit/driver/host/host_test.h"
+#include "driver/base/monotonic.h"
 #include "driver/host/mapper_fuse.h"
 #include "driver/host/mount.h"
 
@@ -75,10 +76,10 @@ static void test_mapper_fuse__map_write_unmap_remap(void **state)
 	int fd;
 
 	ctx_init(state, &c, "map", true);
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	if (mapper_fuse_map(&c.p, c.mount_dir, &m, &reason) < 0)
 		fail_msg("map: %s", reason);
-	t_map = exec_now_usec() - t0;
+	t_map = monotonic_usec() - t0;
 	assert_true(m.pid > 0);
 	assert_string_equal(m.mount_dir, c.mount_dir);
 	assert_non_null(strstr(m.loop_device, "/dev/loop"));
@@ -98,11 +99,11 @@ static void test_mapper_fuse__map_write_unmap_remap(void **state)
 	assert_int_equal(fsync(fd), 0);
 	close(fd);
 
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	assert_int_equal(mapper_fuse_unmap(c.mount_dir, c.image, m.pid, m.loop_device,
 	                                   10 * USEC_PER_SEC, &forced, &reason),
 	                 0);
-	t_unmap = exec_now_usec() - t0;
+	t_unmap = monotonic_usec() - t0;
 	assert_false(forced);
 	assert_nothing_left(&c);
 	print_message("rbd-fuse map %llu ms, unmap %llu ms\n", (unsigned long long)(t_map / 1000),
@@ -231,9 +232,9 @@ static void test_mapper_fuse__unreachable_monitor_times_out(void **state)
 	ctx_init(state, &c, "nomon", false);
 	c.p.monitors = "v1:127.0.0.1:9"; /* nothing listens there */
 	c.p.timeout_usec = 3 * USEC_PER_SEC;
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	r = mapper_fuse_map(&c.p, c.mount_dir, &m, &reason);
-	elapsed = exec_now_usec() - t0;
+	elapsed = monotonic_usec() - t0;
 	print_message("after %llu ms: %s\n", (unsigned long long)(elapsed / 1000), reason);
 	assert_int_equal(r, -ETIMEDOUT);
 	assert_true(elapsed < 10 * USEC_PER_SEC);
@@ -272,12 +273,12 @@ static void test_mapper_fuse__killed_daemon_unmap_completes(void **state)
 	assert_int_equal(st.pid, 0);
 	assert_true(st.mounted); /* a dead mount: "Transport endpoint is not connected" */
 	assert_true(st.loop_attached);
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	assert_int_equal(mapper_fuse_unmap(c.mount_dir, c.image, m.pid, m.loop_device,
 	                                   10 * USEC_PER_SEC, &forced, &reason),
 	                 0);
 	print_message("unmap after kill: %llu ms\n",
-	              (unsigned long long)((exec_now_usec() - t0) / 1000));
+	              (unsigned long long)((monotonic_usec() - t0) / 1000));
 	assert_false(forced);
 	assert_nothing_left(&c);
 	mapper_fuse_mapping_done(&m);
@@ -297,11 +298,11 @@ static void test_mapper_fuse__hung_daemon_unmap_is_forced_within_bound(void **st
 		fail_msg("map: %s", reason);
 	/* A daemon that answers nothing (what a dead cluster looks like from here). */
 	assert_int_equal(kill(m.pid, SIGSTOP), 0);
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	assert_int_equal(mapper_fuse_unmap(c.mount_dir, c.image, m.pid, m.loop_device,
 	                                   3 * USEC_PER_SEC, &forced, &reason),
 	                 0);
-	elapsed = exec_now_usec() - t0;
+	elapsed = monotonic_usec() - t0;
 	print_message("unmap of a stopped daemon: %llu ms, forced=%d\n",
 	              (unsigned long long)(elapsed / 1000), forced);
 	assert_true(forced);

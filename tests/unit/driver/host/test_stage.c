@@ -9,10 +9,12 @@
 #include <sys/wait.h>
 
 #include "unit/driver/host/host_test.h"
+#include "driver/base/monotonic.h"
 #include "fakes/fake_krbd.h"
 #include "driver/host/blockdev.h"
 #include "driver/host/fs.h"
 #include "driver/host/mapper_fuse.h"
+#include "driver/host/mapper_krbd.h"
 #include "driver/host/mount.h"
 #include "driver/host/stage.h"
 
@@ -157,9 +159,9 @@ static void cycle(void **state, const char *fstype, const char *size)
 	ctx_init(state, &c, fstype, size);
 	c.req.fstype = fstype;
 
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	stage_ok(&c, &info);
-	t_stage1 = exec_now_usec() - t0;
+	t_stage1 = monotonic_usec() - t0;
 	assert_string_equal(info->phase, "staged");
 	assert_int_equal(info->mapper, MAPPER_FUSE);
 	assert_true(info->formatted);
@@ -172,24 +174,25 @@ static void cycle(void **state, const char *fstype, const char *size)
 	/* Staging again with the same parameters is a no-op. */
 	stage_ok(&c, &again);
 	assert_string_equal(again->device, info->device);
-	assert_int_equal(again->fuse_pid, info->fuse_pid);
+	assert_int_equal(mapper_fuse_state_pid(again->mapper_state),
+	                 mapper_fuse_state_pid(info->mapper_state));
 
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	unstage_ok(&c, false);
-	t_unstage1 = exec_now_usec() - t0;
+	t_unstage1 = monotonic_usec() - t0;
 	assert_nothing_left(&c);
 	/* Unstaging again is a no-op. */
 	unstage_ok(&c, false);
 
 	again = stage_info_free(again);
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	stage_ok(&c, &again);
-	t_stage2 = exec_now_usec() - t0;
+	t_stage2 = monotonic_usec() - t0;
 	assert_false(again->formatted);
 	read_file_expect(c.staging, "hello.txt", "hello rbdcsi\n");
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	unstage_ok(&c, false);
-	t_unstage2 = exec_now_usec() - t0;
+	t_unstage2 = monotonic_usec() - t0;
 	assert_nothing_left(&c);
 	print_message("%s %s: stage (with mkfs) %llu ms, unstage %llu ms, stage %llu ms, unstage "
 	              "%llu ms\n",
@@ -367,19 +370,21 @@ static void test_stage__killed_daemon_unstage_completes(void **state)
 	stage_ok(&c, &info);
 	write_file(c.staging, "pending", "not synced", false);
 	/* The dead-cluster simulation of the notes: rbd-fuse is gone under a mounted ext4. */
-	assert_int_equal(kill(info->fuse_pid, SIGKILL), 0);
-	assert_int_equal(exec_pid_wait_exit(info->fuse_pid, 5 * USEC_PER_SEC, NULL), 0);
+	assert_int_equal(kill(mapper_fuse_state_pid(info->mapper_state), SIGKILL), 0);
+	assert_int_equal(exec_pid_wait_exit(mapper_fuse_state_pid(info->mapper_state),
+	                                    5 * USEC_PER_SEC, NULL),
+	                 0);
 	assert_int_equal(stage_recover(c.state_dir, c.volume_id, &h), 0);
 	assert_true(h.abnormal);
 	assert_false(h.mapping_alive);
 	assert_non_null(strstr(h.message, "rbd-fuse"));
 	stage_health_done(&h);
 
-	t0 = exec_now_usec();
+	t0 = monotonic_usec();
 	unstage_ok(&c, false);
 	print_message("unstage after rbd-fuse was killed: %llu ms\n",
-	              (unsigned long long)((exec_now_usec() - t0) / 1000));
-	assert_true(exec_now_usec() - t0 < 15 * USEC_PER_SEC);
+	              (unsigned long long)((monotonic_usec() - t0) / 1000));
+	assert_true(monotonic_usec() - t0 < 15 * USEC_PER_SEC);
 	assert_nothing_left(&c);
 	ctx_done(&c);
 }
@@ -405,10 +410,10 @@ static void test_stage__hung_daemon_unstage_forced_within_bound(void **state)
 		snprintf(name, sizeof(name), "dirty%d", i);
 		write_file(c.staging, name, big, false);
 	}
-	assert_int_equal(kill(info->fuse_pid, SIGSTOP), 0);
-	t0 = exec_now_usec();
+	assert_int_equal(kill(mapper_fuse_state_pid(info->mapper_state), SIGSTOP), 0);
+	t0 = monotonic_usec();
 	r = stage_unstage(c.state_dir, c.volume_id, c.staging, 4 * USEC_PER_SEC, &forced, &reason);
-	elapsed = exec_now_usec() - t0;
+	elapsed = monotonic_usec() - t0;
 	print_message("unstage with a hung rbd-fuse (bound 4 s): %llu ms, forced=%d%s%s\n",
 	              (unsigned long long)(elapsed / 1000), forced, reason ? ": " : "",
 	              strempty(reason));
@@ -417,7 +422,7 @@ static void test_stage__hung_daemon_unstage_forced_within_bound(void **state)
 	assert_true(elapsed < 4 * USEC_PER_SEC + 6 * USEC_PER_SEC);
 	assert_nothing_left(&c);
 	/* Killed and reaped: not even a zombie. */
-	assert_int_equal(kill(info->fuse_pid, 0), -1);
+	assert_int_equal(kill(mapper_fuse_state_pid(info->mapper_state), 0), -1);
 	assert_int_equal(errno, ESRCH);
 	ctx_done(&c);
 }
@@ -452,8 +457,11 @@ static void test_stage__crash_mid_stage_is_undone(void **state)
 	/* Stage again: the leftovers are found and undone, then it stages afresh. */
 	stage_ok(&c, &again);
 	assert_int_equal(mount_is_mountpoint(c.staging), 1);
-	assert_true(again->fuse_pid != info->fuse_pid);
-	assert_int_equal(mapper_fuse_pid_matches(info->fuse_pid, info->fuse_mount_dir), 0);
+	assert_true(mapper_fuse_state_pid(again->mapper_state) !=
+	            mapper_fuse_state_pid(info->mapper_state));
+	assert_int_equal(mapper_fuse_pid_matches(mapper_fuse_state_pid(info->mapper_state),
+	                                         mapper_fuse_state_mount_dir(info->mapper_state)),
+	                 0);
 	unstage_ok(&c, false);
 	assert_nothing_left(&c);
 	ctx_done(&c);
@@ -505,7 +513,9 @@ static void test_stage__half_staged_xfs_converges(void **state)
 	assert_false(again->formatted);
 	read_file_expect(c.staging, "kept.txt", "kept\n");
 	/* The old mapping went (rolled back), a new one serves. */
-	assert_int_equal(mapper_fuse_pid_matches(info->fuse_pid, info->fuse_mount_dir), 0);
+	assert_int_equal(mapper_fuse_pid_matches(mapper_fuse_state_pid(info->mapper_state),
+	                                         mapper_fuse_state_mount_dir(info->mapper_state)),
+	                 0);
 	unstage_ok(&c, false);
 	assert_nothing_left(&c);
 	ctx_done(&c);
@@ -645,7 +655,8 @@ static void test_stage__state_file_content_and_no_key(void **state)
 	assert_string_equal(loaded->image, c.image);
 	assert_string_equal(loaded->cluster_id, "test-cluster");
 	assert_string_equal(loaded->mount_options, "noatime");
-	assert_int_equal(loaded->fuse_pid, info->fuse_pid);
+	assert_int_equal(mapper_fuse_state_pid(loaded->mapper_state),
+	                 mapper_fuse_state_pid(info->mapper_state));
 	assert_int_equal(stage_list(c.state_dir, &ids), 0);
 	assert_non_null(ids[0]);
 	assert_string_equal(ids[0], c.volume_id);
@@ -784,7 +795,7 @@ static void test_stage__fake_sysfs_krbd_block(void **state)
 	if (stage_volume(&req, &info, &reason) < 0)
 		fail_msg("stage: %s", reason);
 	assert_int_equal(info->mapper, MAPPER_KRBD);
-	assert_int_equal(info->krbd_id, 0);
+	assert_int_equal(mapper_krbd_state_id(info->mapper_state), 0);
 	assert_non_null(strstr(f.last_add, ",queue_depth=64 rbd img -"));
 	assert_null(strstr(f.last_add, "try-netlink"));
 	/* Idempotent. */
@@ -804,6 +815,71 @@ static void test_stage__fake_sysfs_krbd_block(void **state)
 	assert_int_equal(stage_volume(&req, NULL, &reason), -ENODEV);
 	assert_non_null(strstr(reason, "does not support image features 0x40"));
 	fake_krbd_stop(&f);
+}
+
+/*
+ * A node upgraded under staged volumes must still unstage them: state files written before the
+ * mapper table (the mapper's keys "fuse": {pid, mount_dir} and "krbd_id" beside the others)
+ * load with the same per-mapper state. Needs neither Ceph nor root.
+ */
+static void test_stage__state_file_from_before_the_mapper_table(void **state)
+{
+	static const char fuse_json[] =
+	        "{ \"version\": 1, \"volume_id\": \"vol-fuse\", \"phase\": \"staged\", "
+	        "\"mapper\": \"fuse\", \"access\": \"mount\", \"device\": \"/dev/loop7\", "
+	        "\"staging_path\": \"/staging/a\", \"fstype\": \"ext4\", \"read_only\": false, "
+	        "\"formatted\": true, \"cluster_id\": \"c\", \"monitors\": \"127.0.0.1:6789\", "
+	        "\"user\": \"admin\", \"pool\": \"rbd\", \"image\": \"img\", "
+	        "\"fuse\": { \"pid\": 4242, \"mount_dir\": \"/var/lib/x/fuse/abc\" } }";
+	static const char krbd_json[] =
+	        "{ \"version\": 1, \"volume_id\": \"vol-krbd\", \"phase\": \"staged\", "
+	        "\"mapper\": \"krbd\", \"access\": \"block\", \"device\": \"/dev/rbd3\", "
+	        "\"read_only\": false, \"formatted\": false, \"pool\": \"rbd\", "
+	        "\"image\": \"img2\", \"krbd_id\": 3 }";
+	static const char fuse_no_dir_json[] =
+	        "{ \"version\": 1, \"volume_id\": \"vol-bad\", \"phase\": \"staged\", "
+	        "\"mapper\": \"fuse\", \"access\": \"mount\", \"pool\": \"rbd\", "
+	        "\"image\": \"img\", \"fuse\": { \"pid\": 1 } }";
+	_cleanup_(stage_info_freep) struct stage_info *fuse = NULL, *krbd = NULL, *bad = NULL;
+	char dir[] = "/tmp/rbdcsi-stage-compat-XXXXXX";
+	const struct {
+		const char *id;
+		const char *text;
+	} files[] = {
+		{ "vol-fuse", fuse_json },
+		{ "vol-krbd", krbd_json },
+		{ "vol-bad", fuse_no_dir_json },
+	};
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+		_cleanup_free_ char *path = NULL;
+
+		assert_int_equal(stage_state_path(dir, files[i].id, &path), 0);
+		assert_int_equal(
+		        fileio_write_atomic(path, files[i].text, strlen(files[i].text), 0600), 0);
+	}
+	assert_int_equal(stage_load(dir, "vol-fuse", &fuse), 0);
+	assert_int_equal(fuse->mapper, MAPPER_FUSE);
+	assert_int_equal(mapper_fuse_state_pid(fuse->mapper_state), 4242);
+	assert_string_equal(mapper_fuse_state_mount_dir(fuse->mapper_state), "/var/lib/x/fuse/abc");
+	assert_string_equal(mapper_own_mount(fuse->mapper, fuse->mapper_state),
+	                    "/var/lib/x/fuse/abc");
+	assert_string_equal(fuse->device, "/dev/loop7");
+	assert_int_equal(stage_load(dir, "vol-krbd", &krbd), 0);
+	assert_int_equal(krbd->mapper, MAPPER_KRBD);
+	assert_int_equal(mapper_krbd_state_id(krbd->mapper_state), 3);
+	assert_null(mapper_own_mount(krbd->mapper, krbd->mapper_state));
+	/* As before: a rbd-fuse state without its mount directory cannot be undone. */
+	assert_int_equal(stage_load(dir, "vol-bad", &bad), -EINVAL);
+	for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+		_cleanup_free_ char *path = NULL;
+
+		assert_int_equal(stage_state_path(dir, files[i].id, &path), 0);
+		assert_int_equal(unlink(path), 0);
+	}
+	assert_int_equal(rmdir(dir), 0);
 }
 
 int main(void)
@@ -830,6 +906,7 @@ int main(void)
 		HOST_TEST(test_stage__unstage_without_state),
 		HOST_TEST(test_stage__mapper_selection),
 		HOST_TEST(test_stage__fake_sysfs_krbd_block),
+		cmocka_unit_test(test_stage__state_file_from_before_the_mapper_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
