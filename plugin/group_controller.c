@@ -208,6 +208,13 @@ int group_controller_create_volume_group_snapshot(struct call *c, const void *re
 		              req->name);
 		goto out;
 	}
+	if (r == -EINPROGRESS) {
+		r = call_fail(c, STATUS_ABORTED,
+		              "group snapshot '%s': the members are still being copied from the "
+		              "cut (progress is kept); retry",
+		              req->name);
+		goto out;
+	}
 	if (r == -EBUSY) {
 		r = call_fail(c, STATUS_FAILED_PRECONDITION,
 		              "source_volume_ids: a source image is in an RBD group that is not "

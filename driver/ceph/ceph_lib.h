@@ -84,7 +84,15 @@
 	X(rbd_close)                        \
 	X(rbd_create4)                      \
 	X(rbd_diff_iterate2)                \
+	X(rbd_flatten_with_progress)        \
+	X(rbd_flush)                        \
+	X(rbd_get_create_timestamp)         \
+	X(rbd_get_data_pool_id)             \
+	X(rbd_get_features)                 \
 	X(rbd_get_group)                    \
+	X(rbd_get_id)                       \
+	X(rbd_get_parent)                   \
+	X(rbd_get_size)                     \
 	X(rbd_group_create)                 \
 	X(rbd_group_image_add)              \
 	X(rbd_group_image_remove)           \
@@ -94,13 +102,6 @@
 	X(rbd_group_snap_list)              \
 	X(rbd_group_snap_list_cleanup)      \
 	X(rbd_group_snap_remove)            \
-	X(rbd_flatten_with_progress)        \
-	X(rbd_get_create_timestamp)         \
-	X(rbd_get_data_pool_id)             \
-	X(rbd_get_features)                 \
-	X(rbd_get_id)                       \
-	X(rbd_get_parent)                   \
-	X(rbd_get_size)                     \
 	X(rbd_image_spec_list_cleanup)      \
 	X(rbd_image_options_create)         \
 	X(rbd_image_options_destroy)        \
@@ -108,6 +109,7 @@
 	X(rbd_image_options_set_uint64)     \
 	X(rbd_linked_image_spec_cleanup)    \
 	X(rbd_list2)                        \
+	X(rbd_metadata_get)                 \
 	X(rbd_metadata_set)                 \
 	X(rbd_namespace_exists)             \
 	X(rbd_open)                         \
@@ -121,8 +123,8 @@
 	X(rbd_snap_exists)                  \
 	X(rbd_snap_get_group_namespace)     \
 	X(rbd_snap_get_namespace_type)      \
-	X(rbd_snap_group_namespace_cleanup) \
 	X(rbd_snap_get_timestamp)           \
+	X(rbd_snap_group_namespace_cleanup) \
 	X(rbd_snap_list)                    \
 	X(rbd_snap_list_end)                \
 	X(rbd_snap_remove2)                 \
@@ -212,7 +214,15 @@ extern const struct ceph_lib_table *const ceph_lib;
 #define rbd_close                           (ceph_lib->rbd_close)
 #define rbd_create4                         (ceph_lib->rbd_create4)
 #define rbd_diff_iterate2                   (ceph_lib->rbd_diff_iterate2)
+#define rbd_flatten_with_progress           (ceph_lib->rbd_flatten_with_progress)
+#define rbd_flush                           (ceph_lib->rbd_flush)
+#define rbd_get_create_timestamp            (ceph_lib->rbd_get_create_timestamp)
+#define rbd_get_data_pool_id                (ceph_lib->rbd_get_data_pool_id)
+#define rbd_get_features                    (ceph_lib->rbd_get_features)
 #define rbd_get_group                       (ceph_lib->rbd_get_group)
+#define rbd_get_id                          (ceph_lib->rbd_get_id)
+#define rbd_get_parent                      (ceph_lib->rbd_get_parent)
+#define rbd_get_size                        (ceph_lib->rbd_get_size)
 #define rbd_group_create                    (ceph_lib->rbd_group_create)
 #define rbd_group_image_add                 (ceph_lib->rbd_group_image_add)
 #define rbd_group_image_remove              (ceph_lib->rbd_group_image_remove)
@@ -222,13 +232,6 @@ extern const struct ceph_lib_table *const ceph_lib;
 #define rbd_group_snap_list                 (ceph_lib->rbd_group_snap_list)
 #define rbd_group_snap_list_cleanup         (ceph_lib->rbd_group_snap_list_cleanup)
 #define rbd_group_snap_remove               (ceph_lib->rbd_group_snap_remove)
-#define rbd_flatten_with_progress           (ceph_lib->rbd_flatten_with_progress)
-#define rbd_get_create_timestamp            (ceph_lib->rbd_get_create_timestamp)
-#define rbd_get_data_pool_id                (ceph_lib->rbd_get_data_pool_id)
-#define rbd_get_features                    (ceph_lib->rbd_get_features)
-#define rbd_get_id                          (ceph_lib->rbd_get_id)
-#define rbd_get_parent                      (ceph_lib->rbd_get_parent)
-#define rbd_get_size                        (ceph_lib->rbd_get_size)
 #define rbd_image_spec_list_cleanup         (ceph_lib->rbd_image_spec_list_cleanup)
 #define rbd_image_options_create            (ceph_lib->rbd_image_options_create)
 #define rbd_image_options_destroy           (ceph_lib->rbd_image_options_destroy)
@@ -236,6 +239,7 @@ extern const struct ceph_lib_table *const ceph_lib;
 #define rbd_image_options_set_uint64        (ceph_lib->rbd_image_options_set_uint64)
 #define rbd_linked_image_spec_cleanup       (ceph_lib->rbd_linked_image_spec_cleanup)
 #define rbd_list2                           (ceph_lib->rbd_list2)
+#define rbd_metadata_get                    (ceph_lib->rbd_metadata_get)
 #define rbd_metadata_set                    (ceph_lib->rbd_metadata_set)
 #define rbd_namespace_exists                (ceph_lib->rbd_namespace_exists)
 #define rbd_open                            (ceph_lib->rbd_open)
@@ -249,8 +253,8 @@ extern const struct ceph_lib_table *const ceph_lib;
 #define rbd_snap_exists                     (ceph_lib->rbd_snap_exists)
 #define rbd_snap_get_group_namespace        (ceph_lib->rbd_snap_get_group_namespace)
 #define rbd_snap_get_namespace_type         (ceph_lib->rbd_snap_get_namespace_type)
-#define rbd_snap_group_namespace_cleanup    (ceph_lib->rbd_snap_group_namespace_cleanup)
 #define rbd_snap_get_timestamp              (ceph_lib->rbd_snap_get_timestamp)
+#define rbd_snap_group_namespace_cleanup    (ceph_lib->rbd_snap_group_namespace_cleanup)
 #define rbd_snap_list                       (ceph_lib->rbd_snap_list)
 #define rbd_snap_list_end                   (ceph_lib->rbd_snap_list_end)
 #define rbd_snap_remove2                    (ceph_lib->rbd_snap_remove2)

@@ -338,17 +338,51 @@ static int extent_cb(uint64_t off, size_t len, int exists, void *arg)
 	return 0;
 }
 
+/* Progress of a copy, on the ".part" image: bytes of the extent list copied so far. */
+#define COPY_PROGRESS_KEY   "rbdcsi.copied"
+#define COPY_PROGRESS_EVERY (64ULL << 20)
+
+static uint64_t copy_progress_get(rbd_image_t img)
+{
+	char value[24];
+	size_t len = sizeof(value);
+	uint64_t v = 0;
+
+	if (rbd_metadata_get(img, COPY_PROGRESS_KEY, value, &len) < 0 || len == 0 ||
+	    len > sizeof(value) || value[len - 1] != 0)
+		return 0;
+	for (const char *p = value; *p; p++) {
+		if (*p < '0' || *p > '9' || v > UINT64_MAX / 10 - 9)
+			return 0;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	return v;
+}
+
+static int copy_progress_set(rbd_image_t img, uint64_t done)
+{
+	char value[24];
+
+	snprintf(value, sizeof(value), "%" PRIu64, done);
+	return rbd_metadata_set(img, COPY_PROGRESS_KEY, value);
+}
+
 /*
- * Copies source_image at the group snapshot into a new flat image dst (in the same ioctx):
- * the allocated extents only. -ENOENT when the image or its group snapshot is gone.
+ * Copies source_image at the group snapshot into the flat image dst (in the same ioctx): the
+ * allocated extents only. Resumes a copy into an existing dst where its recorded progress says
+ * (the group snapshot does not change, so the extent list is the same). Stops at deadline_usec
+ * (CLOCK_MONOTONIC, 0 = none) with the progress recorded: -EINPROGRESS, call again. -ENOENT
+ * when the image or its group snapshot is gone.
  */
 static int copy_member(rados_ioctx_t io, const char *source_image, int64_t group_pool,
-                       const char *group, const char *dst)
+                       const char *group, const char *dst, uint64_t deadline_usec)
 {
 	rbd_image_t src = NULL, out = NULL;
 	struct extents ext = { 0 };
-	uint64_t snap_id, size;
+	uint64_t snap_id, size, done, pos = 0, saved;
 	uint64_t features = 0;
+	/* Test-only: stop after every chunk, as if each chunk took the call's whole deadline. */
+	bool one_chunk = failpoint_armed("group-snapshot-copy:one-chunk");
 	char *buf = NULL;
 	int r;
 
@@ -371,12 +405,18 @@ static int copy_member(rados_ioctx_t io, const char *source_image, int64_t group
 	features &= RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP |
 	            RBD_FEATURE_FAST_DIFF | RBD_FEATURE_DEEP_FLATTEN;
 	features |= RBD_FEATURE_LAYERING;
-	r = image_create(io, dst, size, features, NULL);
-	if (r < 0)
-		goto out;
 	r = rbd_open(io, dst, &out, NULL);
+	if (r == -ENOENT) {
+		/* Not there, or the remains of a create a crash interrupted. */
+		r = image_remove(io, dst);
+		if (r >= 0)
+			r = image_create(io, dst, size, features, NULL);
+		if (r >= 0)
+			r = rbd_open(io, dst, &out, NULL);
+	}
 	if (r < 0)
 		goto out;
+	done = saved = copy_progress_get(out);
 	r = rbd_diff_iterate2(src, NULL, 0, size, 1, 0, extent_cb, &ext);
 	if (r < 0)
 		goto out;
@@ -389,19 +429,51 @@ static int copy_member(rados_ioctx_t io, const char *source_image, int64_t group
 		for (uint64_t off = ext.v[i].off; off < ext.v[i].off + ext.v[i].len;) {
 			size_t len = (size_t)MIN((uint64_t)COPY_CHUNK,
 			                         ext.v[i].off + ext.v[i].len - off);
-			ssize_t k = rbd_read2(src, off, len, buf, 0);
+			ssize_t k;
 
+			if (pos + len <= done) { /* copied by an earlier call */
+				pos += len;
+				off += len;
+				continue;
+			}
+			if (one_chunk && pos > saved) {
+				r = -EINPROGRESS;
+				break;
+			}
+			if (deadline_usec != 0 && deadline_usec != UINT64_MAX &&
+			    cluster_now_usec() >= deadline_usec) {
+				r = -EINPROGRESS;
+				break;
+			}
+			k = rbd_read2(src, off, len, buf, 0);
+			if (k >= 0)
+				k = rbd_write2(out, off, (size_t)k, buf, 0);
 			if (k < 0) {
 				r = (int)k;
 				break;
 			}
-			k = rbd_write2(out, off, (size_t)k, buf, 0);
-			if (k < 0) {
-				r = (int)k;
-				break;
-			}
+			pos += len;
 			off += len;
+			if (pos - saved >= COPY_PROGRESS_EVERY) {
+				r = rbd_flush(out);
+				if (r >= 0)
+					r = copy_progress_set(out, pos);
+				if (r < 0)
+					break;
+				saved = pos;
+			}
 		}
+	if (r == -EINPROGRESS) {
+		int k = rbd_flush(out);
+
+		if (k >= 0)
+			k = copy_progress_set(out, pos);
+		if (k < 0)
+			r = k;
+		log_debug("Copy of %s stopped at the deadline after %" PRIu64 " bytes",
+		          source_image, pos);
+	} else if (r >= 0)
+		r = rbd_flush(out);
 out:
 	free(buf);
 	free(ext.v);
@@ -457,15 +529,18 @@ static int member_create(struct cluster *c, const struct group_snapshot_request 
 		/* Not adopted by snapshot_create() yet (else the image would exist, or the
 		 * entry say it was cut). */
 		r = journal_entry_read(io, JOURNAL_SNAPSHOT, uuid, &e);
+		if (r < 0 && r != -ENOENT)
+			return r;
 		if (r == 0 && !streq(strempty(journal_entry_get(e, "state")), "reserved"))
 			return log_debug_errno(-EUCLEAN, "Member %s lost its image", name);
 		r = volume_lookup(c, &s->vids[k], &v);
 		if (r < 0)
 			return r;
-		r = image_remove(io, part); /* a copy a crash interrupted */
-		if (r < 0)
+		/* A ".part" left by a crash or a deadline is resumed. */
+		r = copy_member(io, v->image, rados_ioctx_get_id(gio), group, part,
+		                req->deadline_usec);
+		if (r == -EINPROGRESS)
 			return r;
-		r = copy_member(io, v->image, rados_ioctx_get_id(gio), group, part);
 		if (r < 0)
 			return log_debug_errno(r, "Cannot copy %s at the group snapshot: %m",
 			                       v->image);

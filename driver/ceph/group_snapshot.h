@@ -25,8 +25,11 @@
  * opened at a group snapshot aborts the process in 16.2.15 (ceph_assert in
  * object_map::SnapshotRollbackRequest). So the member image is a copy: the allocated extents of
  * the image at the group snapshot (rbd_diff_iterate2(), parents included) are read and written
- * into "csi-snap-<uuid>.part", which is renamed to "csi-snap-<uuid>" once complete (a crash
- * mid-copy leaves only a ".part" that the retry removes). A member costs a copy of the data the
+ * into "csi-snap-<uuid>.part", which is renamed to "csi-snap-<uuid>" once complete. The copy
+ * records its progress on the ".part" image (metadata "rbdcsi.copied", every 64 MiB and when it
+ * stops) and stops at the call's deadline: the call answers -EINPROGRESS (ABORTED) and the
+ * retry, or the retry after a crash, resumes where it stopped, so a large volume converges over
+ * several calls instead of starting over each time. A member costs a copy of the data the
  * volume holds, not a copy-on-write clone: see README.md "Volume group snapshots".
  *
  * Journal: the directory "rbdcsi.group-snapshots" and entries "rbdcsi.group-snapshot.<uuid>" in
@@ -45,7 +48,8 @@
  * reserve its snapshot name, copy, rename, snapshot_create() -> remove the group snapshot, the
  * images from the group, the group -> "created". Failpoints: group-snapshot-create:after-reserve,
  * :after-object, :after-group, :after-cut, :after-record-cut, :after-member-copy, :after-member,
- * :after-ungroup.
+ * :after-ungroup; group-snapshot-copy:one-chunk (test-only: every copy stops after one 4 MiB chunk
+ * as if at the deadline).
  *
  * Delete: mark "deleting" -> each member: snapshot_delete(), and the image, ".part" image and
  * name reservation of a member that snapshot_create() never adopted -> the group snapshot,
@@ -113,6 +117,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct group_snapshot *, group_snapshot_free)
  *   -EEXIST   the name is taken by a group snapshot of other sources (ALREADY_EXISTS)
  *   -EAGAIN   the group snapshot is being deleted (ABORTED)
  *   -EBUSY    a source image is in an RBD group that is not this driver's (FAILED_PRECONDITION)
+ *   -EINPROGRESS  the members' copies did not finish by req->deadline_usec (progress is kept;
+ *             call again: ABORTED)
  *   -EUCLEAN  the journal is inconsistent
  */
 int group_snapshot_create(struct cluster *c, const struct group_snapshot_request *req,

@@ -255,6 +255,60 @@ class TestGroupSnapshot(Base):
         self.assertEqual(full_state(), before)
 
 
+@need_ceph
+@unittest.skipIf(rbd is None, "needs python3-rbd (run with /usr/bin/python3)")
+class TestGroupSnapshotCopyResumes(Base):
+    """A copy that stops at the deadline (here: after every 4 MiB chunk, by a test-only
+    failpoint) answers ABORTED and the retries resume it: the member data is exact."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Driver(mode="controller", name="group-copy",
+                       env={"RBDCSI_FAILPOINTS": "group-snapshot-copy:one-chunk"})
+        cls.g = group_stub(cls.d)
+
+    def test_copy_stops_at_deadline_and_resumes(self):
+        before = full_state()
+        vols = [self.create("pvc-grp-copy-%d" % i, 32 * MiB) for i in range(2)]
+        data = [os.urandom(12 * MiB) for _ in vols]
+        cluster, io = open_io()
+        try:
+            for v, blob in zip(vols, data):
+                with rbd.Image(io, v.volume_context["imageName"]) as img:
+                    img.write(blob, 4 * MiB)
+        finally:
+            io.close()
+            cluster.shutdown()
+        req = group_req("grp-copy", [v.volume_id for v in vols])
+        aborted = 0
+        for _ in range(30):
+            code, msg = code_of(self.g.CreateVolumeGroupSnapshot, req, timeout=120)
+            if code == grpc.StatusCode.OK:
+                break
+            self.assertEqual(code, grpc.StatusCode.ABORTED, msg)
+            self.assertIn("copied", msg)
+            aborted += 1
+        gs = self.g.CreateVolumeGroupSnapshot(req, timeout=120).group_snapshot
+        self.assertGreaterEqual(aborted, 4)  # 3 chunks per member, one per call
+        by_source = {s.source_volume_id: s.snapshot_id for s in gs.snapshots}
+        restored = [self.create("pvc-grp-copy-r%d" % i, 32 * MiB,
+                                source=("snapshot", by_source[v.volume_id]))
+                    for i, v in enumerate(vols)]
+        cluster, io = open_io()
+        try:
+            for r, blob in zip(restored, data):
+                with rbd.Image(io, r.volume_context["imageName"], read_only=True) as img:
+                    self.assertEqual(img.read(4 * MiB, 12 * MiB), blob)
+                    self.assertEqual(img.read(0, 4 * MiB), bytes(4 * MiB))
+        finally:
+            io.close()
+            cluster.shutdown()
+        self.delete_group(gs.group_snapshot_id)
+        for v in restored + vols:
+            self.delete(v.volume_id)
+        self.assertEqual(full_state(), before)
+
+
 # ---- crash safety ----
 
 GROUP_CREATE_FAILPOINTS = [
