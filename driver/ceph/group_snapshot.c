@@ -893,7 +893,16 @@ int group_snapshot_create(struct cluster *c, const struct group_snapshot_request
 
 			for (size_t k = 0; k < s->n; k++) {
 				_cleanup_(snapshot_freep) struct snapshot *m = NULL;
+				_cleanup_journal_entry_ struct journal_entry *now = NULL;
 
+				/* A delete that started meanwhile wins: make no member after it. */
+				r = journal_entry_read(gio, JOURNAL_GROUP_SNAPSHOT, uuid, &now);
+				if (r == 0 && (now->version != e->version))
+					r = -EAGAIN;
+				if (r == -ENOENT)
+					r = -EAGAIN;
+				if (r < 0)
+					goto out;
 				r = member_create(c, req, gid_str, gio, group, s, k, &m);
 				if (r == -ENOENT) {
 					/* A source went away after the cut: undo it all. */
