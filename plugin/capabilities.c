@@ -15,6 +15,7 @@
 
 static const struct capability plugin_with_topology[] = {
 	CAP(CSI__V1__PLUGIN_CAPABILITY__SERVICE__TYPE__, CONTROLLER_SERVICE),
+	CAP(CSI__V1__PLUGIN_CAPABILITY__SERVICE__TYPE__, GROUP_CONTROLLER_SERVICE),
 	CAP(CSI__V1__PLUGIN_CAPABILITY__SERVICE__TYPE__, VOLUME_ACCESSIBILITY_CONSTRAINTS),
 };
 
@@ -57,13 +58,14 @@ size_t capabilities_plugin_service(const struct plugin_options *o, const struct 
 {
 	size_t n = 0;
 
-	/* CONTROLLER_SERVICE only from a process that serves the controller. */
+	/* CONTROLLER_SERVICE and GROUP_CONTROLLER_SERVICE only from a process that serves the
+	 * controller. */
 	*ret = plugin_with_topology;
 	if (o->mode & PLUGIN_MODE_CONTROLLER)
-		n = 1;
+		n = 2;
 	if (o->n_topology > 0) {
 		if (n == 0)
-			*ret = plugin_with_topology + 1;
+			*ret = plugin_with_topology + 2;
 		n++;
 	}
 	return n;

@@ -10,6 +10,7 @@
 
 #include "csi.pb-c.h"
 #include "plugin/controller.h"
+#include "plugin/group_controller.h"
 #include "plugin/node.h"
 #include "plugin/plugin.h"
 #include "plugin/snapshot.h"
@@ -50,6 +51,14 @@ static const struct handler_entry handlers[] = {
 	{ "/csi.v1.Controller/DeleteSnapshot", controller_delete_snapshot, CTRL, false, false },
 	{ "/csi.v1.Controller/ListSnapshots", controller_list_snapshots, CTRL, false, false },
 	{ "/csi.v1.Controller/GetSnapshot", controller_get_snapshot, CTRL, false, false },
+	{ "/csi.v1.GroupController/GroupControllerGetCapabilities",
+	  group_controller_get_capabilities, CTRL, false, true },
+	{ "/csi.v1.GroupController/CreateVolumeGroupSnapshot",
+	  group_controller_create_volume_group_snapshot, CTRL, false, false },
+	{ "/csi.v1.GroupController/DeleteVolumeGroupSnapshot",
+	  group_controller_delete_volume_group_snapshot, CTRL, false, false },
+	{ "/csi.v1.GroupController/GetVolumeGroupSnapshot",
+	  group_controller_get_volume_group_snapshot, CTRL, false, false },
 	{ "/csi.v1.Node/NodeStageVolume", node_stage_volume, NODE, false, false },
 	{ "/csi.v1.Node/NodeUnstageVolume", node_unstage_volume, NODE, false, false },
 	{ "/csi.v1.Node/NodePublishVolume", node_publish_volume, NODE, false, false },

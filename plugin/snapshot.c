@@ -16,6 +16,7 @@
 #include "driver/ceph/snapshot.h"
 #include "plugin/ceph_access.h"
 #include "plugin/config.h"
+#include "plugin/group_controller.h"
 #include "plugin/locks.h"
 #include "plugin/metrics.h"
 #include "plugin/params.h"
@@ -57,6 +58,7 @@ static int snapshot_to_csi(struct call *c, const struct snapshot *s, Csi__V1__Sn
 	out->size_bytes = (int64_t)s->size;
 	out->creation_time = ts;
 	out->ready_to_use = s->ready;
+	out->group_snapshot_id = (char *)group_controller_member_group(c, s->name);
 	if (!out->snapshot_id || !out->source_volume_id)
 		return -ENOMEM;
 	*ret = out;
@@ -159,6 +161,10 @@ int controller_create_snapshot(struct call *c, const void *request, void *respon
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "name is required");
 	if (strlen(req->name) > 1024)
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "name is longer than 1024 bytes");
+	if (strncmp(req->name, "rbdcsi-group:", 13) == 0)
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "name: names starting with 'rbdcsi-group:' are reserved for the "
+		                 "members of group snapshots");
 	if (isempty(req->source_volume_id))
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "source_volume_id is required");
 	if (volume_id_decode_kind(req->source_volume_id, VOLUME_ID_VOLUME, &source) < 0)
@@ -260,6 +266,9 @@ int controller_delete_snapshot(struct call *c, const void *request, void *respon
 	/* As DeleteVolume: a cluster we do not know is an admin error, not "already gone". */
 	r = ceph_target_open(c, id.cluster_id, "snapshot_id", STATUS_FAILED_PRECONDITION,
 	                     SECRETS(req), false, id.rados_namespace, &t);
+	if (r < 0)
+		goto out;
+	r = group_controller_member_guard(c, t.conn, &id);
 	if (r < 0)
 		goto out;
 	r = snapshot_delete(t.conn, &id, controller_flatten_deadline(c));

@@ -26,6 +26,7 @@ struct kind_names {
 static const struct kind_names kind_names[_JOURNAL_KIND_MAX] = {
 	[JOURNAL_VOLUME] = { "rbdcsi.volumes", "rbdcsi.volume." },
 	[JOURNAL_SNAPSHOT] = { "rbdcsi.snapshots", "rbdcsi.snapshot." },
+	[JOURNAL_GROUP_SNAPSHOT] = { "rbdcsi.group-snapshots", "rbdcsi.group-snapshot." },
 };
 
 static inline void write_op_releasep(rados_write_op_t *op)

@@ -74,7 +74,8 @@ bool volume_id_cluster_id_valid(const char *s)
 
 static bool kind_valid(enum volume_id_kind kind)
 {
-	return kind == VOLUME_ID_VOLUME || kind == VOLUME_ID_SNAPSHOT;
+	return kind == VOLUME_ID_VOLUME || kind == VOLUME_ID_SNAPSHOT ||
+	       kind == VOLUME_ID_GROUP_SNAPSHOT;
 }
 
 /* Checks every field of an id whose strings are bounded by their arrays or by the caller. */

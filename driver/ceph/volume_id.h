@@ -42,6 +42,7 @@
 enum volume_id_kind {
 	VOLUME_ID_VOLUME = 'v',
 	VOLUME_ID_SNAPSHOT = 's',
+	VOLUME_ID_GROUP_SNAPSHOT = 'g', /* driver/ceph/group_snapshot.h */
 };
 
 struct volume_id {

@@ -251,6 +251,11 @@ for k, v in doc["startup"].items():
     target("start-up to a served Probe, %s (median)" % k, v["startup"]["p50_ms"], 50, "lower",
            " ms")
 
+# ---- group snapshots (tests/bench/group_snapshot.py, issue 15)
+gsnap = load("group-snapshot")
+if gsnap:
+    doc["group_snapshot"] = gsnap
+
 # ---- hostile loads (tests/hostile/hostile.py, issue 13)
 hostile = load("hostile")
 if hostile:
@@ -409,6 +414,12 @@ if "kernel_staging_emulated_cpu" in doc:
         if m != "note":
             print("  %-8s first stage (mkfs) median %.2f   later stages median %.2f" % (
                 m, v["first_median_s"], v["later_median_s"]))
+    print()
+if "group_snapshot" in doc:
+    print("Group snapshots (%d MiB written per volume), ms:" % doc["group_snapshot"]["write_mib"])
+    for n, g in sorted(doc["group_snapshot"]["groups"].items(), key=lambda x: int(x[0])):
+        print("  %2s volumes: group median %.0f, one by one median %.0f, ratio %s" % (
+            n, g["group_median_ms"], g["one_by_one_median_ms"], f(g["ratio"])))
     print()
 print("Targets (reported, not asserted):")
 prev_t = {t["name"]: t for t in (prev or {}).get("targets", [])}

@@ -46,6 +46,8 @@
 #      BENCH_CALLS and after 2 x BENCH_CALLS calls; the floors: a bare librados+librbd client,
 #      and processes that only load rbdcsi's libraries (with and without librbd/librados);
 #   6. start-up time to a served Probe, controller and node;
+#   6b. group snapshots: CreateVolumeGroupSnapshot of 2 and 8 volumes vs the same snapshots
+#      one by one (tests/bench/group_snapshot.py; BENCH_GROUP_ROUNDS=3, BENCH_GROUP_WRITE_MIB=16);
 #   7. the hostile loads of tests/hostile/hostile.py (peak RSS per load, Probe p50/p99).
 #   8. (root, BENCH_KERNEL=1) NodeStageVolume latency through krbd and rbd-nbd on a real kernel:
 #      tests/kernel/run.sh bench, in the qemu guest; EMULATED CPU, marked so in the JSON.
@@ -514,6 +516,22 @@ say "start-up: ${BENCH_STARTS} starts each, controller and node"
 	--mode=node --nodeid=bench-node --endpoint="unix://${WORK}/start.sock" \
 	--config="${WORK}/config.json" --state-dir="${WORK}/state-start" \
 	--kubelet-dir="${WORK}/kubelet" >"${RES}/startup-node.json" || die "node start-up run failed"
+
+# ---------------------------------------------------------------------------------------------
+# 6b. Group snapshots (issue 15): CreateVolumeGroupSnapshot of 2 and 8 volumes against the same
+# snapshots taken one by one, alternating rounds (tests/bench/group_snapshot.py; python stubs
+# as tests/run-integration.sh makes them).
+
+if [[ ! -f ${TOP}/build/py/csi_pb2_grpc.py ]]; then
+	mkdir -p "${TOP}/build/py"
+	/usr/bin/python3 -m grpc_tools.protoc -I"${TOP}/build/proto" -I/usr/include \
+		--python_out="${TOP}/build/py" --grpc_python_out="${TOP}/build/py" \
+		"${TOP}/build/proto/csi.proto"
+fi
+say "group snapshots of 2 and 8 volumes vs one by one (tests/bench/group_snapshot.py)"
+/usr/bin/python3 "${HERE}/group_snapshot.py" --endpoint "unix://${WORK}/ctrl.sock" \
+	--cluster bench --pool "${POOL}" --user "${RBDCSI_TEST_USER}" --monitors "${MONITORS}" \
+	--json "${RES}/group-snapshot.json" <<<"${KEY}" >&2 || die "group snapshot run failed"
 
 # ---------------------------------------------------------------------------------------------
 # 7. Hostile loads

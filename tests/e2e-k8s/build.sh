@@ -98,6 +98,7 @@ done
 # The snapshot CRDs come with the client module of the same version.
 mkdir -p "$TMP/crd"
 cp "$(moddir "$SNAPSHOT_CLIENT")"/config/crd/snapshot.storage.k8s.io_*.yaml "$TMP/crd/"
+cp "$(moddir "$SNAPSHOT_CLIENT")"/config/crd/groupsnapshot.storage.k8s.io_*.yaml "$TMP/crd/"
 chmod u+w "$TMP"/crd/*
 
 touch "$TMP/.complete"
