@@ -263,6 +263,56 @@ class TestTopology(unittest.TestCase):
             csi.GetPluginCapabilitiesRequest()).capabilities if c.HasField("service")]
         self.assertIn(csi.PluginCapability.Service.VOLUME_ACCESSIBILITY_CONSTRAINTS, caps)
 
+    def test_get_and_list__the_recorded_topology_on_another_replica(self):
+        """ControllerGetVolume and ListVolumes answer the topology recorded at creation (the
+        zone pool's, or the creating controller's own), on a replica that did not create the
+        volume and has another --topology of its own."""
+        code, r = self.create("pvc-rec-b", csi.TopologyRequirement(
+            requisite=[topo(zone="b")], preferred=[topo(zone="b")]))
+        self.assertEqual(code, grpc.StatusCode.OK, r)
+        self.addCleanup(self.delete, r.volume.volume_id)
+        z1 = Driver("--topology=topology.rbdcsi.io/zone=z1", mode="controller",
+                    name="topology-rec-z1")
+        self.addCleanup(z1.stop)
+        w = z1.controller.CreateVolume(create_req("pvc-rec-z1", sc_params())).volume
+        self.addCleanup(self.delete, w.volume_id)
+        z1.stop()
+        # A fresh replica: credentials from --controller-secrets-dir (no call has carried
+        # secrets to it), topology of its own that is neither volume's.
+        sdir = tempfile.mkdtemp(prefix="rbdcsi-topology.")
+        os.makedirs(os.path.join(sdir, "test"), mode=0o700)
+        for k, v in secrets().items():
+            with open(os.path.join(sdir, "test", k), "w") as f:
+                f.write(v)
+        other = Driver("--topology=topology.rbdcsi.io/zone=z2", "--controller-secrets-dir=" + sdir,
+                       mode="controller", name="topology-rec-z2")
+        self.addCleanup(other.stop)
+        want = {r.volume.volume_id: [{"topology.rbdcsi.io/zone": "b"}],
+                w.volume_id: [{"topology.rbdcsi.io/zone": "z1"}]}
+        for d in (self.d, other):
+            for vid, segs in want.items():
+                got = d.controller.ControllerGetVolume(
+                    csi.ControllerGetVolumeRequest(volume_id=vid)).volume
+                self.assertEqual([dict(t.segments) for t in got.accessible_topology], segs,
+                                 "ControllerGetVolume %s" % vid)
+            listed = {e.volume.volume_id: [dict(t.segments) for t in e.volume.accessible_topology]
+                      for e in d.controller.ListVolumes(csi.ListVolumesRequest()).entries
+                      if e.volume.volume_id in want}
+            self.assertEqual(listed, want, d.name)
+            # Paged one by one, every entry still carries it.
+            token, paged = "", {}
+            while True:
+                page = d.controller.ListVolumes(csi.ListVolumesRequest(max_entries=1,
+                                                                       starting_token=token))
+                for e in page.entries:
+                    if e.volume.volume_id in want:
+                        paged[e.volume.volume_id] = [dict(t.segments)
+                                                     for t in e.volume.accessible_topology]
+                token = page.next_token
+                if not token:
+                    break
+            self.assertEqual(paged, want)
+
 
 ATTACH_USER = "rbdcsi-attach-test"
 
