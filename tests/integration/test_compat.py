@@ -5,6 +5,7 @@ with the reason, never "unknown"."""
 import hashlib
 import json
 import os
+import re
 import tempfile
 import unittest
 from types import SimpleNamespace
@@ -20,6 +21,15 @@ def create_req(name, params, size=16 * MiB):
     return csi.CreateVolumeRequest(
         name=name, capacity_range=csi.CapacityRange(required_bytes=size),
         volume_capabilities=[mount_cap()], parameters=params, secrets=secrets())
+
+
+def debian_major():
+    """The Debian release this runs on (12, 13), or 0."""
+    try:
+        with open("/etc/debian_version") as f:
+            return int(f.read().split(".")[0])
+    except (OSError, ValueError):
+        return 0
 
 
 def rook_config(directory, name="rook-config.json"):
@@ -527,7 +537,16 @@ class TestStaticVolumes(unittest.TestCase):
         cap = mount_cap("ext4")
         staging, target = self.paths("static-ns")
         self.publish_controller(vol, cap)
-        self.n.stage(vol, staging, cap)
+        try:
+            self.n.stage(vol, staging, cap)
+        except grpc.RpcError as e:
+            # Debian 13's rbd-fuse (Ceph 18.2, libfuse 3.17) dies in fuse_opt_parse() on
+            # --namespace= before it reaches the cluster (README, "Ceph releases tested"); the
+            # Ceph 18.2 matrix (tests/ceph-matrix.sh) runs this test there. Anything else fails.
+            if debian_major() == 13 and re.search(r"rbd-fuse exited \(status 1(34|39)\)",
+                                                  e.details() or ""):
+                self.skipTest("Debian 13's rbd-fuse cannot take --namespace: " + e.details())
+            raise
         self.n.publish(vol, staging, target, cap)
         self.assertTrue(os.path.isdir(os.path.join(target, "lost+found")))
         self.n.unpublish(vol, target)
