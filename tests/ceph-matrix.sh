@@ -57,6 +57,7 @@ tarball=${CACHE}/${SUITE}-${key}.tar
 mkdir -p "${CACHE}"
 if [[ ! -s ${tarball} ]]; then
 	echo "ceph-matrix: building the ${SUITE} root filesystem (cached as ${tarball})"
+	"${ROOT}/tests/deps.sh" mmdebstrap >&2
 	# A killed earlier build may have left its partial output: never delete through a mount.
 	if ! grep -q " ${CACHE}/" /proc/self/mounts; then rm -rf "${tarball}.tmp"; fi
 	nice -n 10 mmdebstrap --variant=apt --format=tar --include="${list%,}" "${SUITE}" "${tarball}.tmp" \
@@ -76,7 +77,15 @@ sanity=${CSI_SANITY:-$(ls "${ROOT}"/build/tools/csi-sanity-* 2>/dev/null | head 
 dir=$(mktemp -d /var/tmp/rbdcsi-matrix.XXXXXX)
 mounted=()
 cleanup() {
-	local rc=$? m
+	local rc=$? m p
+	# A process still running inside the root (e.g. a driver a failed test left) would keep its
+	# mounts busy: named, then ended by its pid. Only processes of this run's root match.
+	for p in /proc/[0-9]*; do
+		[[ $(readlink "${p}/root" 2>/dev/null) == "${dir}" ]] || continue
+		echo "ceph-matrix: ending leftover pid ${p#/proc/}: $(tr '\0' ' ' <"${p}/cmdline" | cut -c1-120)" >&2
+		kill -KILL "${p#/proc/}" 2>/dev/null || true
+	done
+	sleep 1
 	for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
 		m=${mounted[i]}
 		umount -R "${m}" 2>/dev/null || umount -l "${m}" 2>/dev/null || true
