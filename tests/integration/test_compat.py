@@ -126,6 +126,8 @@ class TestCephCsiCompat(unittest.TestCase):
             ({"cephLogStrategy": "compress"}, "cephLogStrategy 'compress' is not supported"),
             ({"stripeUnit": "65536"}, "stripeUnit and stripeCount must be given together"),
             ({"thickProvision": "true"}, "thick provisioning was removed"),
+            ({"cephLogDir": "/var/log/ceph"}, "'cephLogDir' (a ceph-csi parameter) is not "
+                                              "supported: rbd-nbd and rbd-fuse logs"),
         ]
         for extra, want in cases:
             code, msg = code_of(self.d.controller.CreateVolume,
