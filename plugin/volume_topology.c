@@ -43,7 +43,8 @@ int volume_topology_record(struct call *c, const Csi__V1__Topology *pool_topolog
 			return -ENOMEM;
 		}
 	}
-	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	s = json_object_to_json_string_ext(o,
+	                                   JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (!s)
 		return -ENOMEM;
 	*ret = call_strdup(c, s);
