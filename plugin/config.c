@@ -617,6 +617,30 @@ size_t config_n_clusters(struct config *c)
 	return n;
 }
 
+int config_cluster_ids(struct config *c, char ***ret, size_t *ret_n)
+{
+	char **ids;
+	size_t n = 0;
+
+	pthread_mutex_lock(&c->lock);
+	ids = calloc(c->n_clusters + 1, sizeof(char *));
+	for (size_t i = 0; ids && i < c->n_clusters; i++) {
+		ids[n] = strdup(c->clusters[i].cluster_id);
+		if (!ids[n]) {
+			strv_free(ids);
+			ids = NULL;
+			break;
+		}
+		n++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!ids)
+		return -ENOMEM;
+	*ret = ids;
+	*ret_n = n;
+	return 0;
+}
+
 void config_ignored_fields(struct config *c, char *buf, size_t size)
 {
 	pthread_mutex_lock(&c->lock);

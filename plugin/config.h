@@ -55,6 +55,12 @@ void config_cluster_done(struct config_cluster *cl);
 
 size_t config_n_clusters(struct config *c);
 
+/*
+ * The clusterIDs of the loaded config, in file order, each strdup()ed into a NULL-terminated
+ * array in *ret (free each and the array). Errors: -ENOMEM.
+ */
+int config_cluster_ids(struct config *c, char ***ret, size_t *ret_n);
+
 /* True for a valid clusterID string. */
 int config_cluster_id_valid(const char *id);
 

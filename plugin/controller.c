@@ -24,6 +24,7 @@
 #include "plugin/plugin.h"
 #include "plugin/shards.h"
 #include "plugin/snapshot.h"
+#include "plugin/volume_topology.h"
 
 #define SECRETS(req) ((void *const *)(req)->secrets), (req)->n_secrets
 
@@ -183,28 +184,6 @@ static int topology_choose_pool(struct call *c, const Csi__V1__CreateVolumeReque
 	return 0;
 }
 
-/*
- * Sets the volume's accessible topology: the topology-constrained pool's, else this
- * controller's own --topology (one release per zone), else none (reachable from anywhere).
- */
-static int volume_add_topology(struct call *c, Csi__V1__Topology *topology, Csi__V1__Volume *v)
-{
-	if (!topology) {
-		int r = capabilities_topology(c, &topology);
-
-		if (r < 0)
-			return r;
-	}
-	if (!topology)
-		return 0;
-	v->accessible_topology = call_alloc(c, sizeof(*v->accessible_topology));
-	if (!v->accessible_topology)
-		return -ENOMEM;
-	v->accessible_topology[0] = topology;
-	v->n_accessible_topology = 1;
-	return 0;
-}
-
 int controller_create_volume(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__CreateVolumeRequest *req = request;
@@ -217,6 +196,7 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	struct volume_request vr;
 	struct volume_id source;
 	Csi__V1__Topology *topology = NULL;
+	const char *recorded_topology = NULL;
 	uint64_t size, size_limit = 0;
 	int r;
 
@@ -300,6 +280,9 @@ int controller_create_volume(struct call *c, const void *request, void *response
 		if (r < 0)
 			goto out;
 	}
+	r = volume_topology_record(c, topology, &recorded_topology);
+	if (r < 0)
+		goto out;
 
 	for (int i = 0; i < 2; i++) {
 		const char *pool = i == 0 ? p.pool : p.data_pool;
@@ -337,6 +320,7 @@ int controller_create_volume(struct call *c, const void *request, void *response
 		.pvc_name = p.pvc_name,
 		.pvc_namespace = p.pvc_namespace,
 		.pv_name = p.pv_name,
+		.topology = recorded_topology,
 		.source = req->volume_content_source ? &source : NULL,
 		.size_limit = size_limit,
 		.clone_depth_max = c->plugin->opt.clone_depth_soft,
@@ -405,7 +389,7 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	log_context_set_volume(vol->id);
 	r = volume_to_csi(c, vol, &p, t.rados_namespace, &resp->volume);
 	if (r >= 0)
-		r = volume_add_topology(c, topology, resp->volume);
+		r = volume_topology_add(c, vol, topology, resp->volume);
 	if (r >= 0 && req->volume_content_source)
 		resp->volume->content_source = req->volume_content_source; /* packed before freed */
 	if (r >= 0)
@@ -833,6 +817,8 @@ int controller_get_volume(struct call *c, const void *request, void *response)
 	}
 	r = volume_to_csi(c, vol, NULL, t.rados_namespace, &resp->volume);
 	ceph_target_done(&t);
+	if (r >= 0)
+		r = volume_topology_add(c, vol, NULL, resp->volume);
 	if (r < 0)
 		return r;
 	r = volume_status(c, vol, true, &st);
@@ -1013,6 +999,9 @@ int controller_list_volumes(struct call *c, const void *request, void *response)
 					r = volume_to_csi(c, &vols[k], NULL,
 					                  shards[i].rados_namespace, &e->volume);
 					if (r >= 0)
+						r = volume_topology_add(c, &vols[k], NULL,
+						                        e->volume);
+					if (r >= 0)
 						r = volume_status(c, &vols[k], false, st);
 					e->status = st;
 					resp->entries[resp->n_entries++] = e;
@@ -1035,7 +1024,7 @@ int controller_list_volumes(struct call *c, const void *request, void *response)
 				}
 			}
 			ceph_target_done(&t);
-			if (resp->next_token)
+			if (!isempty(resp->next_token))
 				break;
 			if (resp->n_entries >= max && i + 1 < n_shards)
 				resp->next_token = call_printf(

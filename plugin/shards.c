@@ -5,6 +5,7 @@
 
 #include "driver/ceph/cluster.h"
 #include "plugin/ceph_access.h"
+#include "plugin/config.h"
 #include "plugin/plugin.h"
 #include "plugin/shards.h"
 
@@ -53,6 +54,57 @@ static int shard_add(struct shard **s, size_t *n, size_t *cap, const char *clust
 	return 0;
 }
 
+/*
+ * The clusters to walk: those whose credentials a call brought since the start, and with
+ * --controller-secrets-dir every configured one too (its credentials come from there, so a
+ * restarted controller or another replica lists the same volumes). No duplicates.
+ */
+static int shard_clusters(struct call *c, char ***ret, size_t *ret_n)
+{
+	char **ids = NULL, **conf = NULL;
+	size_t n = 0, n_conf = 0;
+	int r;
+
+	r = credentials_store_clusters(c->plugin->credentials, &ids, &n);
+	if (r < 0)
+		return r;
+	if (c->plugin->opt.controller_secrets_dir && c->plugin->config)
+		r = config_cluster_ids(c->plugin->config, &conf, &n_conf);
+	if (r >= 0 && n_conf > 0) {
+		char **g = reallocarray(ids, n + n_conf + 1, sizeof(char *));
+
+		if (!g)
+			r = -ENOMEM;
+		else
+			ids = g;
+	}
+	for (size_t i = 0; r >= 0 && i < n_conf; i++) {
+		bool seen = false;
+
+		for (size_t k = 0; k < n && !seen; k++)
+			seen = strcmp(ids[k], conf[i]) == 0;
+		if (seen) {
+			free(conf[i]);
+		} else {
+			ids[n++] = conf[i];
+			ids[n] = NULL;
+		}
+		conf[i] = NULL;
+	}
+	for (size_t i = 0; i < n_conf; i++)
+		free(conf[i]);
+	free(conf);
+	if (r < 0) {
+		for (size_t i = 0; i < n; i++)
+			free(ids[i]);
+		free(ids);
+		return r;
+	}
+	*ret = ids;
+	*ret_n = n;
+	return 0;
+}
+
 int shards_all(struct call *c, struct shard **ret, size_t *ret_n)
 {
 	char **clusters = NULL;
@@ -60,7 +112,7 @@ int shards_all(struct call *c, struct shard **ret, size_t *ret_n)
 	size_t n_clusters = 0, n = 0, cap = 0;
 	int r;
 
-	r = credentials_store_clusters(c->plugin->credentials, &clusters, &n_clusters);
+	r = shard_clusters(c, &clusters, &n_clusters);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n_clusters; i++) {

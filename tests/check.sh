@@ -122,6 +122,9 @@ stage "no secrets in logs or argv" secrets_check
 # The Kubernetes e2e brings up its own Ceph; free this one's memory first.
 cleanup
 CEPH_DIR_OWN=""
+# The Ceph release matrix (issue 16): Ceph 18.2 (Debian 13) in a chroot, the driver built against
+# its libraries; csi-sanity and the controller, snapshot, node and compat suites (README).
+stage "ceph 18.2 matrix (tests/ceph-matrix.sh trixie)" tests/ceph-matrix.sh trixie
 stage "container image (make image, tests/image/check.sh)" tests/image/check.sh
 # krbd and rbd-nbd on a real Debian kernel (qemu, TCG), with its own Ceph inside the guest.
 stage "real kernel: krbd, rbd-nbd, csi-sanity Node (tests/kernel/run.sh)" tests/kernel/run.sh

@@ -38,6 +38,7 @@
 #define F_PVC_NAME    "pvc_name"
 #define F_PVC_NS      "pvc_namespace"
 #define F_PV_NAME     "pv_name"
+#define F_TOPOLOGY    "topology"
 #define ATTACH_PREFIX "attach."
 
 #define STATE_RESERVED "reserved"
@@ -105,6 +106,7 @@ static void volume_done(struct volume *v)
 	free(v->pvc_name);
 	free(v->pvc_namespace);
 	free(v->pv_name);
+	free(v->topology);
 	for (size_t i = 0; i < v->n_attachments; i++)
 		free(v->attachments[i].node);
 	free(v->attachments);
@@ -176,6 +178,7 @@ static int volume_fill(struct volume *v, const struct journal_entry *e, const st
 	r = strdup_optional(journal_entry_get(e, F_PVC_NAME), &v->pvc_name);
 	r = r ?: strdup_optional(journal_entry_get(e, F_PVC_NS), &v->pvc_namespace);
 	r = r ?: strdup_optional(journal_entry_get(e, F_PV_NAME), &v->pv_name);
+	r = r ?: strdup_optional(journal_entry_get(e, F_TOPOLOGY), &v->topology);
 	if (r < 0)
 		return r;
 
@@ -258,6 +261,7 @@ struct create_params {
 	const char *pvc_name; /* NULL when unknown */
 	const char *pvc_namespace;
 	const char *pv_name;
+	const char *topology; /* NULL when none */
 };
 
 static int create_params_init(const struct volume_request *req, struct create_params *p)
@@ -298,6 +302,7 @@ static int create_params_init(const struct volume_request *req, struct create_pa
 	p->pvc_name = isempty(req->pvc_name) ? NULL : req->pvc_name;
 	p->pvc_namespace = isempty(req->pvc_namespace) ? NULL : req->pvc_namespace;
 	p->pv_name = isempty(req->pv_name) ? NULL : req->pv_name;
+	p->topology = isempty(req->topology) ? NULL : req->topology;
 	p->layout = (struct image_layout){
 		.object_size = req->object_size,
 		.stripe_unit = req->stripe_unit,
@@ -335,7 +340,7 @@ static int entry_create(rados_ioctx_t io, const char *uuid, const struct create_
                         struct journal_entry **ret)
 {
 	char image[VOLUME_IMAGE_PREFIX_MAX + JOURNAL_UUID_LEN + 1], now[24];
-	struct journal_field fields[14];
+	struct journal_field fields[16];
 	size_t n = 0;
 
 	snprintf(image, sizeof(image), "%s%s", p->prefix, uuid);
@@ -359,6 +364,8 @@ static int entry_create(rados_ioctx_t io, const char *uuid, const struct create_
 		fields[n++] = (struct journal_field){ F_PVC_NS, (char *)p->pvc_namespace };
 	if (p->pv_name)
 		fields[n++] = (struct journal_field){ F_PV_NAME, (char *)p->pv_name };
+	if (p->topology)
+		fields[n++] = (struct journal_field){ F_TOPOLOGY, (char *)p->topology };
 	return journal_entry_create(io, JOURNAL_VOLUME, uuid, fields, n, ret);
 }
 

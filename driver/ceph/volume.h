@@ -99,6 +99,10 @@ struct volume_request {
 	const char *pvc_name;
 	const char *pvc_namespace;
 	const char *pv_name;
+	/* Where the volume is reachable (CSI accessible_topology), opaque to the driver (the plugin
+	 * encodes it), NULL or "" for anywhere: kept in the journal entry, so volume_lookup() and
+	 * volume_list() return it with the volume. Not compared on retries. */
+	const char *topology;
 	/* Content source (CSI volume_content_source): NULL for an empty volume, else a snapshot id
 	 * (restore) or a volume id (clone) of the same cluster, copied as a clone v2. */
 	const struct volume_id *source;
@@ -133,6 +137,7 @@ struct volume {
 	char *pvc_name;             /* from the request (see volume_request), or NULL */
 	char *pvc_namespace;
 	char *pv_name;
+	char *topology; /* volume_request.topology as recorded, or NULL */
 	size_t n_attachments;
 	struct volume_attachment *attachments;
 };

@@ -436,7 +436,12 @@ static int spawn_daemon(const struct mapper_params *p, const char *mount_dir, co
 		return -ENOMEM;
 	n = mapper_ceph_argv(argv, "rbd-fuse", p, log_arg);
 	argv[n++] = timeout_arg;
-	argv[n++] = pool_arg;
+	/* "rbd" is rbd-fuse's default pool, given without --poolname: Debian 13's rbd-fuse (Ceph
+	 * 18.2 on libfuse 3.17) dies in fuse_opt_parse() on --poolname= and --namespace= (libfuse
+	 * frees the string literal rbd-fuse keeps as their default), so there only the default
+	 * pool and namespace can be used (README, "Ceph releases tested"). */
+	if (strcmp(p->pool, "rbd") != 0)
+		argv[n++] = pool_arg;
 	if (!isempty(p->rados_namespace)) {
 		if (asprintf(&ns_arg, "--namespace=%s", p->rados_namespace) < 0)
 			return -ENOMEM;

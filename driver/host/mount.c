@@ -196,6 +196,20 @@ int mount_find_by_source(const char *source, char **ret_target)
 	return 0;
 }
 
+/*
+ * libmount 2.39 and later mount through the new mount API (fsmount(), then move_mount()). The
+ * target of mount_device_at() and mount_bind_at() is the /proc/self/fd/N link of the resolved
+ * directory, which move_mount() follows only with MOVE_MOUNT_T_SYMLINKS, a flag libmount does not
+ * pass: every mount by fd then fails with EINVAL (Debian 13's libmount 2.41, the container
+ * image's; tests/ceph-matrix.sh). mount(2) follows the link. libmount reads
+ * LIBMOUNT_FORCE_MOUNT2 at each mount; it is set here before main(), while the process has one
+ * thread (setenv() is not safe beside getenv() in other threads). Older libmount ignores it.
+ */
+__attribute__((constructor)) static void mount_force_classic_syscall(void)
+{
+	(void)setenv("LIBMOUNT_FORCE_MOUNT2", "always", 1);
+}
+
 /* Runs a prepared context; maps libmount's outcome to -errno. */
 static int context_mount(struct libmnt_context *cxt, const char *what)
 {

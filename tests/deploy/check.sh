@@ -93,6 +93,42 @@ if [ -n "$HELM" ]; then
 		"$WORK/helm-full.yaml" \
 		"$HELM" template rbdcsi deploy/helm/rbdcsi --namespace rbdcsi \
 		-f tests/deploy/values-full.yaml || true
+	# One release per zone (deploy/README.md, Topology): two releases with the documented
+	# values share no cluster-scoped name, and each controller carries its zone's topology.
+	for z in a b; do
+		render "helm template: the zone-$z release" "$WORK/zone-$z.yaml" \
+			"$HELM" template "rbdcsi-zone-$z" deploy/helm/rbdcsi --namespace "rbdcsi-zone-$z" \
+			--set driverName="zone-$z.rbdcsi.io" --set clusterScopedPrefix="rbdcsi-zone-$z" \
+			--set-json "node.topology={\"topology.rbdcsi.io/zone\":\"$z\"}" \
+			--set-json "storageClasses=[{\"name\":\"rbdcsi-zone-$z\",\"clusterID\":\"c1\",\"pool\":\"rbd-$z\",\"fsType\":\"ext4\",\"volumeBindingMode\":\"WaitForFirstConsumer\"}]" \
+			--set snapshotClass.name="rbdcsi-snapclass-zone-$z" || true
+	done
+	if [ -s "$WORK/zone-a.yaml" ] && [ -s "$WORK/zone-b.yaml" ]; then
+		if out=$("$PYTHON" - "$WORK/zone-a.yaml" "$WORK/zone-b.yaml" <<'PYEOF'
+import sys
+import yaml
+
+CLUSTER_KINDS = {"ClusterRole", "ClusterRoleBinding", "CSIDriver", "StorageClass",
+                 "VolumeSnapshotClass", "Namespace", "PriorityClass"}
+names, topo = [], []
+for path, zone in zip(sys.argv[1:], "ab"):
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    names.append({(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in CLUSTER_KINDS})
+    args = [a for d in docs if d["kind"] == "Deployment"
+            for c in d["spec"]["template"]["spec"]["containers"] for a in c.get("args", [])]
+    topo.append("--topology=topology.rbdcsi.io/zone=" + zone in args)
+both = names[0] & names[1]
+if both or not all(topo) or not names[0]:
+    print("shared cluster-scoped names %s; controller topology per zone %s" % (sorted(both), topo))
+    sys.exit(1)
+print("%d cluster-scoped objects each, none shared" % len(names[0]))
+PYEOF
+		); then
+			pass "helm: two zone releases share no cluster-scoped name ($out)"
+		else
+			fail "helm: two zone releases collide: $out"
+		fi
+	fi
 	# values.schema.json and kubeVersion refuse what they should (each must fail to render).
 	for bad in "--set logLevel=verbose" "--set controler.replicas=1" \
 		"--set sidecars.pullPolicy=Sometimes" "--set node.metricsAddress=nowhere" \

@@ -5,6 +5,7 @@ with the reason, never "unknown"."""
 import hashlib
 import json
 import os
+import re
 import tempfile
 import unittest
 from types import SimpleNamespace
@@ -20,6 +21,15 @@ def create_req(name, params, size=16 * MiB):
     return csi.CreateVolumeRequest(
         name=name, capacity_range=csi.CapacityRange(required_bytes=size),
         volume_capabilities=[mount_cap()], parameters=params, secrets=secrets())
+
+
+def debian_major():
+    """The Debian release this runs on (12, 13), or 0."""
+    try:
+        with open("/etc/debian_version") as f:
+            return int(f.read().split(".")[0])
+    except (OSError, ValueError):
+        return 0
 
 
 def rook_config(directory, name="rook-config.json"):
@@ -116,6 +126,8 @@ class TestCephCsiCompat(unittest.TestCase):
             ({"cephLogStrategy": "compress"}, "cephLogStrategy 'compress' is not supported"),
             ({"stripeUnit": "65536"}, "stripeUnit and stripeCount must be given together"),
             ({"thickProvision": "true"}, "thick provisioning was removed"),
+            ({"cephLogDir": "/var/log/ceph"}, "'cephLogDir' (a ceph-csi parameter) is not "
+                                              "supported: rbd-nbd and rbd-fuse logs"),
         ]
         for extra, want in cases:
             code, msg = code_of(self.d.controller.CreateVolume,
@@ -262,6 +274,56 @@ class TestTopology(unittest.TestCase):
         caps = [c.service.type for c in d.identity.GetPluginCapabilities(
             csi.GetPluginCapabilitiesRequest()).capabilities if c.HasField("service")]
         self.assertIn(csi.PluginCapability.Service.VOLUME_ACCESSIBILITY_CONSTRAINTS, caps)
+
+    def test_get_and_list__the_recorded_topology_on_another_replica(self):
+        """ControllerGetVolume and ListVolumes answer the topology recorded at creation (the
+        zone pool's, or the creating controller's own), on a replica that did not create the
+        volume and has another --topology of its own."""
+        code, r = self.create("pvc-rec-b", csi.TopologyRequirement(
+            requisite=[topo(zone="b")], preferred=[topo(zone="b")]))
+        self.assertEqual(code, grpc.StatusCode.OK, r)
+        self.addCleanup(self.delete, r.volume.volume_id)
+        z1 = Driver("--topology=topology.rbdcsi.io/zone=z1", mode="controller",
+                    name="topology-rec-z1")
+        self.addCleanup(z1.stop)
+        w = z1.controller.CreateVolume(create_req("pvc-rec-z1", sc_params())).volume
+        self.addCleanup(self.delete, w.volume_id)
+        z1.stop()
+        # A fresh replica: credentials from --controller-secrets-dir (no call has carried
+        # secrets to it), topology of its own that is neither volume's.
+        sdir = tempfile.mkdtemp(prefix="rbdcsi-topology.")
+        os.makedirs(os.path.join(sdir, "test"), mode=0o700)
+        for k, v in secrets().items():
+            with open(os.path.join(sdir, "test", k), "w") as f:
+                f.write(v)
+        other = Driver("--topology=topology.rbdcsi.io/zone=z2", "--controller-secrets-dir=" + sdir,
+                       mode="controller", name="topology-rec-z2")
+        self.addCleanup(other.stop)
+        want = {r.volume.volume_id: [{"topology.rbdcsi.io/zone": "b"}],
+                w.volume_id: [{"topology.rbdcsi.io/zone": "z1"}]}
+        for d in (self.d, other):
+            for vid, segs in want.items():
+                got = d.controller.ControllerGetVolume(
+                    csi.ControllerGetVolumeRequest(volume_id=vid)).volume
+                self.assertEqual([dict(t.segments) for t in got.accessible_topology], segs,
+                                 "ControllerGetVolume %s" % vid)
+            listed = {e.volume.volume_id: [dict(t.segments) for t in e.volume.accessible_topology]
+                      for e in d.controller.ListVolumes(csi.ListVolumesRequest()).entries
+                      if e.volume.volume_id in want}
+            self.assertEqual(listed, want, d.name)
+            # Paged one by one, every entry still carries it.
+            token, paged = "", {}
+            while True:
+                page = d.controller.ListVolumes(csi.ListVolumesRequest(max_entries=1,
+                                                                       starting_token=token))
+                for e in page.entries:
+                    if e.volume.volume_id in want:
+                        paged[e.volume.volume_id] = [dict(t.segments)
+                                                     for t in e.volume.accessible_topology]
+                token = page.next_token
+                if not token:
+                    break
+            self.assertEqual(paged, want)
 
 
 ATTACH_USER = "rbdcsi-attach-test"
@@ -477,7 +539,16 @@ class TestStaticVolumes(unittest.TestCase):
         cap = mount_cap("ext4")
         staging, target = self.paths("static-ns")
         self.publish_controller(vol, cap)
-        self.n.stage(vol, staging, cap)
+        try:
+            self.n.stage(vol, staging, cap)
+        except grpc.RpcError as e:
+            # Debian 13's rbd-fuse (Ceph 18.2, libfuse 3.17) dies in fuse_opt_parse() on
+            # --namespace= before it reaches the cluster (README, "Ceph releases tested"); the
+            # Ceph 18.2 matrix (tests/ceph-matrix.sh) runs this test there. Anything else fails.
+            if debian_major() == 13 and re.search(r"rbd-fuse exited \(status 1(34|39)\)",
+                                                  e.details() or ""):
+                self.skipTest("Debian 13's rbd-fuse cannot take --namespace: " + e.details())
+            raise
         self.n.publish(vol, staging, target, cap)
         self.assertTrue(os.path.isdir(os.path.join(target, "lost+found")))
         self.n.unpublish(vol, target)
