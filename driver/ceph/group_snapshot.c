@@ -11,6 +11,7 @@
 #include "driver/base/failpoint.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
+#include "driver/base/monotonic.h"
 #include "driver/ceph/cluster_ioctx.h"
 #include "driver/ceph/group_snapshot.h"
 #include "driver/ceph/image.h"
@@ -441,7 +442,7 @@ static int copy_member(rados_ioctx_t io, const char *source_image, int64_t group
 				break;
 			}
 			if (deadline_usec != 0 && deadline_usec != UINT64_MAX &&
-			    cluster_now_usec() >= deadline_usec) {
+			    monotonic_usec() >= deadline_usec) {
 				r = -EINPROGRESS;
 				break;
 			}
