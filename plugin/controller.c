@@ -20,6 +20,7 @@
 #include "plugin/controller.h"
 #include "plugin/locks.h"
 #include "plugin/metrics.h"
+#include "plugin/modify.h"
 #include "plugin/params.h"
 #include "plugin/plugin.h"
 #include "plugin/shards.h"
@@ -218,6 +219,7 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	struct volume_id source;
 	Csi__V1__Topology *topology = NULL;
 	uint64_t size, size_limit = 0;
+	struct qos qos;
 	int r;
 
 	if (isempty(req->name))
@@ -229,6 +231,10 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	if (r < 0)
 		return r;
 	r = params_parse(c, req->parameters, req->n_parameters, &p);
+	if (r < 0)
+		return r;
+	r = modify_parse(c, "mutable_parameters", (void *const *)req->mutable_parameters,
+	                 req->n_mutable_parameters, &qos);
 	if (r < 0)
 		return r;
 	if (access.fs_type) {
@@ -403,6 +409,9 @@ int controller_create_volume(struct call *c, const void *request, void *response
 		goto out;
 	}
 	log_context_set_volume(vol->id);
+	r = modify_apply(c, t.conn, &vol->vid, "mutable_parameters", &qos);
+	if (r < 0)
+		goto out;
 	r = volume_to_csi(c, vol, &p, t.rados_namespace, &resp->volume);
 	if (r >= 0)
 		r = volume_add_topology(c, topology, resp->volume);

@@ -10,6 +10,7 @@
 
 #include "csi.pb-c.h"
 #include "plugin/controller.h"
+#include "plugin/modify.h"
 #include "plugin/node.h"
 #include "plugin/plugin.h"
 #include "plugin/snapshot.h"
@@ -50,6 +51,8 @@ static const struct handler_entry handlers[] = {
 	{ "/csi.v1.Controller/DeleteSnapshot", controller_delete_snapshot, CTRL, false, false },
 	{ "/csi.v1.Controller/ListSnapshots", controller_list_snapshots, CTRL, false, false },
 	{ "/csi.v1.Controller/GetSnapshot", controller_get_snapshot, CTRL, false, false },
+	{ "/csi.v1.Controller/ControllerModifyVolume", controller_modify_volume, CTRL, false,
+	  false },
 	{ "/csi.v1.Node/NodeStageVolume", node_stage_volume, NODE, false, false },
 	{ "/csi.v1.Node/NodeUnstageVolume", node_unstage_volume, NODE, false, false },
 	{ "/csi.v1.Node/NodePublishVolume", node_publish_volume, NODE, false, false },
