@@ -15,6 +15,7 @@
 #include "csi.pb-c.h"
 #include "driver/ceph/volume.h"
 #include "driver/host/fs.h"
+#include "plugin/attach_limit.h"
 #include "plugin/capabilities.h"
 #include "plugin/ceph_access.h"
 #include "plugin/controller.h"
@@ -549,6 +550,9 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 		goto answer;
 	}
 	r = open_volume(c, req->volume_id, SECRETS(req), &id, &t);
+	if (r < 0)
+		goto out;
+	r = attach_limit_check(c, t.conn, &id, req->node_id);
 	if (r < 0)
 		goto out;
 	r = volume_attach(t.conn, &id, req->node_id, ro ? VOLUME_ACCESS_RO : VOLUME_ACCESS_RW,
