@@ -517,6 +517,7 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 	struct access_summary access;
 	struct static_volume sv;
 	struct volume_id id;
+	bool journaled = false;
 	bool ro;
 	int r;
 
@@ -552,6 +553,7 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 	r = open_volume(c, req->volume_id, SECRETS(req), &id, &t);
 	if (r < 0)
 		goto out;
+	journaled = true;
 	r = attach_limit_check(c, t.conn, &id, req->node_id);
 	if (r < 0)
 		goto out;
@@ -595,6 +597,11 @@ answer:
 	e->key = (char *)"readOnly";
 	e->value = (char *)(ro ? "true" : "false");
 	resp->publish_context[resp->n_publish_context++] = e;
+	if (journaled) {
+		r = modify_publish_context(c, t.conn, &id, resp); /* QoS for krbd nodes */
+		if (r < 0)
+			goto out;
+	}
 	log_info("Volume published to node '%s' (%s)", req->node_id, ro ? "ro" : "rw");
 out:
 	ceph_target_done(&t);

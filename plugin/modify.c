@@ -153,3 +153,43 @@ out:
 	op_lock_release(&lock);
 	return r;
 }
+
+int modify_publish_context(struct call *c, struct cluster *conn, const struct volume_id *vid,
+                           void *response)
+{
+	Csi__V1__ControllerPublishVolumeResponse *resp = response;
+	Csi__V1__ControllerPublishVolumeResponse__PublishContextEntry **ctx;
+	struct qos q;
+	size_t n = 0;
+	int r;
+
+	r = volume_qos_get(conn, vid, &q);
+	if (r < 0)
+		return log_error_errno(r, "Cannot read the volume's QoS: %m");
+	for (int i = 0; i < QOS_N; i++)
+		n += q.set[i];
+	if (n == 0)
+		return 0;
+	ctx = call_alloc(c, (resp->n_publish_context + n) * sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	for (size_t i = 0; i < resp->n_publish_context; i++)
+		ctx[i] = resp->publish_context[i];
+	for (int i = 0; i < QOS_N; i++) {
+		Csi__V1__ControllerPublishVolumeResponse__PublishContextEntry *e;
+
+		if (!q.set[i])
+			continue;
+		e = call_alloc(c, sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		csi__v1__controller_publish_volume_response__publish_context_entry__init(e);
+		e->key = call_printf(c, MODIFY_PUBLISH_PREFIX "%s", qos_keys[i].param);
+		e->value = call_printf(c, "%llu", (unsigned long long)q.value[i]);
+		if (!e->key || !e->value)
+			return -ENOMEM;
+		ctx[resp->n_publish_context++] = e;
+	}
+	resp->publish_context = ctx;
+	return 0;
+}

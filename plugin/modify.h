@@ -27,3 +27,14 @@ int modify_parse(struct call *c, const char *field, void *const *entries, size_t
  */
 int modify_apply(struct call *c, struct cluster *conn, const struct volume_id *vid,
                  const char *field, const struct qos *q);
+
+/* The prefix of the QoS entries in ControllerPublishVolume's publish_context. */
+#define MODIFY_PUBLISH_PREFIX "qos."
+
+/*
+ * Appends the volume's recorded QoS limits to a ControllerPublishVolume response's
+ * publish_context as "qos.<key>" = value (only the keys set), so the node can apply them where
+ * librbd does not (krbd: plugin/node_qos.c). Returns 0 or the lookup's error (logged).
+ */
+int modify_publish_context(struct call *c, struct cluster *conn, const struct volume_id *vid,
+                           void *response);

@@ -318,6 +318,19 @@ int volume_qos_modify(struct cluster *c, const struct volume_id *id, const struc
 	return -EAGAIN;
 }
 
+int volume_qos_get(struct cluster *c, const struct volume_id *id, struct qos *ret)
+{
+	_cleanup_ioctx_ rados_ioctx_t io = NULL;
+	_cleanup_journal_entry_ struct journal_entry *e = NULL;
+	int r;
+
+	r = open_entry(c, id, &io, &e);
+	if (r < 0)
+		return r;
+	qos_from_entry(e, ret);
+	return 0;
+}
+
 int volume_qos_image_get(struct cluster *c, const struct volume_id *id, struct qos *ret)
 {
 	_cleanup_ioctx_ rados_ioctx_t io = NULL;

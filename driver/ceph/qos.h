@@ -89,6 +89,12 @@ int volume_qos_modify(struct cluster *c, const struct volume_id *id, const struc
                       struct qos *ret, int *ret_bad);
 
 /*
+ * Reads the QoS recorded with a volume (its journal entry: what the last modify asked for).
+ * Returns 0 and *ret; -ENOENT as volume_qos_modify().
+ */
+int volume_qos_get(struct cluster *c, const struct volume_id *id, struct qos *ret);
+
+/*
  * Reads the QoS overrides on a volume's image (the conf_rbd_qos_* metadata), as librbd sees
  * them. Returns 0 and *ret; -ENOENT as volume_qos_modify().
  */

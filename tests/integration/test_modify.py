@@ -167,6 +167,20 @@ class TestModify(unittest.TestCase):
         self.d.controller.ControllerModifyVolume(modify_req(v.volume_id, {"maxBps": "4096"}))
         self.assertEqual(image_qos(img), {"rbd_qos_bps_limit": "4096"})
 
+    def test_modify__publish_context_carries_the_limits_for_krbd_nodes(self):
+        v = self.create("pvc-modify-publish", {"maxReadIops": "40", "maxBps": "8192"})
+        self.d.controller.ControllerModifyVolume(modify_req(v.volume_id, {"maxWriteIops": "9"}))
+        try:
+            r = self.d.controller.ControllerPublishVolume(csi.ControllerPublishVolumeRequest(
+                volume_id=v.volume_id, node_id="qos-node", volume_capability=mount_cap(),
+                secrets=secrets()))
+            self.assertEqual(dict(r.publish_context), {
+                "readOnly": "false", "qos.maxReadIops": "40", "qos.maxWriteIops": "9",
+                "qos.maxBps": "8192"})
+        finally:
+            self.d.controller.ControllerUnpublishVolume(csi.ControllerUnpublishVolumeRequest(
+                volume_id=v.volume_id, node_id="qos-node", secrets=secrets()))
+
     def test_modify__missing_volume_is_not_found(self):
         code, _ = code_of(self.d.controller.ControllerModifyVolume,
                           modify_req("non-existing-volume-id", {"maxIops": "1"}))
