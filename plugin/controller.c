@@ -410,7 +410,7 @@ int controller_create_volume(struct call *c, const void *request, void *response
 		goto out;
 	}
 	log_context_set_volume(vol->id);
-	r = modify_apply(c, t.conn, &vol->vid, "mutable_parameters", &qos);
+	r = modify_apply_create(c, t.conn, &vol->vid, &qos, req->volume_content_source != NULL);
 	if (r < 0)
 		goto out;
 	r = volume_to_csi(c, vol, &p, t.rados_namespace, &resp->volume);

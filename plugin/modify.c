@@ -76,12 +76,12 @@ static bool qos_any(const struct qos *q)
 	return false;
 }
 
-int modify_apply(struct call *c, struct cluster *conn, const struct volume_id *vid,
-                 const char *field, const struct qos *q)
+static int apply(struct call *c, struct cluster *conn, const struct volume_id *vid,
+                 const char *field, const struct qos *q, bool converge)
 {
 	int bad = -1, r;
 
-	if (!qos_any(q))
+	if (!converge && !qos_any(q))
 		return 0;
 	r = volume_qos_modify(conn, vid, q, NULL, &bad);
 	if (r == -EINVAL && bad >= 0)
@@ -102,6 +102,18 @@ int modify_apply(struct call *c, struct cluster *conn, const struct volume_id *v
 		return log_error_errno(r, "Failed to set the volume's QoS: %m");
 	}
 	return 0;
+}
+
+int modify_apply(struct call *c, struct cluster *conn, const struct volume_id *vid,
+                 const char *field, const struct qos *q)
+{
+	return apply(c, conn, vid, field, q, false);
+}
+
+int modify_apply_create(struct call *c, struct cluster *conn, const struct volume_id *vid,
+                        const struct qos *q, bool from_source)
+{
+	return apply(c, conn, vid, "mutable_parameters", q, from_source);
 }
 
 int controller_modify_volume(struct call *c, const void *request, void *response)

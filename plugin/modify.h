@@ -5,6 +5,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+
 #include "driver/ceph/cluster.h"
 #include "driver/ceph/qos.h"
 #include "driver/ceph/volume_id.h"
@@ -27,6 +29,14 @@ int modify_parse(struct call *c, const char *field, void *const *entries, size_t
  */
 int modify_apply(struct call *c, struct cluster *conn, const struct volume_id *vid,
                  const char *field, const struct qos *q);
+
+/*
+ * modify_apply() for a new volume. One made from a source (clone or restore) is converged even
+ * when q sets nothing: librbd copies image metadata into a clone, so the new image would
+ * otherwise carry its source's limits without its journal entry saying so.
+ */
+int modify_apply_create(struct call *c, struct cluster *conn, const struct volume_id *vid,
+                        const struct qos *q, bool from_source);
 
 /* The prefix of the QoS entries in ControllerPublishVolume's publish_context. */
 #define MODIFY_PUBLISH_PREFIX "qos."

@@ -181,6 +181,29 @@ class TestModify(unittest.TestCase):
             self.d.controller.ControllerUnpublishVolume(csi.ControllerUnpublishVolumeRequest(
                 volume_id=v.volume_id, node_id="qos-node", secrets=secrets()))
 
+    def test_modify__clone_and_restore_start_with_their_own_limits(self):
+        """librbd copies image metadata into a clone, so a clone or restore of a limited volume
+        would silently carry its source's limits that nothing records; CreateVolume makes the
+        new image's overrides equal to what it asked for."""
+        src = self.create("pvc-modify-src", {"maxIops": "11", "maxBps": "4096"})
+        req = create_req("pvc-modify-clone", {"maxReadIops": "3"})
+        req.volume_content_source.volume.volume_id = src.volume_id
+        clone = self.d.controller.CreateVolume(req).volume
+        self.vols.insert(0, clone.volume_id)
+        self.assertEqual(image_qos(clone.volume_context["imageName"]),
+                         {"rbd_qos_read_iops_limit": "3"})
+        req = create_req("pvc-modify-clone2")
+        req.volume_content_source.volume.volume_id = src.volume_id
+        clone2 = self.d.controller.CreateVolume(req).volume
+        self.vols.insert(0, clone2.volume_id)
+        self.assertEqual(image_qos(clone2.volume_context["imageName"]), {})
+        # A later modify of one key leaves no inherited limit behind either.
+        self.d.controller.ControllerModifyVolume(modify_req(clone2.volume_id, {"maxIops": "5"}))
+        self.assertEqual(image_qos(clone2.volume_context["imageName"]),
+                         {"rbd_qos_iops_limit": "5"})
+        self.assertEqual(image_qos(src.volume_context["imageName"]),
+                         {"rbd_qos_iops_limit": "11", "rbd_qos_bps_limit": "4096"})
+
     def test_modify__missing_volume_is_not_found(self):
         code, _ = code_of(self.d.controller.ControllerModifyVolume,
                           modify_req("non-existing-volume-id", {"maxIops": "1"}))
