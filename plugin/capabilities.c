@@ -40,6 +40,7 @@ static const struct capability controller[] = {
 	/* GetSnapshot is served but GET_SNAPSHOT (alpha in CSI 1.12) is not advertised:
 	 * csi-sanity v5.4.0 fails on capabilities it does not know. */
 	CTRL_CAP(CLONE_VOLUME),
+	CTRL_CAP(MODIFY_VOLUME), /* QoS: plugin/modify.c */
 	{ 0, NULL },
 };
 

@@ -15,11 +15,13 @@
 #include "csi.pb-c.h"
 #include "driver/ceph/volume.h"
 #include "driver/host/fs.h"
+#include "plugin/attach_limit.h"
 #include "plugin/capabilities.h"
 #include "plugin/ceph_access.h"
 #include "plugin/controller.h"
 #include "plugin/locks.h"
 #include "plugin/metrics.h"
+#include "plugin/modify.h"
 #include "plugin/params.h"
 #include "plugin/plugin.h"
 #include "plugin/shards.h"
@@ -198,6 +200,7 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	Csi__V1__Topology *topology = NULL;
 	const char *recorded_topology = NULL;
 	uint64_t size, size_limit = 0;
+	struct qos qos;
 	int r;
 
 	if (isempty(req->name))
@@ -209,6 +212,10 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	if (r < 0)
 		return r;
 	r = params_parse(c, req->parameters, req->n_parameters, &p);
+	if (r < 0)
+		return r;
+	r = modify_parse(c, "mutable_parameters", (void *const *)req->mutable_parameters,
+	                 req->n_mutable_parameters, &qos);
 	if (r < 0)
 		return r;
 	if (access.fs_type) {
@@ -387,6 +394,9 @@ int controller_create_volume(struct call *c, const void *request, void *response
 		goto out;
 	}
 	log_context_set_volume(vol->id);
+	r = modify_apply_create(c, t.conn, &vol->vid, &qos, req->volume_content_source != NULL);
+	if (r < 0)
+		goto out;
 	r = volume_to_csi(c, vol, &p, t.rados_namespace, &resp->volume);
 	if (r >= 0)
 		r = volume_topology_add(c, vol, topology, resp->volume);
@@ -491,6 +501,7 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 	struct access_summary access;
 	struct static_volume sv;
 	struct volume_id id;
+	bool journaled = false;
 	bool ro;
 	int r;
 
@@ -524,6 +535,10 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 		goto answer;
 	}
 	r = open_volume(c, req->volume_id, SECRETS(req), &id, &t);
+	if (r < 0)
+		goto out;
+	journaled = true;
+	r = attach_limit_check(c, t.conn, &id, req->node_id);
 	if (r < 0)
 		goto out;
 	r = volume_attach(t.conn, &id, req->node_id, ro ? VOLUME_ACCESS_RO : VOLUME_ACCESS_RW,
@@ -566,6 +581,11 @@ answer:
 	e->key = (char *)"readOnly";
 	e->value = (char *)(ro ? "true" : "false");
 	resp->publish_context[resp->n_publish_context++] = e;
+	if (journaled) {
+		r = modify_publish_context(c, t.conn, &id, resp); /* QoS for krbd nodes */
+		if (r < 0)
+			goto out;
+	}
 	log_info("Volume published to node '%s' (%s)", req->node_id, ro ? "ro" : "rw");
 out:
 	ceph_target_done(&t);

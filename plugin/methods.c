@@ -11,6 +11,7 @@
 #include "csi.pb-c.h"
 #include "plugin/controller.h"
 #include "plugin/group_controller.h"
+#include "plugin/modify.h"
 #include "plugin/node.h"
 #include "plugin/plugin.h"
 #include "plugin/snapshot.h"
@@ -59,6 +60,8 @@ static const struct handler_entry handlers[] = {
 	  group_controller_delete_volume_group_snapshot, CTRL, false, false },
 	{ "/csi.v1.GroupController/GetVolumeGroupSnapshot",
 	  group_controller_get_volume_group_snapshot, CTRL, false, false },
+	{ "/csi.v1.Controller/ControllerModifyVolume", controller_modify_volume, CTRL, false,
+	  false },
 	{ "/csi.v1.Node/NodeStageVolume", node_stage_volume, NODE, false, false },
 	{ "/csi.v1.Node/NodeUnstageVolume", node_unstage_volume, NODE, false, false },
 	{ "/csi.v1.Node/NodePublishVolume", node_publish_volume, NODE, false, false },

@@ -40,6 +40,7 @@
 #include "plugin/locks.h"
 #include "plugin/metrics.h"
 #include "plugin/node.h"
+#include "plugin/node_qos.h"
 #include "plugin/params.h"
 #include "plugin/plugin.h"
 
@@ -501,6 +502,9 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 		              strempty(info->device));
 		goto out;
 	}
+	r = node_qos_apply(c, req, info, devno); /* krbd: the pod's cgroup */
+	if (r < 0)
+		goto out;
 	/* The bind source: the staging mount as resolved, and only if it is this volume's. */
 	if (!access.block && !(staging.fd >= 0 && staging.mountpoint &&
 	                       S_ISDIR(staging.st.st_mode) && staging.st.st_dev == devno)) {

@@ -37,19 +37,25 @@ clusterID: test
 pool: ${RBDCSI_TEST_POOL}
 mounter: ${SANITY_MOUNTER:-fuse}
 YAML
+# ControllerModifyVolume / CreateVolume mutable_parameters: per-volume librbd QoS.
+cat >"$work/mutable.yaml" <<YAML
+maxIops: "1000"
+maxWriteBps: "104857600"
+maxIopsBurst: "2000"
+YAML
 # The secrets file holds the key: it lives in this private dir, removed on exit.
 {
 	for k in CreateVolumeSecret DeleteVolumeSecret ControllerPublishVolumeSecret \
 		ControllerUnpublishVolumeSecret ControllerValidateVolumeCapabilitiesSecret \
 		NodeStageVolumeSecret NodePublishVolumeSecret CreateSnapshotSecret DeleteSnapshotSecret \
-		ControllerExpandVolumeSecret ListSnapshotsSecret GetSnapshotSecret NodeExpandVolumeSecret; do
+		ControllerExpandVolumeSecret ControllerModifyVolumeSecret ListSnapshotsSecret GetSnapshotSecret NodeExpandVolumeSecret; do
 		printf '%s:\n  userID: %s\n  userKey: %s\n' "$k" "$RBDCSI_TEST_USER" "$RBDCSI_TEST_KEY"
 	done
 } >"$work/secrets.yaml"
 
 "$B/rbdcsi" --mode=all --endpoint="unix://$work/csi.sock" --nodeid=sanity-node \
 	--config="$work/config.json" --state-dir="$work/state" --kubelet-dir="$work" \
-	--log-level=debug >"$log" 2>&1 &
+	--log-level=debug --max-volumes-per-node=4 >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 1 200); do
 	[ -S "$work/csi.sock" ] && break
@@ -63,7 +69,8 @@ args=(--csi.endpoint="unix://$work/csi.sock" --csi.stagingdir="$work/staging"
 	--csi.mountdir="$work/mount" --csi.testvolumeparameters="$work/params.yaml"
 	--csi.secrets="$work/secrets.yaml" --csi.testvolumesize=$((64 * 1024 * 1024))
 	--csi.testvolumeexpandsize=$((128 * 1024 * 1024))
-	--ginkgo.junit-report="$work/junit.xml" --ginkgo.no-color)
+	--csi.testvolumemutableparameters="$work/mutable.yaml" --csi.testnodevolumeattachlimit
+	--ginkgo.junit-report="${SANITY_JUNIT:-$work/junit.xml}" --ginkgo.no-color)
 [ -n "$FOCUS" ] && args+=(--ginkgo.focus="$FOCUS")
 # One spec is skipped by name, not by capability: "ControllerPublishVolume should fail when the
 # node does not exist" wants NOT_FOUND for an unknown node id. The controller has no registry of

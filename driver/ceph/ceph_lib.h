@@ -110,6 +110,7 @@
 	X(rbd_linked_image_spec_cleanup)    \
 	X(rbd_list2)                        \
 	X(rbd_metadata_get)                 \
+	X(rbd_metadata_remove)              \
 	X(rbd_metadata_set)                 \
 	X(rbd_namespace_exists)             \
 	X(rbd_open)                         \
@@ -240,6 +241,7 @@ extern const struct ceph_lib_table *const ceph_lib;
 #define rbd_linked_image_spec_cleanup       (ceph_lib->rbd_linked_image_spec_cleanup)
 #define rbd_list2                           (ceph_lib->rbd_list2)
 #define rbd_metadata_get                    (ceph_lib->rbd_metadata_get)
+#define rbd_metadata_remove                 (ceph_lib->rbd_metadata_remove)
 #define rbd_metadata_set                    (ceph_lib->rbd_metadata_set)
 #define rbd_namespace_exists                (ceph_lib->rbd_namespace_exists)
 #define rbd_open                            (ceph_lib->rbd_open)

@@ -267,6 +267,16 @@ if hostile:
         target("Probe p99 while every worker waits on a dead cluster",
                hostile["loads"]["slow"]["probe_p99_ms"], hostile["probe_p99_limit_ms"], "lower",
                " ms")
+# ---- QoS accuracy (tests/bench/qos.py, issue 15): achieved / configured, off by under 10 %
+qos = load("qos")
+if qos:
+    doc["qos"] = qos
+    for r in qos["iops"]:
+        target("QoS |achieved/configured - 1| at maxWriteIops %d (%.1f achieved)" % (
+            r["configured"], r["achieved"]), round(abs(r["ratio"] - 1), 3), 0.1, "lower")
+    if qos.get("bps"):
+        target("QoS |achieved/configured - 1| at maxWriteBps %d" % qos["bps"]["configured"],
+               round(abs(qos["bps"]["ratio"] - 1), 3), 0.1, "lower")
 # ---- staging on a real kernel: the check-kernel guest (qemu TCG), emulated CPU
 ks = load("kernel-staging")
 if ks:

@@ -49,6 +49,8 @@
 #   6b. group snapshots: CreateVolumeGroupSnapshot of 2 and 8 volumes vs the same snapshots
 #      one by one (tests/bench/group_snapshot.py; BENCH_GROUP_ROUNDS=3, BENCH_GROUP_WRITE_MIB=16);
 #   7. the hostile loads of tests/hostile/hostile.py (peak RSS per load, Probe p50/p99).
+#   7b. QoS accuracy: achieved vs configured for 3 write-IOPS limits and a bytes/s limit set
+#      with ControllerModifyVolume, through an open librbd client (tests/bench/qos.py);
 #   8. (root, BENCH_KERNEL=1) NodeStageVolume latency through krbd and rbd-nbd on a real kernel:
 #      tests/kernel/run.sh bench, in the qemu guest; EMULATED CPU, marked so in the JSON.
 # Leaves nothing behind: plugins stopped, mounts, loop devices and rbd-fuse processes of the work
@@ -538,6 +540,15 @@ say "group snapshots of 2 and 8 volumes vs one by one (tests/bench/group_snapsho
 
 say "hostile loads (tests/hostile/hostile.py)"
 run_hostile "${RES}/hostile.json" || die "the hostile loads did not run"
+
+# ---------------------------------------------------------------------------------------------
+# 7b. QoS accuracy (issue 15): per-volume limits set by ControllerModifyVolume, achieved vs
+# configured through a librbd client that has the image open (tests/bench/qos.py)
+
+say "QoS accuracy (tests/bench/qos.py)"
+/usr/bin/python3 "${HERE}/qos.py" --rbdcsi "${RBDCSI}" --monitors "${MONITORS}" \
+	--user "${RBDCSI_TEST_USER}" --pool "${POOL}" --build "${B}" --json "${RES}/qos.json" \
+	<<<"${KEY}" >&2 || die "the QoS accuracy run failed"
 
 # ---------------------------------------------------------------------------------------------
 # Stop, check, report

@@ -995,6 +995,53 @@ class Scenario:
               meta == "zoned", meta)
         self.k("delete", "pod", "zoned-writer", "--wait=true", "--timeout=120s")
 
+    # issue 15: QoS that follows the PVC's VolumeAttributesClass
+    def step_qos(self):
+        """A PVC created with one VolumeAttributesClass, written at its limit, then moved to
+        another class while the pod keeps it mounted (csi-resizer's ControllerModifyVolume):
+        the pod's write throughput follows each class within 30 % (measured as bytes over the
+        wall time of a dd with conv=fsync, after one second's worth of writes has emptied
+        librbd's burst bucket). Here the mapper is rbd-fuse, so librbd enforces the limit in
+        the rbd-fuse process that had the image open before the change."""
+        mib = 1024 * 1024
+        classes = {"rbdcsi-qos-slow": 4 * mib, "rbdcsi-qos-fast": 16 * mib}
+        for name, bps in classes.items():
+            self.cl.apply({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttributesClass",
+                           "metadata": {"name": name}, "driverName": "rbdcsi.io",
+                           "parameters": {"maxWriteBps": str(bps)}})
+        claim = pvc("qos", "rbdcsi-ext4")
+        claim["spec"]["volumeAttributesClassName"] = "rbdcsi-qos-slow"
+        self.cl.apply(claim)
+        self.bound("qos")
+        self.cl.apply(pod("qos", "qos", "sleep 3600", restart="Always"))
+        self.k("wait", "--for=condition=Ready", "pod/qos", "--timeout=240s", timeout=260)
+
+        def rate(bps, seconds=6):
+            n = max(1, bps // mib)
+            self.exec("qos", "dd", "if=/dev/zero", "of=/data/drain", "bs=1M", "count=%d" % n,
+                      "conv=fsync")
+            t0 = time.monotonic()
+            self.exec("qos", "dd", "if=/dev/zero", "of=/data/q", "bs=1M",
+                      "count=%d" % (n * seconds), "conv=fsync", timeout=120)
+            return n * seconds * mib / (time.monotonic() - t0)
+
+        got = {}
+        got["rbdcsi-qos-slow"] = rate(classes["rbdcsi-qos-slow"])
+        self.k("patch", "pvc", "qos", "-p",
+               json.dumps({"spec": {"volumeAttributesClassName": "rbdcsi-qos-fast"}}))
+        wait_for("PVC qos to be modified to rbdcsi-qos-fast", lambda: self.cl.get(
+            "-n", "default", "pvc", "qos")["status"].get("currentVolumeAttributesClassName") ==
+            "rbdcsi-qos-fast", timeout=180, interval=1)
+        got["rbdcsi-qos-fast"] = rate(classes["rbdcsi-qos-fast"])
+        # (Other steps' pods still hold their volumes: no node_leftovers() check here.)
+        self.k("delete", "pod", "qos", "--wait=true", "--timeout=120s")
+        detail = ", ".join("%s: %.2f MiB/s for %.0f MiB/s (%.2f)" % (
+            n, got[n] / mib, classes[n] / mib, got[n] / classes[n]) for n in classes)
+        log("qos: " + detail)
+        check("a pod's write throughput follows its PVC's VolumeAttributesClass, changed while "
+              "mounted (within 30 %)",
+              all(0.7 <= got[n] / classes[n] <= 1.3 for n in classes), detail)
+
     def step_teardown(self):
         footprint()
         wide = listeners_not_loopback()
@@ -1176,6 +1223,7 @@ def main():
                          (sc.step_group_snapshot, "volume group snapshot"),
                          (sc.step_postgres, "postgres statefulset"),
                          (sc.step_topology, "topology"),
+                         (sc.step_qos, "QoS by VolumeAttributesClass"),
                          (sc.step_teardown, "teardown")):
             step(fn, name)
     log("memory: %d MiB in use before, peak %d MiB during the run (+%d MiB)" % (
