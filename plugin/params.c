@@ -4,6 +4,7 @@
 
 #include <json-c/json.h>
 
+#include "driver/host/kms.h"
 #include "driver/host/mapper.h"
 #include "driver/host/options.h"
 #include "plugin/config.h"
@@ -21,13 +22,8 @@ static const char *const known_keys[] = {
 
 /* ceph-csi's keys that rbdcsi implements (deploy/README.md has the table). */
 static const char *const ceph_csi_keys[] = {
-	"stripeUnit",
-	"stripeCount",
-	"objectSize",
-	"tryOtherMounters",
-	"cephLogStrategy",
-	"encrypted",
-	"topologyConstrainedPools",
+	"stripeUnit",      "stripeCount", "objectSize",      "tryOtherMounters",
+	"cephLogStrategy", "encrypted",   "encryptionKMSID", "topologyConstrainedPools",
 };
 
 /*
@@ -39,11 +35,10 @@ static const struct {
 	const char *key;
 	const char *why;
 } refused_keys[] = {
-	{ "encryptionKMSID", "volume encryption is not supported yet" },
-	{ "encryptionType", "volume encryption is not supported yet" },
-	{ "encryptionCipher", "volume encryption is not supported yet" },
-	{ "encryptionKeySize", "volume encryption is not supported yet" },
-	{ "encryptionSectorSize", "volume encryption is not supported yet" },
+	{ "encryptionType", "only LUKS2 (block) encryption is supported, fscrypt ('file') is not" },
+	{ "encryptionCipher", "the cipher is fixed: aes-xts-plain64 with a 512-bit key" },
+	{ "encryptionKeySize", "the cipher is fixed: aes-xts-plain64 with a 512-bit key" },
+	{ "encryptionSectorSize", "the LUKS2 sector size is libcryptsetup's default" },
 	{ "integrityMode", "volume encryption (dm-integrity) is not supported yet" },
 	{ "cephLogDir",
 	  "rbd-nbd and rbd-fuse logs are not kept in a log directory: rbd-nbd logs nowhere, "
@@ -556,15 +551,20 @@ int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *
 				        "is accepted",
 				        v);
 		} else if (strcmp(k, "encrypted") == 0) {
-			if (strcmp(v, "true") == 0)
-				return call_fail(
-				        c, STATUS_INVALID_ARGUMENT,
-				        "parameters: encrypted 'true' is not supported yet "
-				        "(no volume encryption in this version)");
-			if (strcmp(v, "false") != 0)
+			p.encrypted = strcmp(v, "true") == 0;
+			if (!p.encrypted && strcmp(v, "false") != 0)
 				return call_fail(
 				        c, STATUS_INVALID_ARGUMENT,
 				        "parameters: encrypted '%s' is not 'true' or 'false'", v);
+		} else if (strcmp(k, "encryptionKMSID") == 0) {
+			if (!kms_id_known(v))
+				return call_fail(
+				        c, STATUS_INVALID_ARGUMENT,
+				        "parameters: encryptionKMSID '%s' names no KMS this "
+				        "driver has (only '' or '%s': the encryptionPassphrase "
+				        "of the node-stage secret)",
+				        v, KMS_TYPE_METADATA);
+			p.kms_id = v;
 		}
 	}
 
