@@ -241,7 +241,8 @@ image: $(TOP)/proto/csi.proto
 # (tests/kernel/run.sh).
 .PHONY: check-kernel
 check-kernel: deps
-	$(Q)$(MAKE) --no-print-directory all tools $(B)/tests/unit/driver/host/test_crypt
+	$(Q)$(MAKE) --no-print-directory all tools $(B)/tests/unit/driver/host/test_crypt \
+		$(B)/tests/unit/driver/host/test_stage_crypt
 	$(Q)B=$(B) tests/kernel/run.sh
 
 clean:

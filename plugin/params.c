@@ -22,8 +22,15 @@ static const char *const known_keys[] = {
 
 /* ceph-csi's keys that rbdcsi implements (deploy/README.md has the table). */
 static const char *const ceph_csi_keys[] = {
-	"stripeUnit",      "stripeCount", "objectSize",      "tryOtherMounters",
-	"cephLogStrategy", "encrypted",   "encryptionKMSID", "topologyConstrainedPools",
+	"stripeUnit",
+	"stripeCount",
+	"objectSize",
+	"tryOtherMounters",
+	"cephLogStrategy",
+	"encrypted",
+	"encryptionKMSID", /* "" or "metadata" (driver/host/kms.h) */
+	"encryptionType",  /* "block" only */
+	"topologyConstrainedPools",
 };
 
 /*
@@ -35,7 +42,6 @@ static const struct {
 	const char *key;
 	const char *why;
 } refused_keys[] = {
-	{ "encryptionType", "only LUKS2 (block) encryption is supported, fscrypt ('file') is not" },
 	{ "encryptionCipher", "the cipher is fixed: aes-xts-plain64 with a 512-bit key" },
 	{ "encryptionKeySize", "the cipher is fixed: aes-xts-plain64 with a 512-bit key" },
 	{ "encryptionSectorSize", "the LUKS2 sector size is libcryptsetup's default" },
@@ -565,6 +571,13 @@ int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *
 				        "of the node-stage secret)",
 				        v, KMS_TYPE_METADATA);
 			p.kms_id = v;
+		} else if (strcmp(k, "encryptionType") == 0) {
+			if (strcmp(v, "block") != 0)
+				return call_fail(
+				        c, STATUS_INVALID_ARGUMENT,
+				        "parameters: encryptionType '%s' is not supported: "
+				        "only 'block' (LUKS2) is, not fscrypt ('file')",
+				        v);
 		}
 	}
 

@@ -22,6 +22,13 @@ static void log_quiet(int level, const char *msg, void *usrptr)
 	log_debug("libcryptsetup (%d): %s", level, msg);
 }
 
+/* Calls without a device context (crypt_status(NULL, ...)) log through the default callback:
+ * the same quiet one, not stderr. */
+static void quiet_default(void)
+{
+	crypt_set_log_callback(NULL, log_quiet, NULL);
+}
+
 static bool name_ok(const char *name)
 {
 	size_t n;
@@ -45,6 +52,7 @@ static int device_open(const char *device, struct crypt_device **ret)
 
 	if (isempty(device))
 		return -EINVAL;
+	quiet_default();
 	r = crypt_init(&cd, device);
 	if (r < 0)
 		return r;
@@ -152,6 +160,7 @@ static int active_on(const char *name, const char *device)
 	struct stat a, b;
 	const char *under;
 
+	quiet_default();
 	if (crypt_status(NULL, name) == CRYPT_INACTIVE)
 		return 0;
 	if (crypt_init_by_name(&cd, name) < 0)
@@ -241,9 +250,13 @@ int luks_token_get(const char *device, const char *type, char **ret_json)
 
 int luks_active(const char *name)
 {
+	crypt_status_info st;
+
 	if (!name_ok(name))
 		return -EINVAL;
-	return crypt_status(NULL, name) == CRYPT_INACTIVE ? 0 : 1;
+	quiet_default();
+	st = crypt_status(NULL, name);
+	return st == CRYPT_ACTIVE || st == CRYPT_BUSY ? 1 : 0;
 }
 
 int luks_close(const char *name)
@@ -252,6 +265,7 @@ int luks_close(const char *name)
 
 	if (!name_ok(name))
 		return -EINVAL;
+	quiet_default();
 	if (crypt_status(NULL, name) == CRYPT_INACTIVE)
 		return 0;
 	r = crypt_deactivate(NULL, name);
@@ -263,37 +277,44 @@ int luks_close(const char *name)
 	return 0;
 }
 
-int luks_resize(const char *name, const void *key, size_t key_len)
+/* crypt_resize() of active mapping name to its whole device; key NULL: the volume key is read
+ * from the dm table (a mapping made without the kernel keyring), else loaded with key. */
+static int resize_once(const char *name, const void *key, size_t key_len)
 {
 	_cleanup_(crypt_freep) struct crypt_device *cd = NULL;
 	int r;
 
-	if (!name_ok(name) || (key && (key_len == 0 || key_len > LUKS_KEY_MAX)))
-		return -EINVAL;
-	if (crypt_status(NULL, name) == CRYPT_INACTIVE)
-		return -ENOENT;
 	r = crypt_init_by_name(&cd, name);
 	if (r < 0)
 		return r;
 	crypt_set_log_callback(cd, log_quiet, NULL);
-	if (!key) {
-		/* Opened by luks_open(): the volume key is in the dm table. */
+	if (!key)
 		r = crypt_volume_key_keyring(cd, 0);
-		if (r < 0)
-			return r;
-		r = crypt_resize(cd, name, 0);
-		if (r < 0)
-			return log_debug_errno(r, "Resizing %s failed: %m", name);
-		return 0;
-	}
-	/* LUKS2 keeps the volume key in the kernel keyring, out of libcryptsetup's reach: load
-	 * it (a NULL name activates nothing) so that the table can be reloaded. */
-	r = crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT, key, key_len,
-	                                 CRYPT_ACTIVATE_KEYRING_KEY);
+	else
+		/* A mapping whose volume key is in the kernel keyring, out of libcryptsetup's
+		 * reach: load it (a NULL name activates nothing) so that the table can be
+		 * reloaded. */
+		r = crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT, key, key_len,
+		                                 CRYPT_ACTIVATE_KEYRING_KEY);
 	if (r < 0)
 		return r;
 	/* 0: as large as the underlying device allows. */
-	r = crypt_resize(cd, name, 0);
+	return crypt_resize(cd, name, 0);
+}
+
+int luks_resize(const char *name, const void *key, size_t key_len)
+{
+	int r;
+
+	if (!name_ok(name) || (key && (key_len == 0 || key_len > LUKS_KEY_MAX)))
+		return -EINVAL;
+	quiet_default();
+	if (crypt_status(NULL, name) == CRYPT_INACTIVE)
+		return -ENOENT;
+	/* Mappings made by luks_open() need no key; the key is for others. */
+	r = resize_once(name, NULL, 0);
+	if (r < 0 && key)
+		r = resize_once(name, key, key_len);
 	if (r < 0)
 		return log_debug_errno(r, "Resizing %s failed: %m", name);
 	return 0;

@@ -197,9 +197,12 @@ int stage_crypt_open(struct stage_info *info, const struct stage_crypt *c, const
 	if (r < 0) {
 		reason_set(ret_reason, "cannot open %s as the dm-crypt device %s: %s", info->device,
 		           info->crypt_name,
-		           r == -EPERM    ? "the data key does not open its LUKS2 keyslot"
-		           : r == -ENODEV ? "no dm-crypt in this kernel"
-		                          : strerror(-r));
+		           r == -EPERM ? "the data key does not open its LUKS2 keyslot"
+		           : r == -ENODEV || r == -EOPNOTSUPP
+		                   ? "no device-mapper/dm-crypt in this kernel"
+		                   : strerror(-r));
+		if (r == -EOPNOTSUPP)
+			return -ENODEV;
 		return r == -EPERM ? -EKEYREJECTED : r;
 	}
 	failpoint("node-stage:after-luks-open");
