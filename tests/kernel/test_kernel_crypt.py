@@ -140,8 +140,10 @@ class CryptCase(KernelCase):
         self.stage(self.n1, vol, staging, cap)  # idempotent
         name = self.the_dm(vol)
         raw = self.raw_device(name)
-        self.assertEqual([m for m in open("/proc/mounts").read().splitlines()
-                          if m.split()[1] == staging][0].split()[0], "/dev/mapper/" + name)
+        with open("/proc/mounts") as f:
+            mounts = f.read().splitlines()
+        self.assertEqual([m.split()[0] for m in mounts if m.split()[1] == staging],
+                         ["/dev/mapper/" + name])
         with open(raw, "rb") as f:
             self.assertEqual(f.read(6), b"LUKS\xba\xbe")
         self.n1.publish(vol, staging, target, cap)
