@@ -16,9 +16,10 @@
 #define LUKS_KEY_MAX 512
 
 struct luks_options {
-	/* PBKDF2 at the minimum cost instead of Argon2id with libcryptsetup's defaults (1 GiB,
-	 * about 2 s): for tests only. The key is random and long (a data key), so the PBKDF's
-	 * cost adds little there either; production keeps the default unless told. */
+	/* PBKDF2 at a low cost instead of Argon2id with libcryptsetup's defaults (1 GiB, about
+	 * 2 s). Staging uses it for its keyslots: their key is a random 512-bit data key
+	 * (driver/host/kms.h), which a slow KDF does not strengthen; a human passphrase would
+	 * need the default. */
 	bool fast_pbkdf;
 	/* luks_format(): the device holds our own interrupted format (the stage's state says
 	 * so): format it again instead of refusing a LUKS header. */
