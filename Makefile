@@ -53,7 +53,7 @@ CFLAGS_BASE += -D_FORTIFY_SOURCE=2
 endif
 CPPFLAGS_ALL := -I. -DRBDCSI_VERSION='"$(VERSION)"'
 LDFLAGS_ALL := -pthread -Wl,-z,relro,-z,now -pie $(SAN_FLAGS)
-LIBS := -lgrpc -lgpr -lprotobuf-c -lblkid -lmount -ludev -ljson-c -lcrypto -lm
+LIBS := -lgrpc -lgpr -lprotobuf-c -lblkid -lmount -ludev -ljson-c -lcrypto -lcryptsetup -lm
 
 CFLAGS_ALL = $(CFLAGS_BASE) $(SAN_FLAGS) $(CFLAGS)
 
@@ -143,9 +143,6 @@ $(B)/rbdcsi: $(B)/obj/plugin/main.o $(B)/libplugin.a $(B)/libdriver.a
 # that a process which has not connected does not map them).
 $(filter-out %/test_ceph_lib,$(filter $(B)/tests/unit/driver/ceph/%,$(UNIT_BINS))): \
 	LIBS += -lrbd -lrados
-# LUKS2 (driver/host/crypt.c) is not wired into staging yet: only its unit test links
-# libcryptsetup, so the binary and the image do not depend on it.
-$(B)/tests/unit/driver/host/test_crypt: LIBS += -lcryptsetup
 
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libplugin.a $(B)/libdriver.a $(PROTO_H)
 	$(Q)mkdir -p $(dir $@)
@@ -251,7 +248,8 @@ image: $(TOP)/proto/csi.proto
 # (tests/kernel/run.sh).
 .PHONY: check-kernel
 check-kernel: deps
-	$(Q)$(MAKE) --no-print-directory all tools $(B)/tests/unit/driver/host/test_crypt
+	$(Q)$(MAKE) --no-print-directory all tools $(B)/tests/unit/driver/host/test_crypt \
+		$(B)/tests/unit/driver/host/test_stage_crypt
 	$(Q)B=$(B) tests/kernel/run.sh
 
 clean:

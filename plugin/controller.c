@@ -107,7 +107,7 @@ static int volume_to_csi(struct call *c, const struct volume *vol, const struct 
 	csi__v1__volume__init(v);
 	v->volume_id = call_strdup(c, vol->id);
 	v->capacity_bytes = (int64_t)vol->size;
-	v->volume_context = call_alloc(c, 16 * sizeof(*v->volume_context));
+	v->volume_context = call_alloc(c, 18 * sizeof(*v->volume_context));
 	if (!v->volume_id || !v->volume_context)
 		return -ENOMEM;
 	/* What the node needs to stage without asking the controller. */
@@ -128,6 +128,9 @@ static int volume_to_csi(struct call *c, const struct volume *vol, const struct 
 		r = r ?: context_add(c, v, "mkfsOptions", p->mkfs_options);
 		r = r ?: context_add(c, v, "mapOptions", p->map_options);
 		r = r ?: context_add(c, v, "unmapOptions", p->unmap_options);
+		/* Encrypted (LUKS2 made by the node at first stage; driver/host/kms.h). */
+		r = r ?: context_add(c, v, "encrypted", p->encrypted ? "true" : NULL);
+		r = r ?: context_add(c, v, "encryptionKMSID", p->encrypted ? p->kms_id : NULL);
 	}
 	if (r < 0)
 		return r;

@@ -31,6 +31,7 @@
 #include "driver/base/path.h"
 #include "driver/host/blockdev.h"
 #include "driver/host/fs.h"
+#include "driver/host/kms.h"
 #include "driver/host/mount.h"
 #include "driver/host/publish.h"
 #include "driver/base/sha256.h"
@@ -41,6 +42,7 @@
 #include "plugin/metrics.h"
 #include "plugin/node.h"
 #include "plugin/node_qos.h"
+#include "plugin/node_crypt.h"
 #include "plugin/params.h"
 #include "plugin/plugin.h"
 
@@ -178,6 +180,7 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	struct op_lock lock = { 0 }, image_lock = { 0 };
 	_cleanup_(path_resolved_done) struct path_resolved staging = PATH_RESOLVED_INIT;
 	_cleanup_free_ char *other = NULL;
+	struct stage_crypt crypt = { 0 };
 	int r, resolved;
 
 	(void)response;
@@ -292,6 +295,9 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		log_error_errno(r, "Cannot read the stage state: %m");
 		goto out;
 	}
+	r = node_crypt_prepare(c, req, &crypt);
+	if (r < 0)
+		goto out;
 	sr = (struct stage_request){
 		.state_dir = dir,
 		.volume_id = req->volume_id,
@@ -316,6 +322,7 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 			},
 		.unmap_options = context_get(req, "unmapOptions"),
 		.timeout_usec = call_remaining_usec(c, STAGE_TIMEOUT_DEFAULT_USEC),
+		.crypt = crypt.kms ? &crypt : NULL,
 	};
 	if (sr.timeout_usec == 0) {
 		r = call_fail(c, STATUS_DEADLINE_EXCEEDED, "the call's deadline has passed");
@@ -325,7 +332,8 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	if (r == -EEXIST)
 		log_warning_errno(r, "Volume is already staged with other parameters: %s",
 		                  strempty(reason));
-	else if (r == -EMEDIUMTYPE || r == -ENODEV || r == -EROFS || r == -EBUSY)
+	else if (r == -EMEDIUMTYPE || r == -ENODEV || r == -EROFS || r == -EBUSY ||
+	         r == -EKEYREJECTED)
 		log_warning_errno(r, "Cannot stage the volume: %s", reason ? reason : "%m");
 	else if (r < 0)
 		log_error_errno(r, "Failed to stage the volume: %s", reason ? reason : "%m");
@@ -342,6 +350,7 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		            "the device (it keeps its old size until NodeExpandVolume): %s",
 		            info->grow_failure);
 out:
+	crypt.kms = kms_free(crypt.kms);
 	op_lock_release(&image_lock);
 	op_lock_release(&lock);
 	config_cluster_done(&cl);

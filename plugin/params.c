@@ -4,6 +4,7 @@
 
 #include <json-c/json.h>
 
+#include "driver/host/kms.h"
 #include "driver/host/mapper.h"
 #include "driver/host/options.h"
 #include "plugin/config.h"
@@ -27,6 +28,8 @@ static const char *const ceph_csi_keys[] = {
 	"tryOtherMounters",
 	"cephLogStrategy",
 	"encrypted",
+	"encryptionKMSID", /* "" or "metadata" (driver/host/kms.h) */
+	"encryptionType",  /* "block" only */
 	"topologyConstrainedPools",
 };
 
@@ -39,11 +42,9 @@ static const struct {
 	const char *key;
 	const char *why;
 } refused_keys[] = {
-	{ "encryptionKMSID", "volume encryption is not supported yet" },
-	{ "encryptionType", "volume encryption is not supported yet" },
-	{ "encryptionCipher", "volume encryption is not supported yet" },
-	{ "encryptionKeySize", "volume encryption is not supported yet" },
-	{ "encryptionSectorSize", "volume encryption is not supported yet" },
+	{ "encryptionCipher", "the cipher is fixed: aes-xts-plain64 with a 512-bit key" },
+	{ "encryptionKeySize", "the cipher is fixed: aes-xts-plain64 with a 512-bit key" },
+	{ "encryptionSectorSize", "the LUKS2 sector size is libcryptsetup's default" },
 	{ "integrityMode", "volume encryption (dm-integrity) is not supported yet" },
 	{ "cephLogDir",
 	  "rbd-nbd and rbd-fuse logs are not kept in a log directory: rbd-nbd logs nowhere, "
@@ -556,15 +557,27 @@ int params_parse(struct call *c, Csi__V1__CreateVolumeRequest__ParametersEntry *
 				        "is accepted",
 				        v);
 		} else if (strcmp(k, "encrypted") == 0) {
-			if (strcmp(v, "true") == 0)
-				return call_fail(
-				        c, STATUS_INVALID_ARGUMENT,
-				        "parameters: encrypted 'true' is not supported yet "
-				        "(no volume encryption in this version)");
-			if (strcmp(v, "false") != 0)
+			p.encrypted = strcmp(v, "true") == 0;
+			if (!p.encrypted && strcmp(v, "false") != 0)
 				return call_fail(
 				        c, STATUS_INVALID_ARGUMENT,
 				        "parameters: encrypted '%s' is not 'true' or 'false'", v);
+		} else if (strcmp(k, "encryptionKMSID") == 0) {
+			if (!kms_id_known(v))
+				return call_fail(
+				        c, STATUS_INVALID_ARGUMENT,
+				        "parameters: encryptionKMSID '%s' names no KMS this "
+				        "driver has (only '' or '%s': the encryptionPassphrase "
+				        "of the node-stage secret)",
+				        v, KMS_TYPE_METADATA);
+			p.kms_id = v;
+		} else if (strcmp(k, "encryptionType") == 0) {
+			if (strcmp(v, "block") != 0)
+				return call_fail(
+				        c, STATUS_INVALID_ARGUMENT,
+				        "parameters: encryptionType '%s' is not supported: "
+				        "only 'block' (LUKS2) is, not fscrypt ('file')",
+				        v);
 		}
 	}
 

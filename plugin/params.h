@@ -33,6 +33,8 @@ struct volume_params {
 	uint64_t stripe_unit;
 	uint64_t stripe_count;
 	const char *topology_pools; /* topologyConstrainedPools (JSON), NULL when unset */
+	bool encrypted;             /* encrypted: "true" (LUKS2, driver/host/kms.h) */
+	const char *kms_id;         /* encryptionKMSID: NULL/"" or "metadata" */
 };
 
 /* One entry of topologyConstrainedPools. Strings live in the call's arena. */

@@ -45,6 +45,7 @@ enum status_code status_from_errno(int error)
 		return STATUS_FAILED_PRECONDITION;
 	case EPERM:
 	case EACCES:
+	case EKEYREJECTED: /* an encrypted volume's key was refused */
 		return STATUS_PERMISSION_DENIED;
 	case EAGAIN:
 	case EALREADY:

@@ -11,6 +11,7 @@
 #include "driver/host/crypt.h"
 
 #define LUKS_NAME_MAX 120
+#define LUKS_TOKENS   32 /* LUKS2 has token ids 0..31 */
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free)
 
@@ -19,6 +20,13 @@ static void log_quiet(int level, const char *msg, void *usrptr)
 {
 	(void)usrptr;
 	log_debug("libcryptsetup (%d): %s", level, msg);
+}
+
+/* Calls without a device context (crypt_status(NULL, ...)) log through the default callback:
+ * the same quiet one, not stderr. */
+static void quiet_default(void)
+{
+	crypt_set_log_callback(NULL, log_quiet, NULL);
 }
 
 static bool name_ok(const char *name)
@@ -44,6 +52,7 @@ static int device_open(const char *device, struct crypt_device **ret)
 
 	if (isempty(device))
 		return -EINVAL;
+	quiet_default();
 	r = crypt_init(&cd, device);
 	if (r < 0)
 		return r;
@@ -83,7 +92,7 @@ int luks_format(const char *device, const void *key, size_t key_len,
 	r = luks_is_luks(device);
 	if (r < 0)
 		return r;
-	if (r > 0)
+	if (r > 0 && !(opts && opts->over_own))
 		return -EEXIST;
 	r = device_open(device, &cd);
 	if (r < 0)
@@ -100,6 +109,16 @@ int luks_format(const char *device, const void *key, size_t key_len,
 	r = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, NULL, 0, key, key_len);
 	if (r < 0)
 		return log_debug_errno(r, "Adding the keyslot on %s failed: %m", device);
+	if (opts && opts->token_json) {
+		int slot = r;
+
+		r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, opts->token_json);
+		if (r < 0)
+			return log_debug_errno(r, "Adding the token on %s failed: %m", device);
+		r = crypt_token_assign_keyslot(cd, r, slot);
+		if (r < 0)
+			return log_debug_errno(r, "Assigning the token on %s failed: %m", device);
+	}
 	log_debug("Formatted %s as LUKS2", device);
 	return 0;
 }
@@ -141,6 +160,7 @@ static int active_on(const char *name, const char *device)
 	struct stat a, b;
 	const char *under;
 
+	quiet_default();
 	if (crypt_status(NULL, name) == CRYPT_INACTIVE)
 		return 0;
 	if (crypt_init_by_name(&cd, name) < 0)
@@ -156,6 +176,12 @@ static int active_on(const char *name, const char *device)
 
 int luks_open(const char *device, const char *name, const void *key, size_t key_len,
               char **ret_path)
+{
+	return luks_open_mode(device, name, key, key_len, false, ret_path);
+}
+
+int luks_open_mode(const char *device, const char *name, const void *key, size_t key_len,
+                   bool read_only, char **ret_path)
 {
 	_cleanup_(crypt_freep) struct crypt_device *cd = NULL;
 	_cleanup_free_ char *path = NULL;
@@ -174,7 +200,13 @@ int luks_open(const char *device, const char *name, const void *key, size_t key_
 		r = load(device, &cd);
 		if (r < 0)
 			return r;
-		r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT, key, key_len, 0);
+		/* The volume key goes into the dm table only (root-only, as with any dm-crypt):
+		 * crypt_resize() can then reload it without the key. */
+		r = crypt_volume_key_keyring(cd, 0);
+		if (r < 0)
+			return r;
+		r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT, key, key_len,
+		                                 read_only ? CRYPT_ACTIVATE_READONLY : 0);
 		if (r < 0)
 			return log_debug_errno(r, "Opening %s as %s failed: %m", device, name);
 		log_debug("Opened %s as %s", device, path);
@@ -183,12 +215,57 @@ int luks_open(const char *device, const char *name, const void *key, size_t key_
 	return 0;
 }
 
+int luks_token_get(const char *device, const char *type, char **ret_json)
+{
+	_cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+	int r;
+
+	if (isempty(type))
+		return -EINVAL;
+	r = device_open(device, &cd);
+	if (r < 0)
+		return r;
+	r = crypt_load(cd, CRYPT_LUKS2, NULL);
+	if (r < 0)
+		return r;
+	for (int t = 0; t < LUKS_TOKENS; t++) {
+		const char *json = NULL, *ttype = NULL;
+		char *copy;
+
+		crypt_token_info st = crypt_token_status(cd, t, &ttype);
+
+		if (st == CRYPT_TOKEN_INACTIVE || st == CRYPT_TOKEN_INVALID || !ttype ||
+		    strcmp(ttype, type) != 0)
+			continue;
+		if (crypt_token_json_get(cd, t, &json) < 0 || !json)
+			continue;
+		copy = strdup(json);
+		if (!copy)
+			return -ENOMEM;
+		*ret_json = copy;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int luks_active(const char *name)
+{
+	crypt_status_info st;
+
+	if (!name_ok(name))
+		return -EINVAL;
+	quiet_default();
+	st = crypt_status(NULL, name);
+	return st == CRYPT_ACTIVE || st == CRYPT_BUSY ? 1 : 0;
+}
+
 int luks_close(const char *name)
 {
 	int r;
 
 	if (!name_ok(name))
 		return -EINVAL;
+	quiet_default();
 	if (crypt_status(NULL, name) == CRYPT_INACTIVE)
 		return 0;
 	r = crypt_deactivate(NULL, name);
@@ -200,27 +277,44 @@ int luks_close(const char *name)
 	return 0;
 }
 
-int luks_resize(const char *name, const void *key, size_t key_len)
+/* crypt_resize() of active mapping name to its whole device; key NULL: the volume key is read
+ * from the dm table (a mapping made without the kernel keyring), else loaded with key. */
+static int resize_once(const char *name, const void *key, size_t key_len)
 {
 	_cleanup_(crypt_freep) struct crypt_device *cd = NULL;
 	int r;
 
-	if (!name_ok(name) || !key || key_len == 0 || key_len > LUKS_KEY_MAX)
-		return -EINVAL;
-	if (crypt_status(NULL, name) == CRYPT_INACTIVE)
-		return -ENOENT;
 	r = crypt_init_by_name(&cd, name);
 	if (r < 0)
 		return r;
 	crypt_set_log_callback(cd, log_quiet, NULL);
-	/* LUKS2 keeps the volume key in the kernel keyring, out of libcryptsetup's reach: load
-	 * it (a NULL name activates nothing) so that the table can be reloaded. */
-	r = crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT, key, key_len,
-	                                 CRYPT_ACTIVATE_KEYRING_KEY);
+	if (!key)
+		r = crypt_volume_key_keyring(cd, 0);
+	else
+		/* A mapping whose volume key is in the kernel keyring, out of libcryptsetup's
+		 * reach: load it (a NULL name activates nothing) so that the table can be
+		 * reloaded. */
+		r = crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT, key, key_len,
+		                                 CRYPT_ACTIVATE_KEYRING_KEY);
 	if (r < 0)
 		return r;
 	/* 0: as large as the underlying device allows. */
-	r = crypt_resize(cd, name, 0);
+	return crypt_resize(cd, name, 0);
+}
+
+int luks_resize(const char *name, const void *key, size_t key_len)
+{
+	int r;
+
+	if (!name_ok(name) || (key && (key_len == 0 || key_len > LUKS_KEY_MAX)))
+		return -EINVAL;
+	quiet_default();
+	if (crypt_status(NULL, name) == CRYPT_INACTIVE)
+		return -ENOENT;
+	/* Mappings made by luks_open() need no key; the key is for others. */
+	r = resize_once(name, NULL, 0);
+	if (r < 0 && key)
+		r = resize_once(name, key, key_len);
 	if (r < 0)
 		return log_debug_errno(r, "Resizing %s failed: %m", name);
 	return 0;

@@ -6,7 +6,7 @@
  * environment or a file, and never log it. Functions are named luks_* (libcryptsetup owns
  * crypt_*).
  *
- * Not wired into staging yet: see the report of issue 20 for the hook points in stage.c.
+ * Staging uses them through driver/host/stage_crypt.c (the design is in driver/host/kms.h).
  */
 #pragma once
 
@@ -16,10 +16,17 @@
 #define LUKS_KEY_MAX 512
 
 struct luks_options {
-	/* PBKDF2 at the minimum cost instead of Argon2id with libcryptsetup's defaults (1 GiB,
-	 * about 2 s): for tests only. The key is random and long (a data key), so the PBKDF's
-	 * cost adds little there either; production keeps the default unless told. */
+	/* PBKDF2 at a low cost instead of Argon2id with libcryptsetup's defaults (1 GiB, about
+	 * 2 s). Staging uses it for its keyslots: their key is a random 512-bit data key
+	 * (driver/host/kms.h), which a slow KDF does not strengthen; a human passphrase would
+	 * need the default. */
 	bool fast_pbkdf;
+	/* luks_format(): the device holds our own interrupted format (the stage's state says
+	 * so): format it again instead of refusing a LUKS header. */
+	bool over_own;
+	/* luks_format(): a LUKS2 token (JSON object with "type" and an empty "keyslots" array)
+	 * stored in the header and assigned to the new keyslot, or NULL. Not secret. */
+	const char *token_json;
 };
 
 /* 1 when device carries a LUKS header (any version), 0 when not. Errors: -ENOENT, -EACCES. */
@@ -39,16 +46,32 @@ int luks_format(const char *device, const void *key, size_t key_len,
 int luks_check_key(const char *device, const void *key, size_t key_len);
 
 /*
- * Opens device as /dev/mapper/<name> (*ret_path, owned by the caller). Idempotent: a mapping
+ * Opens device as /dev/mapper/<name> (without the kernel keyring: luks_resize() then needs no
+ * key) (*ret_path, owned by the caller). Idempotent: a mapping
  * <name> that is already active on this device is success. Errors: -EPERM wrong key, -EINVAL
  * not LUKS or a bad name, -EEXIST <name> is active on another device, -ENODEV no dm-crypt.
  */
 int luks_open(const char *device, const char *name, const void *key, size_t key_len,
               char **ret_path);
 
+/*
+ * The JSON of the first LUKS2 token of device whose "type" is type (*ret_json, caller frees).
+ * Errors: -ENOENT no such token, -EINVAL not LUKS2.
+ */
+int luks_token_get(const char *device, const char *type, char **ret_json);
+
+/* Whether mapping <name> is active: 1 yes, 0 no. */
+int luks_active(const char *name);
+
+/* luks_open(), read-only when read_only (the mapping of a read-only volume). */
+int luks_open_mode(const char *device, const char *name, const void *key, size_t key_len,
+                   bool read_only, char **ret_path);
+
 /* Closes /dev/mapper/<name>; not active is success. Errors: -EBUSY still open (mounted). */
 int luks_close(const char *name);
 
-/* Grows the active mapping <name> to the size of its underlying device (after an expand); the
- * key is needed to reload the table. Errors: -ENOENT not active, -EPERM wrong key. */
+/* Grows the active mapping <name> to the size of its underlying device (after an expand). key
+ * NULL: the mapping was made by luks_open() (its volume key is in the dm table, not the kernel
+ * keyring) and no key is needed; else the key reloads it. Errors: -ENOENT not active, -EPERM
+ * wrong key. */
 int luks_resize(const char *name, const void *key, size_t key_len);

@@ -26,6 +26,7 @@
 #include "driver/host/fs.h"
 #include "driver/host/loop.h"
 #include "driver/host/mapper.h"
+#include "driver/host/stage_crypt.h"
 #include "driver/host/mount.h"
 #include "driver/host/options.h"
 #include "driver/host/reason.h"
@@ -72,6 +73,8 @@ struct stage_info *stage_info_free(struct stage_info *info)
 	free(info->unmap_options);
 	free(info->sys_root);
 	mapper_state_free(info->mapper, info->mapper_state);
+	free(info->crypt_name);
+	free(info->mapped_device);
 	free(info);
 	return NULL;
 }
@@ -159,11 +162,20 @@ static int state_save(const char *path, const struct stage_info *info)
 	r = mapper_state_save(info->mapper, info->mapper_state, o);
 	if (r < 0)
 		return r;
+	json_add_str(o, "crypt_name", info->crypt_name);
+	json_add_str(o, "mapped_device", info->mapped_device);
+	if (info->luks_pending)
+		json_object_object_add(o, "luks_pending", json_object_new_boolean(true));
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 	                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (!text)
 		return -ENOMEM;
 	return fileio_write_atomic(path, text, strlen(text), 0600);
+}
+
+int stage_state_save(const char *state_path, const struct stage_info *info)
+{
+	return state_save(state_path, info);
 }
 
 static int json_get_str(json_object *o, const char *key, char **dst)
@@ -182,6 +194,21 @@ static bool json_get_bool(json_object *o, const char *key)
 	json_object *v;
 
 	return json_object_object_get_ex(o, key, &v) && json_object_get_boolean(v);
+}
+
+/* An encrypted volume's dm name must be the one derived from its volume id. */
+static bool str_valid_crypt_name(const char *volume_id, const char *name)
+{
+	_cleanup_free_ char *want = NULL;
+
+	return volume_id && stage_crypt_name(volume_id, &want) == 0 && strcmp(want, name) == 0;
+}
+
+/* The mapped device (/dev/rbdN, /dev/nbdN, the loop device): under the dm-crypt device of an
+ * encrypted volume, else device itself. */
+static const char *raw_device(const struct stage_info *info)
+{
+	return info->mapped_device ?: info->device;
 }
 
 static int state_parse(const char *text, struct stage_info **ret)
@@ -217,8 +244,13 @@ static int state_parse(const char *text, struct stage_info **ret)
 	r = r ?: json_get_str(o, "image", &info->image);
 	r = r ?: json_get_str(o, "unmap_options", &info->unmap_options);
 	r = r ?: json_get_str(o, "sys_root", &info->sys_root);
+	r = r ?: json_get_str(o, "crypt_name", &info->crypt_name);
+	r = r ?: json_get_str(o, "mapped_device", &info->mapped_device);
 	if (r < 0)
 		return r;
+	info->luks_pending = json_get_bool(o, "luks_pending");
+	if (info->crypt_name && !str_valid_crypt_name(info->volume_id, info->crypt_name))
+		return -EINVAL;
 	info->read_only = json_get_bool(o, "read_only");
 	info->formatted = json_get_bool(o, "formatted");
 	info->mkfs_pending = json_get_bool(o, "mkfs_pending");
@@ -312,7 +344,7 @@ static struct mapper_mapping mapping_of(const struct stage_info *info)
 		.pool = info->pool,
 		.rados_namespace = info->rados_namespace,
 		.image = info->image,
-		.device = info->device,
+		.device = raw_device(info),
 		.unmap_options = info->unmap_options,
 		.state = info->mapper_state,
 	};
@@ -323,6 +355,8 @@ static bool mapping_alive(const struct stage_info *info, char **why)
 {
 	struct mapper_mapping m = mapping_of(info);
 
+	if (!stage_crypt_alive(info, why))
+		return false;
 	return mapper_alive(info->mapper, &m, why);
 }
 
@@ -499,6 +533,10 @@ static int undo_mapping(const struct stage_info *info, const char *staging_path,
 		}
 		failpoint("node-undo:after-wipe");
 	}
+	r = stage_crypt_close(info, wipe && !info->read_only && mapping_alive(info, NULL),
+	                      ret_reason);
+	if (r < 0)
+		return r;
 	r = unmap(info, deadline, &mapper_forced, ret_reason);
 	*forced = *forced || mapper_forced;
 	if (r < 0)
@@ -611,6 +649,8 @@ static const char *request_differs(const struct stage_info *info, const struct s
 		return "read-only flag";
 	if (req->mapper != MAPPER_AUTO && req->mapper != info->mapper)
 		return "mapper";
+	if (!info->crypt_name != !req->crypt)
+		return "encryption";
 	if (req->access == STAGE_ACCESS_MOUNT) {
 		if (!str_eq(info->staging_path, req->staging_path))
 			return "staging path";
@@ -728,6 +768,11 @@ static int info_from_request(const struct stage_request *req, enum mapper_type m
 	r = r ?: set_str(&info->sys_root, req->sys_root);
 	if (r < 0)
 		return r;
+	if (req->crypt) {
+		r = stage_crypt_name(req->volume_id, &info->crypt_name);
+		if (r < 0)
+			return r;
+	}
 	r = mapper_state_new(mapper, req->state_dir, req->volume_id, &info->mapper_state);
 	if (r < 0)
 		return r;
@@ -908,6 +953,11 @@ static int finish_stage(struct stage_info *info, const struct stage_request *req
 	if (r < 0)
 		return r;
 	failpoint("node-stage:after-state-mapped");
+	if (req->crypt) {
+		r = stage_crypt_open(info, req->crypt, state_path, ret_reason);
+		if (r < 0)
+			return r;
+	}
 	if (req->access == STAGE_ACCESS_MOUNT) {
 		r = prepare_filesystem(info, req, state_path, deadline, ret_reason);
 		if (r < 0)
@@ -963,7 +1013,7 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 	_cleanup_free_ char *state_path = NULL, *why = NULL;
 	enum mapper_type mapper;
 	uint64_t deadline;
-	bool forced = false, carry_mkfs = false;
+	bool forced = false, carry_mkfs = false, carry_luks = false;
 	int r;
 
 	r = request_check(req, ret_reason);
@@ -1004,8 +1054,9 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 		          old->phase, strempty(why), diff ? "; it differs in " : "",
 		          strempty(diff));
 		carry_mkfs = old->mkfs_pending && same_image(old, req);
+		carry_luks = old->luks_pending && same_image(old, req) && req->crypt;
 		staging_unpin(req);
-		if (carry_mkfs)
+		if (carry_mkfs || carry_luks)
 			r = undo_mapping(old, old->staging_path, false, deadline, &forced,
 			                 ret_reason);
 		else
@@ -1043,6 +1094,7 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 	if (r < 0)
 		return r;
 	info->mkfs_pending = carry_mkfs;
+	info->luks_pending = carry_luks;
 
 	/* Recorded before anything happens, so that a crash from here on can be undone. */
 	r = state_save(state_path, info);
@@ -1054,7 +1106,7 @@ int stage_volume(const struct stage_request *req, struct stage_info **ret_info, 
 	r = do_map(info, req, deadline, ret_reason);
 	if (r < 0) {
 		/* The mapper cleaned up after itself. A pending format stays recorded. */
-		if (!info->mkfs_pending)
+		if (!info->mkfs_pending && !info->luks_pending)
 			(void)unlink(state_path);
 		return r;
 	}
@@ -1180,21 +1232,25 @@ int stage_expand(const char *state_dir, const char *volume_id, uint64_t new_size
 		return r;
 	/* Wait for the device to show the new size. */
 	for (;;) {
-		r = blockdev_get_size(info->device, &size);
+		r = blockdev_get_size(raw_device(info), &size);
 		if (r < 0) {
-			reason_set(ret_reason, "cannot read the size of %s: %s", info->device,
+			reason_set(ret_reason, "cannot read the size of %s: %s", raw_device(info),
 			           strerror(-r));
 			return r;
 		}
 		if (new_size == 0 || size >= new_size)
 			break;
 		if (monotonic_usec() >= deadline) {
-			reason_set(ret_reason, "%s still has %llu bytes, not %llu", info->device,
-			           (unsigned long long)size, (unsigned long long)new_size);
+			reason_set(ret_reason, "%s still has %llu bytes, not %llu",
+			           raw_device(info), (unsigned long long)size,
+			           (unsigned long long)new_size);
 			return -ETIMEDOUT;
 		}
 		(void)poll(NULL, 0, EXPAND_POLL_MS);
 	}
+	r = stage_crypt_resize(info, ret_reason);
+	if (r < 0)
+		return r;
 	if (info->access == STAGE_ACCESS_MOUNT) {
 		r = fs_grow(info->device, info->fstype, info->staging_path, remaining(deadline),
 		            ret_reason);

@@ -67,6 +67,8 @@ struct stage_request {
 	 * mount act on it, never on staging_path's text (which is what gets recorded). NULL:
 	 * staging_path is used as text (tests). */
 	struct path_resolved *staging_at;
+	/* Encrypted volume (LUKS2 on the mapped device, driver/host/stage_crypt.h), or NULL. */
+	const struct stage_crypt *crypt;
 };
 
 /* What a state file says (and, from stage_volume(), what was just staged). */
@@ -99,6 +101,12 @@ struct stage_info {
 	/* The mapper's own state (struct mapper_ops: rbd-fuse's pid and mount directory, krbd's
 	 * device id), saved under its own keys; owned, freed with mapper_state_free(). */
 	void *mapper_state;
+	/* Encrypted volumes (driver/host/stage_crypt.h): the dm-crypt name (recorded before the
+	 * map), the mapped device under it (device is then /dev/mapper/<crypt_name>), and
+	 * "our LUKS2 format was started on a device probed blank" (saved before it). */
+	char *crypt_name;
+	char *mapped_device;
+	bool luks_pending;
 };
 
 struct stage_info *stage_info_free(struct stage_info *info);
@@ -157,6 +165,9 @@ int stage_find_image(const char *state_dir, const char *cluster_id, const char *
 
 /* Reads the state of volume_id. Errors: -ENOENT not staged (no state), -EINVAL bad file. */
 int stage_load(const char *state_dir, const char *volume_id, struct stage_info **ret_info);
+
+/* Writes info to state_path atomically (0600). Errors: -EIO, -ENOSPC, -ENOMEM. */
+int stage_state_save(const char *state_path, const struct stage_info *info);
 
 /* The state file path of volume_id ("<state_dir>/<sha256>.json"); caller frees. */
 int stage_state_path(const char *state_dir, const char *volume_id, char **ret_path);

@@ -120,9 +120,9 @@ class TestCephCsiCompat(unittest.TestCase):
     def test_refused_keys__named_with_reason_nothing_created(self):
         before = pool_images()
         cases = [
-            ({"encrypted": "true"}, "encrypted 'true' is not supported yet"),
-            ({"encryptionKMSID": "vault-1"}, "'encryptionKMSID' (a ceph-csi parameter) is not "
-                                             "supported: volume encryption is not supported yet"),
+            ({"encrypted": "yes"}, "encrypted 'yes' is not 'true' or 'false'"),
+            ({"encrypted": "true", "encryptionKMSID": "vault-1"},
+             "encryptionKMSID 'vault-1' names no KMS"),
             ({"cephLogStrategy": "compress"}, "cephLogStrategy 'compress' is not supported"),
             ({"stripeUnit": "65536"}, "stripeUnit and stripeCount must be given together"),
             ({"thickProvision": "true"}, "thick provisioning was removed"),

@@ -19,7 +19,7 @@ fail=0
 # Unit tests that need what only this kernel has (dm-crypt): no Ceph needed.
 mapfile -t tests < <(grep -v '^$' /out/tests 2>/dev/null)
 t=$(now_us)
-for u in "$B"/tests/unit/driver/host/test_crypt; do
+for u in "$B"/tests/unit/driver/host/test_crypt "$B"/tests/unit/driver/host/test_stage_crypt; do
 	if [ ! -x "$u" ]; then
 		summary "${u##*/}: not built (make tests-build)"
 		fail=1
@@ -62,12 +62,32 @@ bench)
 *) run_sanity=0 ;;
 esac
 
-if [ "$run_python" -eq 1 ]; then
+# Test names starting with TestCrypt are in test_kernel_crypt.py (encrypted volumes).
+kernel_tests=()
+crypt_tests=()
+for x in "${tests[@]}"; do
+	case $x in
+	TestCrypt*) crypt_tests+=("$x") ;;
+	*) kernel_tests+=("$x") ;;
+	esac
+done
+
+if [ "$run_python" -eq 1 ] && { [ ${#tests[@]} -eq 0 ] || [ ${#kernel_tests[@]} -gt 0 ]; }; then
 	t=$(now_us)
-	if timeout 1200 /usr/bin/python3 tests/kernel/test_kernel.py -v "${tests[@]}"; then
+	if timeout 1200 /usr/bin/python3 tests/kernel/test_kernel.py -v "${kernel_tests[@]}"; then
 		summary "test_kernel.py: ok in $(secs "$t") s"
 	else
 		summary "test_kernel.py: FAILED in $(secs "$t") s"
+		fail=1
+	fi
+fi
+
+if [ "$run_python" -eq 1 ] && { [ ${#tests[@]} -eq 0 ] || [ ${#crypt_tests[@]} -gt 0 ]; }; then
+	t=$(now_us)
+	if timeout 900 /usr/bin/python3 tests/kernel/test_kernel_crypt.py -v "${crypt_tests[@]}"; then
+		summary "test_kernel_crypt.py (LUKS2): ok in $(secs "$t") s"
+	else
+		summary "test_kernel_crypt.py (LUKS2): FAILED in $(secs "$t") s"
 		fail=1
 	fi
 fi

@@ -331,15 +331,17 @@ static void test_params__ceph_csi_keys_never_unknown(void **state)
 		{ "cephLogDir", "/var/log/ceph",
 		  "'cephLogDir' (a ceph-csi parameter) is not supported" },
 		{ "encrypted", "false", NULL },
-		{ "encrypted", "true", "encrypted 'true' is not supported yet" },
-		{ "encryptionKMSID", "vault",
-		  "'encryptionKMSID' (a ceph-csi parameter) is not "
-		  "supported: volume encryption is not supported yet" },
-		{ "encryptionType", "block", "encryption is not supported yet" },
-		{ "encryptionCipher", "aes-xts-plain64", "encryption is not supported yet" },
-		{ "encryptionKeySize", "256", "encryption is not supported yet" },
-		{ "encryptionSectorSize", "4096", "encryption is not supported yet" },
-		{ "integrityMode", "hmac-sha512", "encryption" },
+		{ "encrypted", "true", NULL },
+		{ "encrypted", "yes", "encrypted 'yes' is not 'true' or 'false'" },
+		{ "encryptionKMSID", "", NULL },
+		{ "encryptionKMSID", "metadata", NULL },
+		{ "encryptionKMSID", "vault", "encryptionKMSID 'vault' names no KMS" },
+		{ "encryptionType", "block", NULL },
+		{ "encryptionType", "file", "encryptionType 'file' is not supported" },
+		{ "encryptionCipher", "aes-xts-plain64", "the cipher is fixed" },
+		{ "encryptionKeySize", "256", "the cipher is fixed" },
+		{ "encryptionSectorSize", "4096", "sector size" },
+		{ "integrityMode", "hmac-sha512", "dm-integrity" },
 		{ "topologyConstrainedPools", "[]", "topologyConstrainedPools is not a JSON list" },
 		{ "topologyConstrainedPools",
 		  "[{\"poolName\":\"p1\",\"domainSegments\":[{\"domainLabel\":\"zone\","
@@ -382,6 +384,26 @@ static void test_params__ceph_csi_keys_never_unknown(void **state)
 		}
 		call_done(&c);
 	}
+}
+
+/* encrypted and encryptionKMSID reach the parameters (and from there the volume context). */
+static void test_params__encrypted(void **state)
+{
+	const char *on[] = { "clusterID",       "c1",      "pool", "rbd", "encrypted", "true",
+		             "encryptionKMSID", "metadata" };
+	const char *off[] = { "clusterID", "c1", "pool", "rbd", "encrypted", "false" };
+	struct call c = { 0 };
+	struct volume_params p;
+
+	(void)state;
+	assert_int_equal(parse(on, 4, &p, &c), 0);
+	assert_true(p.encrypted);
+	assert_string_equal(p.kms_id, "metadata");
+	call_done(&c);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(parse(off, 3, &p, &c), 0);
+	assert_false(p.encrypted);
+	call_done(&c);
 }
 
 static void test_params__striping_and_mounters(void **state)
@@ -561,6 +583,7 @@ int main(void)
 		cmocka_unit_test(test_params__selinux_context_mount_flag),
 		cmocka_unit_test(test_params__capacity_rounding_and_limits),
 		cmocka_unit_test(test_params__ceph_csi_keys_never_unknown),
+		cmocka_unit_test(test_params__encrypted),
 		cmocka_unit_test(test_params__striping_and_mounters),
 		cmocka_unit_test(test_params__static_volumes),
 		cmocka_unit_test(test_params__topology_constrained_pools),
