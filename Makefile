@@ -71,8 +71,6 @@ UNIT_SRCS := $(sort $(shell find tests/unit -name 'test_*.c' 2>/dev/null))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 FUZZ_SRCS := $(sort $(filter-out tests/fuzz/fuzz_main.c,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/tests/fuzz/%)
-TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
-TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/tools/%)
 
 C_SOURCES := $(shell git ls-files '*.c' '*.h' 2>/dev/null) \
 	$(shell git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
@@ -80,7 +78,7 @@ C_SOURCES := $(shell git ls-files '*.c' '*.h' 2>/dev/null) \
 .PHONY: all deps check check-all unit fuzz-replay lint format format-check cppcheck \
 	integration sanity demo clean proto tools tests-build bench e2e-k8s image
 
-all: $(B)/rbdcsi $(TOOL_BINS)
+all: $(B)/rbdcsi
 
 # ---------------------------------------------------------------------------------------------
 # Generated protocol code
@@ -152,12 +150,6 @@ $(B)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_main.c $(B)/libplugin.a $(B)/l
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< tests/fuzz/fuzz_main.c $(B)/libplugin.a \
 		$(B)/libdriver.a $(LDFLAGS_ALL) $(LIBS)
 
-$(B)/tests/tools/%: tests/tools/%.c $(B)/libplugin.a $(B)/libdriver.a
-	$(Q)mkdir -p $(dir $@)
-	@echo "  CCLD    $@"
-	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(B)/libplugin.a $(B)/libdriver.a \
-		$(LDFLAGS_ALL) $(LIBS)
-
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +167,7 @@ $(CSI_SANITY):
 
 tools: $(CSI_SANITY)
 
-tests-build: $(UNIT_BINS) $(FUZZ_BINS) $(TOOL_BINS)
+tests-build: $(UNIT_BINS) $(FUZZ_BINS)
 
 unit: $(UNIT_BINS)
 	$(Q)tests/run-unit.sh $(UNIT_BINS)
@@ -203,7 +195,7 @@ cppcheck: proto
 		--inline-suppr --suppress=missingIncludeSystem --suppress=unknownMacro \
 		--suppress=preprocessorErrorDirective \
 		--suppress=memleak --suppress=resourceLeak --suppress=leakReturnValNotUsed \
-		-D_GNU_SOURCE -I. -Idriver/base --std=c11 driver plugin tests/unit tests/fuzz tests/tools
+		-D_GNU_SOURCE -I. -Idriver/base --std=c11 driver plugin tests/unit tests/fuzz
 
 integration: all $(CSI_SANITY)
 	$(Q)B=$(B) CSI_SANITY=$(abspath $(CSI_SANITY)) tests/run-integration.sh

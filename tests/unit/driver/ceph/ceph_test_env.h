@@ -21,6 +21,7 @@
 #include <rbd/librbd.h>
 
 #include "driver/ceph/cluster.h"
+#include "tests/unit/require.h"
 
 #define TEST_CLUSTER_ID "test-cluster"
 
