@@ -237,17 +237,19 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	if (r < 0)
 		return r;
 	if (resolved == -ENOENT)
-		return call_fail(c, STATUS_NOT_FOUND,
-		                 "staging_target_path: the parent directory of '%s' does not exist",
-		                 req->staging_target_path);
+		return call_fail_errno(
+		        c, STATUS_OP_ANY, resolved,
+		        "staging_target_path: the parent directory of '%s' does not exist",
+		        req->staging_target_path);
 
 	config_refresh(c->plugin->config);
 	r = config_get_cluster(c->plugin->config, cluster_id, &cl);
 	if (r == -ENOENT)
-		return call_fail(c, STATUS_FAILED_PRECONDITION,
-		                 "volume_context.clusterID '%s' is not in this node's cluster "
-		                 "configuration (--config)",
-		                 cluster_id);
+		return call_fail_errno(
+		        c, STATUS_OP_NODE_NEEDS_STAGE, r,
+		        "volume_context.clusterID '%s' is not in this node's cluster "
+		        "configuration (--config)",
+		        cluster_id);
 	if (r < 0)
 		return r;
 	/* A static volume without radosNamespace is in the cluster's (as on the controller). */
@@ -469,8 +471,8 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 		return r;
 	r = stage_load(dir, req->volume_id, &info);
 	if (r == -ENOENT) {
-		r = call_fail(c, STATUS_FAILED_PRECONDITION,
-		              "volume is not staged on this node: NodeStageVolume first");
+		r = call_fail_errno(c, STATUS_OP_NODE_NEEDS_STAGE, r,
+		                    "volume is not staged on this node: NodeStageVolume first");
 		goto out;
 	}
 	if (r < 0) {
@@ -511,10 +513,10 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 		goto out;
 	}
 	if (target_r == -ENOENT) {
-		r = call_fail(c, STATUS_NOT_FOUND,
-		              "target_path: the parent directory of '%s' does "
-		              "not exist",
-		              req->target_path);
+		r = call_fail_errno(c, STATUS_OP_ANY, target_r,
+		                    "target_path: the parent directory of '%s' does "
+		                    "not exist",
+		                    req->target_path);
 		goto out;
 	}
 	r = publish_load(dir, req->volume_id, &rec);
@@ -571,8 +573,9 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 	};
 	r = publish_set(&rec, &entry);
 	if (r == -E2BIG) {
-		r = call_fail(c, STATUS_RESOURCE_EXHAUSTED,
-		              "volume is published at %d targets already", PUBLISH_TARGETS_MAX);
+		r = call_fail_errno(c, STATUS_OP_NODE_PUBLISH, r,
+		                    "volume is published at %d targets already",
+		                    PUBLISH_TARGETS_MAX);
 		goto out;
 	}
 	if (r >= 0)
@@ -589,13 +592,13 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 	else
 		r = path_mkdir(&target, 0750);
 	if (r == -ENOTDIR || r == -EISDIR || r == -EEXIST || r == -ELOOP) {
-		r = call_fail(c, STATUS_FAILED_PRECONDITION,
-		              "target_path '%s' holds %s, not %s: left alone", target.text,
-		              r == -ENOTDIR  ? "something that is not a directory"
-		              : r == -EISDIR ? "a directory"
-		              : r == -ELOOP  ? "a symbolic link"
-		                             : "something that is not a regular file",
-		              access.block ? "a file to bind the device on" : "a directory");
+		r = call_fail_errno(c, STATUS_OP_NODE_PUBLISH, r,
+		                    "target_path '%s' holds %s, not %s: left alone", target.text,
+		                    r == -ENOTDIR  ? "something that is not a directory"
+		                    : r == -EISDIR ? "a directory"
+		                    : r == -ELOOP  ? "a symbolic link"
+		                                   : "something that is not a regular file",
+		                    access.block ? "a file to bind the device on" : "a directory");
 		goto out_forget;
 	}
 	if (r < 0) {
@@ -787,7 +790,7 @@ int node_get_volume_stats(struct call *c, const void *request, void *response)
 		return -ENOMEM;
 	r = stage_load(dir, req->volume_id, &info);
 	if (r == -ENOENT)
-		return call_fail(c, STATUS_NOT_FOUND, "volume is not staged on this node");
+		return call_fail_errno(c, STATUS_OP_ANY, r, "volume is not staged on this node");
 	if (r < 0)
 		return log_error_errno(r, "Cannot read the stage state: %m");
 	r = volume_at_path(c, info, req->volume_id, req->volume_path, &vp);
@@ -894,7 +897,7 @@ int node_expand_volume(struct call *c, const void *request, void *response)
 		return r;
 	r = stage_load(dir, req->volume_id, &info);
 	if (r == -ENOENT) {
-		r = call_fail(c, STATUS_NOT_FOUND, "volume is not staged on this node");
+		r = call_fail_errno(c, STATUS_OP_ANY, r, "volume is not staged on this node");
 		goto out;
 	}
 	if (r < 0) {
@@ -911,7 +914,7 @@ int node_expand_volume(struct call *c, const void *request, void *response)
 	r = stage_expand(dir, req->volume_id, want, call_remaining_usec(c, FS_TIMEOUT_USEC), &size,
 	                 &reason);
 	if (r == -EPERM) {
-		c->code = STATUS_FAILED_PRECONDITION;
+		call_status(c, STATUS_OP_NODE_EXPAND, r);
 		log_error_errno(r,
 		                "The kernel refused to grow the mounted filesystem online: %s. "
 		                "Unstage and stage the volume again to grow it offline",
