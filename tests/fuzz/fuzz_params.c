@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "driver/base/macro.h"
 #include "plugin/call.h"
 #include "plugin/params.h"
 
@@ -44,9 +45,9 @@ static void check_params(struct call *c, Entry *const *entries, size_t n)
 		check_refusal(c, r, STATUS_INVALID_ARGUMENT);
 		return;
 	}
-	/* A pool, or topologyConstrainedPools to pick one from. */
-	if (!p.cluster_id || (!p.pool && !p.topology_pools) ||
-	    (p.pool && !params_name_valid(p.pool, PARAMS_MAX_NAME_BYTES)) || !p.fs_type ||
+	/* A pool, or topologyConstrainedPools to pick one from (then an empty pool is none). */
+	if (!p.cluster_id || (isempty(p.pool) && !p.topology_pools) ||
+	    (!isempty(p.pool) && !params_name_valid(p.pool, PARAMS_MAX_NAME_BYTES)) || !p.fs_type ||
 	    !p.mounter || !p.image_features || !p.name_prefix)
 		abort();
 	if (p.topology_pools && params_topology_pools(c, p.topology_pools, &pools, &n_pools) < 0)
