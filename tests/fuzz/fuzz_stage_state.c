@@ -23,17 +23,24 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static char state_dir_path[64];
+
+static void state_dir_remove(void)
+{
+	(void)rmdir(state_dir_path);
+}
+
 static const char *state_dir(void)
 {
-	static char dir[64];
-
-	if (!dir[0]) {
-		snprintf(dir, sizeof(dir), "/dev/shm/rbdcsi-fuzz-stage.%d", (int)getpid());
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	if (!state_dir_path[0]) {
+		snprintf(state_dir_path, sizeof(state_dir_path), "/dev/shm/rbdcsi-fuzz-stage.%d",
+		         (int)getpid());
+		if (mkdir(state_dir_path, 0700) < 0 && errno != EEXIST)
 			abort();
+		atexit(state_dir_remove);
 		log_set_max_level(LOG_LEVEL_ERROR + 1);
 	}
-	return dir;
+	return state_dir_path;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
