@@ -6,6 +6,7 @@
 #   make unit            unit tests only            make SANITIZE=address,undefined unit
 #   make integration     real Ceph + the binary     make sanity      csi-sanity only
 #   make lint format-check cppcheck fuzz-replay      make format      reformat the tree
+#   make fuzz            libFuzzer (clang), 1M inputs per target (FUZZ_RUNS=)
 #   make check-kernel    krbd/rbd-nbd on a real Debian kernel in qemu (tests/kernel/run.sh)
 #   make V=1             show the commands
 #
@@ -32,6 +33,20 @@ else
 B := $(TOP)
 SAN_FLAGS :=
 endif
+# make fuzz: the fuzz targets under clang's libFuzzer with ASan+UBSan, objects in build/fuzz/.
+ifneq ($(FUZZER),)
+B := $(TOP)/fuzz
+CC := clang
+SAN_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+FUZZ_MAIN :=
+FUZZ_LINK := -fsanitize=fuzzer
+# clang warns on two idioms gcc accepts (exec.c's PATH default + 5, log.c's vsnprintf wrapper).
+FUZZ_CFLAGS := -Wno-string-plus-int -Wno-format-nonliteral
+else
+FUZZ_MAIN := tests/fuzz/fuzz_main.c
+FUZZ_LINK :=
+endif
 GEN := $(TOP)/gen
 
 # CSI spec, from the Go module proxy, pinned and checksum-verified.
@@ -48,14 +63,14 @@ CC ?= cc
 CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wmissing-declarations \
 	-Wstrict-prototypes -Wformat=2 -Wformat-security -Wshadow -Wno-unused-parameter \
 	-fstack-protector-strong -fPIC -D_GNU_SOURCE -pthread
-ifeq ($(SANITIZE),)
+ifeq ($(SANITIZE)$(FUZZER),)
 CFLAGS_BASE += -D_FORTIFY_SOURCE=2
 endif
 CPPFLAGS_ALL := -I. -DRBDCSI_VERSION='"$(VERSION)"'
 LDFLAGS_ALL := -pthread -Wl,-z,relro,-z,now -pie $(SAN_FLAGS)
 LIBS := -lgrpc -lgpr -lprotobuf-c -lblkid -lmount -ludev -ljson-c -lcrypto -lcryptsetup -lm
 
-CFLAGS_ALL = $(CFLAGS_BASE) $(SAN_FLAGS) $(CFLAGS)
+CFLAGS_ALL = $(CFLAGS_BASE) $(SAN_FLAGS) $(FUZZ_CFLAGS) $(CFLAGS)
 
 PROTO_C := $(GEN)/csi.pb-c.c $(GEN)/google/protobuf/timestamp.pb-c.c \
 	$(GEN)/google/protobuf/wrappers.pb-c.c
@@ -71,16 +86,14 @@ UNIT_SRCS := $(sort $(shell find tests/unit -name 'test_*.c' 2>/dev/null))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 FUZZ_SRCS := $(sort $(filter-out tests/fuzz/fuzz_main.c,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/tests/fuzz/%)
-TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
-TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/tools/%)
 
 C_SOURCES := $(shell git ls-files '*.c' '*.h' 2>/dev/null) \
 	$(shell git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all deps check check-all unit fuzz-replay lint format format-check cppcheck \
+.PHONY: all deps check check-all unit fuzz-replay fuzz fuzz-run lint format format-check cppcheck \
 	integration sanity demo clean proto tools tests-build bench e2e-k8s image
 
-all: $(B)/rbdcsi $(TOOL_BINS)
+all: $(B)/rbdcsi
 
 # ---------------------------------------------------------------------------------------------
 # Generated protocol code
@@ -150,17 +163,17 @@ $(B)/tests/unit/%: tests/unit/%.c $(B)/libplugin.a $(B)/libdriver.a $(PROTO_H)
 	$(Q)$(CC) $(CPPFLAGS_ALL) -Itests $(CFLAGS_ALL) -o $@ $< $(B)/libplugin.a $(B)/libdriver.a \
 		$(LDFLAGS_ALL) $(LIBS) -lcmocka
 
-$(B)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_main.c $(B)/libplugin.a $(B)/libdriver.a
-	$(Q)mkdir -p $(dir $@)
-	@echo "  CCLD    $@"
-	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< tests/fuzz/fuzz_main.c $(B)/libplugin.a \
-		$(B)/libdriver.a $(LDFLAGS_ALL) $(LIBS)
+# fuzz_controller runs the Controller handlers over a FAKE driver/ceph (in memory), linked ahead
+# of libdriver.a so that its definitions win.
+$(B)/tests/fuzz/fuzz_controller: FUZZ_FAKE := tests/fuzz/fake_ceph_driver.c \
+	-Wl,--allow-multiple-definition
+$(B)/tests/fuzz/fuzz_controller: tests/fuzz/fake_ceph_driver.c tests/fuzz/fake_ceph_driver.h
 
-$(B)/tests/tools/%: tests/tools/%.c $(B)/libplugin.a $(B)/libdriver.a
+$(B)/tests/fuzz/%: tests/fuzz/%.c $(FUZZ_MAIN) $(B)/libplugin.a $(B)/libdriver.a
 	$(Q)mkdir -p $(dir $@)
 	@echo "  CCLD    $@"
-	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(B)/libplugin.a $(B)/libdriver.a \
-		$(LDFLAGS_ALL) $(LIBS)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(FUZZ_FAKE) $(FUZZ_MAIN) $(B)/libplugin.a \
+		$(B)/libdriver.a $(LDFLAGS_ALL) $(FUZZ_LINK) $(LIBS)
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
@@ -179,7 +192,7 @@ $(CSI_SANITY):
 
 tools: $(CSI_SANITY)
 
-tests-build: $(UNIT_BINS) $(FUZZ_BINS) $(TOOL_BINS)
+tests-build: $(UNIT_BINS) $(FUZZ_BINS)
 
 unit: $(UNIT_BINS)
 	$(Q)tests/run-unit.sh $(UNIT_BINS)
@@ -188,6 +201,15 @@ fuzz-replay: $(FUZZ_BINS)
 	$(Q)set -e; for f in $(FUZZ_BINS); do \
 		n=$$(basename $$f); n=$${n#fuzz_}; \
 		echo "  FUZZ    $$n (corpus replay)"; $$f tests/fuzz/corpus/$$n; done
+
+# libFuzzer (clang) on every fuzz target, FUZZ_RUNS inputs each (from the corpus in
+# tests/fuzz/corpus/<name>); what it finds goes to build/fuzz/artifacts/ (tests/fuzz/run.sh).
+FUZZ_RUNS ?= 1000000
+fuzz:
+	$(Q)$(MAKE) --no-print-directory FUZZER=1 fuzz-run
+
+fuzz-run: $(FUZZ_BINS)
+	$(Q)B=$(B) FUZZ_RUNS=$(FUZZ_RUNS) tests/fuzz/run.sh $(FUZZ_BINS)
 
 lint:
 	$(Q)tests/lint.sh
@@ -207,7 +229,7 @@ cppcheck: proto
 		--inline-suppr --suppress=missingIncludeSystem --suppress=unknownMacro \
 		--suppress=preprocessorErrorDirective \
 		--suppress=memleak --suppress=resourceLeak --suppress=leakReturnValNotUsed \
-		-D_GNU_SOURCE -I. -Idriver/base --std=c11 driver plugin tests/unit tests/fuzz tests/tools
+		-D_GNU_SOURCE -I. -Idriver/base --std=c11 driver plugin tests/unit tests/fuzz
 
 integration: all $(CSI_SANITY)
 	$(Q)B=$(B) CSI_SANITY=$(abspath $(CSI_SANITY)) tests/run-integration.sh

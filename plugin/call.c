@@ -70,6 +70,47 @@ void call_done(struct call *c)
 	log_context_done(&c->log);
 }
 
+/* Logs msg as the failure of c with code, returning r. */
+static int fail_with(struct call *c, enum status_code code, int r, const char *msg)
+{
+	c->code = code;
+	log_warning_errno(r, "%s", msg);
+	/* The status message, also when this thread has no (or another) log context. */
+	if (log_context_current() != &c->log) {
+		char *copy = strdup(msg);
+
+		if (copy) {
+			free(c->log.error_message);
+			c->log.error_message = copy;
+		}
+	}
+	return r;
+}
+
+int call_fail_errno(struct call *c, enum status_op op, int error, const char *format, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, format);
+	vsnprintf(msg, sizeof(msg), format, ap);
+	va_end(ap);
+	return fail_with(c, status_from_errno_at(op, error), error, msg);
+}
+
+int call_status(struct call *c, enum status_op op, int error)
+{
+	c->code = status_from_errno_at(op, error);
+	return error;
+}
+
+void call_fail_clear(struct call *c)
+{
+	c->code = STATUS_OK;
+	free(c->log.error_message);
+	c->log.error_message = NULL;
+}
+
 int call_fail(struct call *c, enum status_code code, const char *format, ...)
 {
 	char msg[1024];
@@ -94,18 +135,7 @@ int call_fail(struct call *c, enum status_code code, const char *format, ...)
 		r = -EIO;
 		break;
 	}
-	c->code = code;
-	log_warning_errno(r, "%s", msg);
-	/* The status message, also when this thread has no (or another) log context. */
-	if (log_context_current() != &c->log) {
-		char *copy = strdup(msg);
-
-		if (copy) {
-			free(c->log.error_message);
-			c->log.error_message = copy;
-		}
-	}
-	return r;
+	return fail_with(c, code, r, msg);
 }
 
 uint64_t call_remaining_usec(const struct call *c, uint64_t max_usec)

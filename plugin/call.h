@@ -46,6 +46,23 @@ void call_done(struct call *c);
  */
 int call_fail(struct call *c, enum status_code code, const char *format, ...) _printf_(3, 4);
 
+/*
+ * Fails the call for error (a negative errno from driver/) with the status status.c gives it at
+ * op (STATUS_OP_ANY: the plain table), logging the message once at warn level as call_fail()
+ * does. Returns error.
+ */
+int call_fail_errno(struct call *c, enum status_op op, int error, const char *format, ...)
+        _printf_(4, 5);
+
+/*
+ * Sets the status of a failing call from error at op, for a handler that logs the failure
+ * itself (log_error_errno()). Returns error.
+ */
+int call_status(struct call *c, enum status_op op, int error);
+
+/* Forgets a failure already recorded (status and message): the handler answers after all. */
+void call_fail_clear(struct call *c);
+
 /* Microseconds left before the call's deadline (0 when passed), capped at max_usec. */
 uint64_t call_remaining_usec(const struct call *c, uint64_t max_usec);
 

@@ -290,13 +290,12 @@ int ceph_target_open(struct call *c, const char *cluster_id, const char *field,
 		remember(p->credentials, cluster_id, user, key);
 	if (r < 0) {
 		metrics_ceph_error(p->metrics, "connect");
-		if (r == -ETIMEDOUT || r == -ECONNREFUSED || r == -EHOSTUNREACH) {
-			c->code = STATUS_UNAVAILABLE;
+		call_status(c, STATUS_OP_CONNECT, r);
+		if (status_from_errno_at(STATUS_OP_CONNECT, r) == STATUS_UNAVAILABLE) {
 			log_error_errno(
 			        r, "Cannot reach Ceph cluster '%s' (monitors %s) within %us: %m",
 			        cluster_id, t.cluster.mon_host, p->opt.ceph_connect_timeout);
 		} else if (r == -EACCES || r == -EPERM) {
-			c->code = STATUS_PERMISSION_DENIED;
 			log_error_errno(r, "Ceph cluster '%s' refused the key of user '%s': %m",
 			                cluster_id, user);
 		} else

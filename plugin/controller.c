@@ -189,21 +189,53 @@ static int topology_choose_pool(struct call *c, const Csi__V1__CreateVolumeReque
 	return 0;
 }
 
-int controller_create_volume(struct call *c, const void *request, void *response)
-{
-	const Csi__V1__CreateVolumeRequest *req = request;
-	Csi__V1__CreateVolumeResponse *resp = response;
+/* What CreateVolume asks for, checked before anything is locked or connected. */
+struct create_volume_args {
 	struct volume_params p;
 	struct access_summary access;
-	struct ceph_target t = { 0 };
-	struct op_lock lock = { 0 };
-	_cleanup_(volume_freep) struct volume *vol = NULL;
-	struct volume_request vr;
-	struct volume_id source;
-	Csi__V1__Topology *topology = NULL;
-	const char *recorded_topology = NULL;
-	uint64_t size, size_limit = 0;
-	struct qos qos;
+	struct volume_id source; /* with a volume_content_source */
+	uint64_t size;           /* 0 with a source and no size asked: the source's */
+	uint64_t size_limit;     /* with a source: limit_bytes (0: none) */
+	struct qos qos;          /* mutable_parameters */
+};
+
+/* The size of a new volume: mkfs.xfs refuses small filesystems, so a new filesystem volume is
+ * rounded up to the minimum when limit_bytes allows (the response says the real size). */
+static int create_volume_size(struct call *c, const Csi__V1__CreateVolumeRequest *req,
+                              struct create_volume_args *a)
+{
+	const Csi__V1__CapacityRange *range = req->capacity_range;
+	uint64_t min = fs_min_size(a->p.fs_type);
+	int r;
+
+	r = params_capacity(c, range, &a->size);
+	if (r < 0)
+		return r;
+	if (!a->access.block && !req->volume_content_source && a->size < min) {
+		if (range && range->limit_bytes > 0 && (uint64_t)range->limit_bytes < min)
+			return call_fail(c, STATUS_OUT_OF_RANGE,
+			                 "capacity_range: limit_bytes %lld is below %llu bytes "
+			                 "(%llu MiB), the smallest %s filesystem mkfs.%s creates",
+			                 (long long)range->limit_bytes, (unsigned long long)min,
+			                 (unsigned long long)(min >> 20), a->p.fs_type,
+			                 a->p.fs_type);
+		a->size = min;
+	}
+	if (req->volume_content_source) {
+		/* No size asked for: the source's (0); a limit below the source is OUT_OF_RANGE. */
+		if (!range || range->required_bytes == 0)
+			a->size = 0;
+		if (range)
+			a->size_limit = (uint64_t)range->limit_bytes;
+	}
+	return 0;
+}
+
+/* Validates the request (name, capabilities, parameters, source, size) into *a. */
+static int create_volume_check(struct call *c, const Csi__V1__CreateVolumeRequest *req,
+                               struct create_volume_args *a)
+{
+	struct volume_params *p = &a->p;
 	int r;
 
 	if (isempty(req->name))
@@ -211,214 +243,214 @@ int controller_create_volume(struct call *c, const void *request, void *response
 	if (strlen(req->name) > 1024)
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "name is longer than 1024 bytes");
 	r = params_check_capabilities(c, "volume_capabilities", req->volume_capabilities,
-	                              req->n_volume_capabilities, &access);
+	                              req->n_volume_capabilities, &a->access);
 	if (r < 0)
 		return r;
-	r = params_parse(c, req->parameters, req->n_parameters, &p);
+	r = params_parse(c, req->parameters, req->n_parameters, p);
 	if (r < 0)
 		return r;
 	r = modify_parse(c, "mutable_parameters", (void *const *)req->mutable_parameters,
-	                 req->n_mutable_parameters, &qos);
+	                 req->n_mutable_parameters, &a->qos);
 	if (r < 0)
 		return r;
-	if (access.fs_type) {
+	if (a->access.fs_type) {
 		bool explicit_fs = params_map_get((void *const *)req->parameters, req->n_parameters,
 		                                  "fsType") ||
 		                   params_map_get((void *const *)req->parameters, req->n_parameters,
 		                                  "csi.storage.k8s.io/fstype");
-		if (explicit_fs && strcmp(access.fs_type, p.fs_type) != 0)
+		if (explicit_fs && strcmp(a->access.fs_type, p->fs_type) != 0)
 			return call_fail(c, STATUS_INVALID_ARGUMENT,
 			                 "volume_capabilities: fs_type '%s' contradicts the fsType "
 			                 "parameter '%s'",
-			                 access.fs_type, p.fs_type);
-		p.fs_type = access.fs_type;
+			                 a->access.fs_type, p->fs_type);
+		p->fs_type = a->access.fs_type;
 	}
-	if (p.journal_pool && !isempty(p.pool) && strcmp(p.journal_pool, p.pool) != 0)
+	if (p->journal_pool && !isempty(p->pool) && strcmp(p->journal_pool, p->pool) != 0)
 		return call_fail(c, STATUS_INVALID_ARGUMENT,
 		                 "parameters: journalPool '%s' differs from pool '%s': the journal "
 		                 "lives with the images in this version; omit journalPool",
-		                 p.journal_pool, p.pool);
+		                 p->journal_pool, p->pool);
 	if (req->volume_content_source) {
 		/* Restore a snapshot, or clone a volume, of the same cluster. */
-		r = controller_content_source(c, req->volume_content_source, p.cluster_id, &source);
+		r = controller_content_source(c, req->volume_content_source, p->cluster_id,
+		                              &a->source);
 		if (r < 0)
 			return r;
 	}
-	if (volume_features_check(p.image_features) < 0)
+	if (volume_features_check(p->image_features) < 0)
 		return call_fail(
 		        c, STATUS_INVALID_ARGUMENT,
 		        "parameters: imageFeatures '%s' is not a valid feature list (known: "
 		        "layering, exclusive-lock, object-map, fast-diff, deep-flatten, "
 		        "journaling; object-map and journaling need exclusive-lock, fast-diff "
 		        "needs object-map)",
-		        p.image_features);
-	r = params_capacity(c, req->capacity_range, &size);
-	if (r < 0)
-		return r;
-	/* mkfs.xfs refuses small filesystems: a new filesystem volume is rounded up to the
-	 * minimum when limit_bytes allows (the response says the real size). */
-	if (!access.block && !req->volume_content_source && size < fs_min_size(p.fs_type)) {
-		uint64_t min = fs_min_size(p.fs_type);
+		        p->image_features);
+	return create_volume_size(c, req, a);
+}
 
-		if (req->capacity_range && req->capacity_range->limit_bytes > 0 &&
-		    (uint64_t)req->capacity_range->limit_bytes < min)
-			return call_fail(c, STATUS_OUT_OF_RANGE,
-			                 "capacity_range: limit_bytes %lld is below %llu bytes "
-			                 "(%llu MiB), the smallest %s filesystem mkfs.%s creates",
-			                 (long long)req->capacity_range->limit_bytes,
-			                 (unsigned long long)min, (unsigned long long)(min >> 20),
-			                 p.fs_type, p.fs_type);
-		size = min;
-	}
-	if (req->volume_content_source) {
-		/* No size asked for: the source's (0); a limit below the source is OUT_OF_RANGE. */
-		if (!req->capacity_range || req->capacity_range->required_bytes == 0)
-			size = 0;
-		if (req->capacity_range)
-			size_limit = (uint64_t)req->capacity_range->limit_bytes;
-	}
-
-	r = op_lock_take(c, &lock, "name", req->name, "this volume name");
-	if (r < 0)
-		return r;
-	r = ceph_target_open(c, p.cluster_id, "parameters.clusterID", STATUS_INVALID_ARGUMENT,
-	                     SECRETS(req), true, p.rados_namespace, &t);
-	if (r < 0)
-		goto out;
-	if (p.topology_pools) {
-		r = topology_choose_pool(c, req, &t, &p, &topology);
-		if (r < 0)
-			goto out;
-	}
-	r = volume_topology_record(c, topology, &recorded_topology);
-	if (r < 0)
-		goto out;
-
+/* The pool and data pool must exist: INVALID_ARGUMENT naming the parameter when not. */
+static int create_volume_pools_check(struct call *c, const struct ceph_target *t,
+                                     const struct volume_params *p)
+{
 	for (int i = 0; i < 2; i++) {
-		const char *pool = i == 0 ? p.pool : p.data_pool;
+		const char *pool = i == 0 ? p->pool : p->data_pool;
 		int64_t pool_id;
+		int r;
 
 		if (!pool)
 			continue;
-		r = cluster_pool_lookup(t.conn, pool, &pool_id);
-		if (r == -ENOENT) {
-			r = call_fail(c, STATUS_INVALID_ARGUMENT,
-			              "parameters: %s '%s' does not exist in cluster '%s'",
-			              i == 0 ? "pool" : "dataPool", pool, p.cluster_id);
-			goto out;
-		}
-		if (r < 0) {
-			log_error_errno(r, "Cannot look pool '%s' up: %m", pool);
-			goto out;
-		}
+		r = cluster_pool_lookup(t->conn, pool, &pool_id);
+		if (r == -ENOENT)
+			return call_fail(c, STATUS_INVALID_ARGUMENT,
+			                 "parameters: %s '%s' does not exist in cluster '%s'",
+			                 i == 0 ? "pool" : "dataPool", pool, p->cluster_id);
+		if (r < 0)
+			return log_error_errno(r, "Cannot look pool '%s' up: %m", pool);
 	}
+	return 0;
+}
 
-	vr = (struct volume_request){
-		.cluster_id = p.cluster_id,
-		.pool = p.pool,
-		.rados_namespace = t.rados_namespace,
+/* The driver's request for *a (strings borrowed from req, a and t, or call-owned). */
+static int create_volume_request(struct call *c, const Csi__V1__CreateVolumeRequest *req,
+                                 const struct create_volume_args *a, const struct ceph_target *t,
+                                 const char *recorded_topology, struct volume_request *ret)
+{
+	const struct volume_params *p = &a->p;
+	const char *fp;
+
+	fp = fingerprint(c, req->volume_capabilities, req->n_volume_capabilities, p->fs_type);
+	/* A retry asking for another layout is another volume (ALREADY_EXISTS). Only when set, so
+	 * the fingerprints of volumes made without striping keys stay as they were. */
+	if (fp && (p->object_size || p->stripe_unit))
+		fp = call_printf(
+		        c, "%s;layout=%llu/%llu/%llu", fp, (unsigned long long)p->object_size,
+		        (unsigned long long)p->stripe_unit, (unsigned long long)p->stripe_count);
+	if (!fp)
+		return -ENOMEM;
+	*ret = (struct volume_request){
+		.cluster_id = p->cluster_id,
+		.pool = p->pool,
+		.rados_namespace = t->rados_namespace,
 		.name = req->name,
-		.size = size,
-		.fingerprint = fingerprint(c, req->volume_capabilities, req->n_volume_capabilities,
-		                           p.fs_type),
-		.image_prefix = p.name_prefix,
-		.features = p.image_features,
-		.data_pool = p.data_pool,
-		.object_size = p.object_size,
-		.stripe_unit = p.stripe_unit,
-		.stripe_count = p.stripe_count,
-		.pvc_name = p.pvc_name,
-		.pvc_namespace = p.pvc_namespace,
-		.pv_name = p.pv_name,
+		.size = a->size,
+		.fingerprint = fp,
+		.image_prefix = p->name_prefix,
+		.features = p->image_features,
+		.data_pool = p->data_pool,
+		.object_size = p->object_size,
+		.stripe_unit = p->stripe_unit,
+		.stripe_count = p->stripe_count,
+		.pvc_name = p->pvc_name,
+		.pvc_namespace = p->pvc_namespace,
+		.pv_name = p->pv_name,
 		.topology = recorded_topology,
-		.source = req->volume_content_source ? &source : NULL,
-		.size_limit = size_limit,
+		.source = req->volume_content_source ? &a->source : NULL,
+		.size_limit = a->size_limit,
 		.clone_depth_max = c->plugin->opt.clone_depth_soft,
 		.deadline_usec = controller_flatten_deadline(c),
 	};
-	/* A retry asking for another layout is another volume (ALREADY_EXISTS). Only when set, so
-	 * the fingerprints of volumes made without striping keys stay as they were. */
-	if (vr.fingerprint && (p.object_size || p.stripe_unit))
-		vr.fingerprint = call_printf(c, "%s;layout=%llu/%llu/%llu", vr.fingerprint,
-		                             (unsigned long long)p.object_size,
-		                             (unsigned long long)p.stripe_unit,
-		                             (unsigned long long)p.stripe_count);
-	if (!vr.fingerprint) {
-		r = -ENOMEM;
-		goto out;
-	}
-	r = volume_create(t.conn, &vr, &vol);
-	if (r == -EEXIST) {
-		log_warning_errno(
-		        r,
-		        "A volume named '%s' already exists with another size, capabilities "
-		        "or parameters",
-		        req->name);
-		goto out;
-	}
-	if (r == -EAGAIN) {
-		c->code = STATUS_ABORTED;
-		log_warning_errno(
+	return 0;
+}
+
+/* Says why volume_create() failed with r, once; returns r (or call_fail()'s code). */
+static int create_volume_failed(struct call *c, const struct volume_request *vr, int r)
+{
+	const char *ns = vr->rados_namespace;
+
+	if (r == -EEXIST)
+		return log_warning_errno(r,
+		                         "A volume named '%s' already exists with another size, "
+		                         "capabilities or parameters",
+		                         vr->name);
+	if (r == -EAGAIN)
+		return log_warning_errno(
 		        r, "Volume '%s' is being deleted or created elsewhere%s; retry later",
-		        req->name, vr.source ? ", or its source snapshot is not ready yet" : "");
-		goto out;
-	}
-	if (vr.source && r == -EINPROGRESS) {
-		r = call_fail(c, STATUS_ABORTED,
-		              "volume '%s' is being flattened (its clone chain would be deeper "
-		              "than %u): retry later",
-		              req->name, vr.clone_depth_max);
-		goto out;
-	}
-	if (vr.source && r == -ENOENT) {
-		r = call_fail(c, STATUS_NOT_FOUND, "volume_content_source: %s does not exist",
-		              source.kind == VOLUME_ID_SNAPSHOT ? "the snapshot" : "the volume");
-		goto out;
-	}
-	if (vr.source && r == -ERANGE) {
-		r = call_fail(c, STATUS_OUT_OF_RANGE,
-		              "capacity_range: the volume would be smaller than its source "
-		              "(or limit_bytes is)");
-		goto out;
-	}
-	if (r < 0) {
-		metrics_ceph_error(c->plugin->metrics, vr.source ? "clone" : "create");
-		if (r == -EINVAL)
-			log_error_errno(
-			        r,
-			        "Failed to create volume '%s' in pool '%s'%s%s: %m (does the "
-			        "radosNamespace exist? 'rbd namespace create')",
-			        req->name, p.pool, t.rados_namespace ? " namespace " : "",
-			        strempty(t.rados_namespace));
-		else
-			log_error_errno(r, "Failed to create volume '%s' in pool '%s'%s%s: %m",
-			                req->name, p.pool, t.rados_namespace ? " namespace " : "",
-			                strempty(t.rados_namespace));
-		goto out;
-	}
-	log_context_set_volume(vol->id);
-	r = modify_apply_create(c, t.conn, &vol->vid, &qos, req->volume_content_source != NULL);
+		        vr->name, vr->source ? ", or its source snapshot is not ready yet" : "");
+	if (vr->source && r == -EINPROGRESS)
+		return call_fail(c, STATUS_ABORTED,
+		                 "volume '%s' is being flattened (its clone chain would be deeper "
+		                 "than %u): retry later",
+		                 vr->name, vr->clone_depth_max);
+	if (vr->source && r == -ENOENT)
+		return call_fail_errno(
+		        c, STATUS_OP_ANY, r, "volume_content_source: %s does not exist",
+		        vr->source->kind == VOLUME_ID_SNAPSHOT ? "the snapshot" : "the volume");
+	if (vr->source && r == -ERANGE)
+		return call_fail_errno(
+		        c, STATUS_OP_ANY, r,
+		        "capacity_range: the volume would be smaller than its source "
+		        "(or limit_bytes is)");
+	metrics_ceph_error(c->plugin->metrics, vr->source ? "clone" : "create");
+	return log_error_errno(r, "Failed to create volume '%s' in pool '%s'%s%s: %m%s", vr->name,
+	                       vr->pool, ns ? " namespace " : "", strempty(ns),
+	                       r == -EINVAL ? " (does the radosNamespace exist? 'rbd namespace "
+	                                      "create')"
+	                                    : "");
+}
+
+int controller_create_volume(struct call *c, const void *request, void *response)
+{
+	const Csi__V1__CreateVolumeRequest *req = request;
+	Csi__V1__CreateVolumeResponse *resp = response;
+	_cleanup_(ceph_target_done) struct ceph_target t = { 0 };
+	_cleanup_(op_lock_release) struct op_lock lock = { 0 };
+	_cleanup_(volume_freep) struct volume *vol = NULL;
+	struct create_volume_args a = { 0 };
+	struct volume_request vr;
+	Csi__V1__Topology *topology = NULL;
+	const char *recorded_topology = NULL;
+	int r;
+
+	r = create_volume_check(c, req, &a);
 	if (r < 0)
-		goto out;
-	r = volume_to_csi(c, vol, &p, t.rados_namespace, &resp->volume);
-	if (r >= 0)
-		r = volume_topology_add(c, vol, topology, resp->volume);
-	if (r >= 0 && req->volume_content_source)
+		return r;
+	r = op_lock_take(c, &lock, "name", req->name, "this volume name");
+	if (r < 0)
+		return r;
+	r = ceph_target_open(c, a.p.cluster_id, "parameters.clusterID", STATUS_INVALID_ARGUMENT,
+	                     SECRETS(req), true, a.p.rados_namespace, &t);
+	if (r < 0)
+		return r;
+	if (a.p.topology_pools) {
+		r = topology_choose_pool(c, req, &t, &a.p, &topology);
+		if (r < 0)
+			return r;
+	}
+	r = volume_topology_record(c, topology, &recorded_topology);
+	if (r < 0)
+		return r;
+	r = create_volume_pools_check(c, &t, &a.p);
+	if (r < 0)
+		return r;
+	r = create_volume_request(c, req, &a, &t, recorded_topology, &vr);
+	if (r < 0)
+		return r;
+	r = volume_create(t.conn, &vr, &vol);
+	if (r < 0)
+		return create_volume_failed(c, &vr, r);
+
+	log_context_set_volume(vol->id);
+	r = modify_apply_create(c, t.conn, &vol->vid, &a.qos, req->volume_content_source != NULL);
+	if (r < 0)
+		return r;
+	r = volume_to_csi(c, vol, &a.p, t.rados_namespace, &resp->volume);
+	if (r < 0)
+		return r;
+	r = volume_topology_add(c, vol, topology, resp->volume);
+	if (r < 0)
+		return r;
+	if (req->volume_content_source)
 		resp->volume->content_source = req->volume_content_source; /* packed before freed */
-	if (r >= 0)
-		log_info("Volume '%s' is image '%s/%s' (%" PRIu64 " bytes)", req->name, p.pool,
-		         vol->image, vol->size);
-out:
-	ceph_target_done(&t);
-	op_lock_release(&lock);
-	return r;
+	log_info("Volume '%s' is image '%s/%s' (%" PRIu64 " bytes)", req->name, a.p.pool,
+	         vol->image, vol->size);
+	return 0;
 }
 
 int controller_delete_volume(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__DeleteVolumeRequest *req = request;
-	struct ceph_target t = { 0 };
-	struct op_lock lock = { 0 };
+	_cleanup_(ceph_target_done) struct ceph_target t = { 0 };
+	_cleanup_(op_lock_release) struct op_lock lock = { 0 };
 	struct volume_id id;
 	int r;
 
@@ -439,23 +471,20 @@ int controller_delete_volume(struct call *c, const void *request, void *response
 	r = ceph_target_open(c, id.cluster_id, "volume_id", STATUS_FAILED_PRECONDITION,
 	                     SECRETS(req), false, id.rados_namespace, &t);
 	if (r < 0)
-		goto out;
+		return r;
 	r = volume_delete(t.conn, &id);
 	if (r == -EBUSY)
-		log_warning_errno(r, "Volume is in use (mapped on a node, attached, or carries RBD "
-		                     "snapshots this driver did not take): not deleted");
-	else if (r < 0) {
+		return log_warning_errno(r, "Volume is in use (mapped on a node, attached, or "
+		                            "carries RBD snapshots this driver did not take): not "
+		                            "deleted");
+	if (r < 0) {
 		metrics_ceph_error(c->plugin->metrics, "delete");
-		log_error_errno(r, "Failed to delete the volume: %m");
-	} else
-		log_info("Volume deleted");
-out:
-	ceph_target_done(&t);
-	op_lock_release(&lock);
-	return r;
+		return log_error_errno(r, "Failed to delete the volume: %m");
+	}
+	log_info("Volume deleted");
+	return 0;
 }
 
-/* Looks a volume up for calls that address it by id; NOT_FOUND when it is not ours or gone. */
 static int open_volume(struct call *c, const char *volume_id, void *const *secrets,
                        size_t n_secrets, struct volume_id *ret_id, struct ceph_target *ret_t)
 {
@@ -484,13 +513,52 @@ static int static_volume_open(struct call *c, const struct static_volume *sv, vo
 		return r;
 	r = volume_static_stat(ret_t->conn, sv->pool, ret_t->rados_namespace, sv->image, ret_size);
 	if (r == -ENOENT)
-		return call_fail(c, STATUS_NOT_FOUND,
-		                 "static volume: image '%s/%s%s%s' does not exist in cluster '%s'",
-		                 sv->pool, strempty(ret_t->rados_namespace),
-		                 ret_t->rados_namespace ? "/" : "", sv->image, sv->cluster_id);
+		return call_fail_errno(
+		        c, STATUS_OP_ANY, r,
+		        "static volume: image '%s/%s%s%s' does not exist in cluster '%s'", sv->pool,
+		        strempty(ret_t->rados_namespace), ret_t->rados_namespace ? "/" : "",
+		        sv->image, sv->cluster_id);
 	if (r < 0)
 		return log_error_errno(r, "Cannot look the static volume's image '%s/%s' up: %m",
 		                       sv->pool, sv->image);
+	return 0;
+}
+
+/* Says why volume_attach() failed with r, once; returns r. */
+static int publish_volume_failed(struct call *c, const Csi__V1__ControllerPublishVolumeRequest *req,
+                                 bool ro, int r)
+{
+	if (r == -ENOENT)
+		return log_warning_errno(r, "Volume does not exist");
+	if (r == -EBUSY)
+		return log_warning_errno(r,
+		                         "Volume is published to another node and its access mode "
+		                         "allows a single node: not published to '%s'",
+		                         req->node_id);
+	if (r == -EEXIST)
+		return log_warning_errno(r, "Volume is already published to '%s' with %s access",
+		                         req->node_id, ro ? "read-write" : "read-only");
+	if (r == -EINVAL)
+		return log_warning_errno(r, "node_id '%s' is not a valid node id", req->node_id);
+	metrics_ceph_error(c->plugin->metrics, "attach");
+	return log_error_errno(r, "Failed to record the attachment to '%s': %m", req->node_id);
+}
+
+/* The publish context: readOnly. */
+static int publish_volume_answer(struct call *c, const Csi__V1__ControllerPublishVolumeRequest *req,
+                                 Csi__V1__ControllerPublishVolumeResponse *resp, bool ro)
+{
+	Csi__V1__ControllerPublishVolumeResponse__PublishContextEntry *e;
+
+	resp->publish_context = call_alloc(c, sizeof(*resp->publish_context));
+	e = call_alloc(c, sizeof(*e));
+	if (!resp->publish_context || !e)
+		return -ENOMEM;
+	csi__v1__controller_publish_volume_response__publish_context_entry__init(e);
+	e->key = (char *)"readOnly";
+	e->value = (char *)(ro ? "true" : "false");
+	resp->publish_context[resp->n_publish_context++] = e;
+	log_info("Volume published to node '%s' (%s)", req->node_id, ro ? "ro" : "rw");
 	return 0;
 }
 
@@ -498,13 +566,11 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 {
 	const Csi__V1__ControllerPublishVolumeRequest *req = request;
 	Csi__V1__ControllerPublishVolumeResponse *resp = response;
-	Csi__V1__ControllerPublishVolumeResponse__PublishContextEntry *e;
-	struct ceph_target t = { 0 };
-	struct op_lock lock = { 0 };
+	_cleanup_(ceph_target_done) struct ceph_target t = { 0 };
+	_cleanup_(op_lock_release) struct op_lock lock = { 0 };
 	struct access_summary access;
 	struct static_volume sv;
 	struct volume_id id;
-	bool journaled = false;
 	bool ro;
 	int r;
 
@@ -525,7 +591,7 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 	r = params_static_volume(c, req->volume_id, (void *const *)req->volume_context,
 	                         req->n_volume_context, &sv);
 	if (r < 0)
-		goto out;
+		return r;
 	if (r > 0) {
 		/* A static volume has no journal entry to record attachments in: like ceph-csi,
 		 * publishing only checks that the image is there (Kubernetes' attach/detach
@@ -534,73 +600,30 @@ int controller_publish_volume(struct call *c, const void *request, void *respons
 
 		r = static_volume_open(c, &sv, SECRETS(req), &t, &size);
 		if (r < 0)
-			goto out;
-		goto answer;
+			return r;
+		return publish_volume_answer(c, req, resp, ro);
 	}
 	r = open_volume(c, req->volume_id, SECRETS(req), &id, &t);
 	if (r < 0)
-		goto out;
-	journaled = true;
+		return r;
 	r = attach_limit_check(c, t.conn, &id, req->node_id);
 	if (r < 0)
-		goto out;
+		return r;
 	r = volume_attach(t.conn, &id, req->node_id, ro ? VOLUME_ACCESS_RO : VOLUME_ACCESS_RW,
 	                  !access.multi_node);
-	if (r == -ENOENT) {
-		c->code = STATUS_NOT_FOUND;
-		log_warning_errno(r, "Volume does not exist");
-		goto out;
-	}
-	if (r == -EBUSY) {
-		log_warning_errno(r,
-		                  "Volume is published to another node and its access mode "
-		                  "allows a single node: not published to '%s'",
-		                  req->node_id);
-		goto out;
-	}
-	if (r == -EEXIST) {
-		log_warning_errno(r, "Volume is already published to '%s' with %s access",
-		                  req->node_id, ro ? "read-write" : "read-only");
-		goto out;
-	}
-	if (r == -EINVAL) {
-		c->code = STATUS_INVALID_ARGUMENT;
-		log_warning_errno(r, "node_id '%s' is not a valid node id", req->node_id);
-		goto out;
-	}
-	if (r < 0) {
-		metrics_ceph_error(c->plugin->metrics, "attach");
-		log_error_errno(r, "Failed to record the attachment to '%s': %m", req->node_id);
-		goto out;
-	}
-answer:
-	resp->publish_context = call_alloc(c, sizeof(*resp->publish_context));
-	e = call_alloc(c, sizeof(*e));
-	if (!resp->publish_context || !e) {
-		r = -ENOMEM;
-		goto out;
-	}
-	csi__v1__controller_publish_volume_response__publish_context_entry__init(e);
-	e->key = (char *)"readOnly";
-	e->value = (char *)(ro ? "true" : "false");
-	resp->publish_context[resp->n_publish_context++] = e;
-	if (journaled) {
-		r = modify_publish_context(c, t.conn, &id, resp); /* QoS for krbd nodes */
-		if (r < 0)
-			goto out;
-	}
-	log_info("Volume published to node '%s' (%s)", req->node_id, ro ? "ro" : "rw");
-out:
-	ceph_target_done(&t);
-	op_lock_release(&lock);
-	return r;
+	if (r < 0)
+		return publish_volume_failed(c, req, ro, r);
+	r = publish_volume_answer(c, req, resp, ro);
+	if (r < 0)
+		return r;
+	return modify_publish_context(c, t.conn, &id, resp); /* QoS for krbd nodes */
 }
 
 int controller_unpublish_volume(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__ControllerUnpublishVolumeRequest *req = request;
-	struct ceph_target t = { 0 };
-	struct op_lock lock = { 0 };
+	_cleanup_(ceph_target_done) struct ceph_target t = { 0 };
+	_cleanup_(op_lock_release) struct op_lock lock = { 0 };
 	_cleanup_(volume_freep) struct volume *vol = NULL;
 	struct volume_id id;
 	int r;
@@ -619,7 +642,7 @@ int controller_unpublish_volume(struct call *c, const void *request, void *respo
 	r = ceph_target_open(c, id.cluster_id, "volume_id", STATUS_NOT_FOUND, SECRETS(req), false,
 	                     id.rados_namespace, &t);
 	if (r < 0)
-		goto out;
+		return r;
 	if (!isempty(req->node_id))
 		r = volume_detach(t.conn, &id, req->node_id);
 	else {
@@ -630,20 +653,15 @@ int controller_unpublish_volume(struct call *c, const void *request, void *respo
 		for (size_t i = 0; r >= 0 && vol && i < vol->n_attachments; i++)
 			r = volume_detach(t.conn, &id, vol->attachments[i].node);
 	}
-	if (r == -EINVAL) {
-		c->code = STATUS_INVALID_ARGUMENT;
-		log_warning_errno(r, "node_id '%s' is not a valid node id", req->node_id);
-	} else if (r < 0) {
+	if (r == -EINVAL)
+		return log_warning_errno(r, "node_id '%s' is not a valid node id", req->node_id);
+	if (r < 0) {
 		metrics_ceph_error(c->plugin->metrics, "attach");
-		log_error_errno(r, "Failed to remove the attachment record: %m");
-	} else
-		log_info("Volume unpublished from %s%s%s",
-		         isempty(req->node_id) ? "every node" : "'", strempty(req->node_id),
-		         isempty(req->node_id) ? "" : "'");
-out:
-	ceph_target_done(&t);
-	op_lock_release(&lock);
-	return r;
+		return log_error_errno(r, "Failed to remove the attachment record: %m");
+	}
+	log_info("Volume unpublished from %s%s%s", isempty(req->node_id) ? "every node" : "'",
+	         strempty(req->node_id), isempty(req->node_id) ? "" : "'");
+	return 0;
 }
 
 int controller_validate_volume_capabilities(struct call *c, const void *request, void *response)
@@ -668,7 +686,7 @@ int controller_validate_volume_capabilities(struct call *c, const void *request,
 	r = volume_lookup(t.conn, &id, &vol);
 	ceph_target_done(&t);
 	if (r == -ENOENT)
-		return call_fail(c, STATUS_NOT_FOUND, "volume does not exist");
+		return call_fail_errno(c, STATUS_OP_ANY, r, "volume does not exist");
 	if (r < 0)
 		return log_error_errno(r, "Failed to look the volume up: %m");
 
@@ -677,7 +695,7 @@ int controller_validate_volume_capabilities(struct call *c, const void *request,
 	                              req->n_volume_capabilities, &access);
 	if (r < 0) {
 		resp->message = call_strdup(c, c->log.error_message);
-		c->code = STATUS_OK;
+		call_fail_clear(c);
 		return 0;
 	}
 	fs = fingerprint_fs(c, vol->fingerprint);
@@ -702,13 +720,44 @@ int controller_validate_volume_capabilities(struct call *c, const void *request,
 	return 0;
 }
 
+/* A filesystem has to grow on the node; a raw block volume is done. */
+static bool expand_needs_node(const Csi__V1__ControllerExpandVolumeRequest *req)
+{
+	return !(req->volume_capability && req->volume_capability->access_type_case ==
+	                                           CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_BLOCK);
+}
+
+/* ControllerExpandVolume of a static volume (t is opened here, closed by the caller). */
+static int expand_static_volume(struct call *c, const Csi__V1__ControllerExpandVolumeRequest *req,
+                                const struct static_volume *sv, uint64_t size,
+                                struct ceph_target *t,
+                                Csi__V1__ControllerExpandVolumeResponse *resp)
+{
+	uint64_t cur;
+	int r;
+
+	r = static_volume_open(c, sv, SECRETS(req), t, &cur);
+	if (r < 0)
+		return r;
+	r = volume_static_expand(t->conn, sv->pool, t->rados_namespace, sv->image, size, &cur);
+	if (r < 0) {
+		metrics_ceph_error(c->plugin->metrics, "resize");
+		return log_error_errno(
+		        r, "Failed to grow the static volume to %" PRIu64 " bytes: %m", size);
+	}
+	resp->capacity_bytes = (int64_t)cur;
+	resp->node_expansion_required = expand_needs_node(req);
+	log_info("Static volume is now %" PRIu64 " bytes", cur);
+	return 0;
+}
+
 int controller_expand_volume(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__ControllerExpandVolumeRequest *req = request;
 	Csi__V1__ControllerExpandVolumeResponse *resp = response;
+	_cleanup_(ceph_target_done) struct ceph_target t = { 0 };
+	_cleanup_(op_lock_release) struct op_lock lock = { 0 };
 	_cleanup_(volume_freep) struct volume *vol = NULL;
-	struct ceph_target t = { 0 };
-	struct op_lock lock = { 0 };
 	struct static_volume sv;
 	struct volume_id id;
 	uint64_t size;
@@ -736,53 +785,24 @@ int controller_expand_volume(struct call *c, const void *request, void *response
 	 * request carries no volume context). */
 	r = params_static_volume(c, req->volume_id, NULL, 0, &sv);
 	if (r < 0)
-		goto out;
-	if (r > 0) {
-		uint64_t cur;
-
-		r = static_volume_open(c, &sv, SECRETS(req), &t, &cur);
-		if (r < 0)
-			goto out;
-		r = volume_static_expand(t.conn, sv.pool, t.rados_namespace, sv.image, size, &cur);
-		if (r < 0) {
-			metrics_ceph_error(c->plugin->metrics, "resize");
-			log_error_errno(r,
-			                "Failed to grow the static volume to %" PRIu64 " bytes: %m",
-			                size);
-			goto out;
-		}
-		resp->capacity_bytes = (int64_t)cur;
-		resp->node_expansion_required =
-		        !(req->volume_capability &&
-		          req->volume_capability->access_type_case ==
-		                  CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_BLOCK);
-		log_info("Static volume is now %" PRIu64 " bytes", cur);
-		goto out;
-	}
+		return r;
+	if (r > 0)
+		return expand_static_volume(c, req, &sv, size, &t, resp);
 	r = open_volume(c, req->volume_id, SECRETS(req), &id, &t);
 	if (r < 0)
-		goto out;
+		return r;
 	r = volume_expand(t.conn, &id, size, &vol);
-	if (r == -ENOENT) {
-		c->code = STATUS_NOT_FOUND;
-		log_warning_errno(r, "Volume does not exist");
-		goto out;
-	}
+	if (r == -ENOENT)
+		return log_warning_errno(r, "Volume does not exist");
 	if (r < 0) {
 		metrics_ceph_error(c->plugin->metrics, "resize");
-		log_error_errno(r, "Failed to grow the volume to %" PRIu64 " bytes: %m", size);
-		goto out;
+		return log_error_errno(r, "Failed to grow the volume to %" PRIu64 " bytes: %m",
+		                       size);
 	}
 	resp->capacity_bytes = (int64_t)vol->size;
-	/* A filesystem has to grow on the node; a raw block volume is done. */
-	resp->node_expansion_required =
-	        !(req->volume_capability && req->volume_capability->access_type_case ==
-	                                            CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_BLOCK);
+	resp->node_expansion_required = expand_needs_node(req);
 	log_info("Volume is now %" PRIu64 " bytes", vol->size);
-out:
-	ceph_target_done(&t);
-	op_lock_release(&lock);
-	return r;
+	return 0;
 }
 
 /* Fills a ControllerGetVolume/ListVolumes status from the attachment records. */
@@ -832,7 +852,7 @@ int controller_get_volume(struct call *c, const void *request, void *response)
 	r = volume_lookup(t.conn, &id, &vol);
 	if (r == -ENOENT) {
 		ceph_target_done(&t);
-		return call_fail(c, STATUS_NOT_FOUND, "volume does not exist");
+		return call_fail_errno(c, STATUS_OP_ANY, r, "volume does not exist");
 	}
 	if (r < 0) {
 		ceph_target_done(&t);
@@ -908,160 +928,99 @@ int controller_get_capacity(struct call *c, const void *request, void *response)
 	return 0;
 }
 
-/*
- * ListVolumes walks the shards (plugin/shards.h). The token is
- * "<shard index>|<cluster>|<pool>|<namespace>|<volume token>".
- */
+/* Grows the response's entry array (call-owned) to hold one more entry and its NULL end. */
+static int list_volumes_reserve(struct call *c, Csi__V1__ListVolumesResponse *resp, size_t *cap)
+{
+	size_t new_cap;
+	void *g;
+
+	if (resp->n_entries + 1 < *cap)
+		return 0;
+	new_cap = *cap ? *cap * 2 : 64;
+	g = call_alloc(c, new_cap * sizeof(*resp->entries));
+	if (!g)
+		return -ENOMEM;
+	if (resp->n_entries)
+		memcpy(g, resp->entries, resp->n_entries * sizeof(*resp->entries));
+	resp->entries = g;
+	*cap = new_cap;
+	return 0;
+}
+
+static int list_volumes_append(struct call *c, Csi__V1__ListVolumesResponse *resp, size_t *cap,
+                               const struct volume *vol, const char *rados_namespace)
+{
+	Csi__V1__ListVolumesResponse__Entry *e;
+	Csi__V1__ListVolumesResponse__VolumeStatus *st;
+	int r;
+
+	r = list_volumes_reserve(c, resp, cap);
+	if (r < 0)
+		return r;
+	e = call_alloc(c, sizeof(*e));
+	st = call_alloc(c, sizeof(*st));
+	if (!e || !st)
+		return -ENOMEM;
+	csi__v1__list_volumes_response__entry__init(e);
+	e->status = st;
+	resp->entries[resp->n_entries++] = e;
+	r = volume_to_csi(c, vol, NULL, rados_namespace, &e->volume);
+	if (r >= 0)
+		r = volume_topology_add(c, vol, NULL, e->volume);
+	if (r < 0)
+		return r;
+	return volume_status(c, vol, false, st);
+}
+
+struct list_volumes_page {
+	Csi__V1__ListVolumesResponse *resp;
+	size_t cap;
+};
+
+/* shards_walk()'s page of ListVolumes: volume_list() of one shard. */
+static int list_volumes_page(struct call *c, const struct shard *s, struct cluster *conn,
+                             const char *token, size_t max, void *userdata, size_t *ret_n,
+                             char **ret_next)
+{
+	struct list_volumes_page *lp = userdata;
+	struct volume *vols = NULL;
+	size_t n = 0;
+	int r;
+
+	r = volume_list(conn, s->cluster_id, s->pool, s->rados_namespace, token,
+	                MIN(max, (size_t)VOLUME_LIST_PAGE_MAX), &vols, &n, ret_next);
+	if (r < 0)
+		return r;
+	for (size_t k = 0; k < n && r >= 0; k++)
+		r = list_volumes_append(c, lp->resp, &lp->cap, &vols[k], s->rados_namespace);
+	volume_list_free(vols, n);
+	if (r < 0) {
+		free(*ret_next);
+		*ret_next = NULL;
+		return r;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+/* ListVolumes walks the shards (plugin/shards.h) with shards_walk(), as ListSnapshots does. */
 int controller_list_volumes(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__ListVolumesRequest *req = request;
 	Csi__V1__ListVolumesResponse *resp = response;
+	struct list_volumes_page lp = { .resp = resp };
 	struct shard *shards = NULL;
-	size_t n_shards = 0, start = 0, max;
-	char *inner = NULL;
+	size_t n_shards = 0;
 	int r;
 
 	if (req->max_entries < 0)
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "max_entries must not be negative");
-	max = req->max_entries == 0 ? SIZE_MAX : (size_t)req->max_entries;
-
 	r = shards_all(c, &shards, &n_shards);
 	if (r < 0)
 		return log_error_errno(r, "Failed to list the pools to scan: %m");
-
-	if (!isempty(req->starting_token)) {
-		char *tok = call_strdup(c, req->starting_token), *save = NULL;
-		char *f[5];
-		int nf = 0;
-
-		for (char *s = tok; s && nf < 5; nf++) {
-			f[nf] = s;
-			s = nf < 4 ? strchr(s, '|') : NULL;
-			if (s)
-				*s++ = 0;
-		}
-		(void)save;
-		if (nf != 5)
-			goto bad_token;
-		start = SIZE_MAX;
-		for (size_t i = 0; i < n_shards; i++)
-			if (strcmp(shards[i].cluster_id, f[1]) == 0 &&
-			    strcmp(shards[i].pool, f[2]) == 0 &&
-			    strcmp(shards[i].rados_namespace, f[3]) == 0)
-				start = i;
-		if (start == SIZE_MAX)
-			goto bad_token;
-		inner = f[4];
-	}
-
-	resp->entries = call_alloc(c, sizeof(*resp->entries) * (max == SIZE_MAX ? 64 : max + 1));
-	if (!resp->entries) {
-		r = -ENOMEM;
-		goto out;
-	}
-	{
-		size_t cap = max == SIZE_MAX ? 64 : max + 1;
-
-		for (size_t i = start; i < n_shards && resp->n_entries < max; i++) {
-			struct ceph_target t = { 0 };
-			const char *token = i == start ? inner : NULL;
-
-			r = ceph_target_open(c, shards[i].cluster_id, "cluster", STATUS_NOT_FOUND,
-			                     NULL, 0, false, shards[i].rados_namespace, &t);
-			if (r < 0)
-				goto out;
-			for (;;) {
-				struct volume *vols = NULL;
-				size_t n = 0, want = MIN(max - resp->n_entries,
-				                         (size_t)VOLUME_LIST_PAGE_MAX);
-				char *next = NULL;
-
-				r = volume_list(t.conn, shards[i].cluster_id, shards[i].pool,
-				                shards[i].rados_namespace, token, want, &vols, &n,
-				                &next);
-				if (r == -EAGAIN) {
-					ceph_target_done(&t);
-					goto bad_token;
-				}
-				if (r == -ENOENT || r == -EPERM || r == -EACCES) {
-					/* Pool gone, or not ours to read: nothing listed there. */
-					r = 0;
-					break;
-				}
-				if (r < 0) {
-					ceph_target_done(&t);
-					log_error_errno(r,
-					                "Failed to list volumes in pool '%s': %m",
-					                shards[i].pool);
-					goto out;
-				}
-				for (size_t k = 0; k < n && r >= 0; k++) {
-					Csi__V1__ListVolumesResponse__Entry *e;
-					Csi__V1__ListVolumesResponse__VolumeStatus *st;
-
-					if (resp->n_entries + 1 >= cap) {
-						void *g = call_alloc(
-						        c, 2 * cap * sizeof(*resp->entries));
-
-						if (!g) {
-							r = -ENOMEM;
-							break;
-						}
-						memcpy(g, resp->entries,
-						       cap * sizeof(*resp->entries));
-						resp->entries = g;
-						cap *= 2;
-					}
-					e = call_alloc(c, sizeof(*e));
-					st = call_alloc(c, sizeof(*st));
-					if (!e || !st) {
-						r = -ENOMEM;
-						break;
-					}
-					csi__v1__list_volumes_response__entry__init(e);
-					r = volume_to_csi(c, &vols[k], NULL,
-					                  shards[i].rados_namespace, &e->volume);
-					if (r >= 0)
-						r = volume_topology_add(c, &vols[k], NULL,
-						                        e->volume);
-					if (r >= 0)
-						r = volume_status(c, &vols[k], false, st);
-					e->status = st;
-					resp->entries[resp->n_entries++] = e;
-				}
-				volume_list_free(vols, n);
-				if (r < 0) {
-					free(next);
-					ceph_target_done(&t);
-					goto out;
-				}
-				token = next ? call_strdup(c, next) : NULL;
-				free(next);
-				if (!token)
-					break;
-				if (resp->n_entries >= max) {
-					resp->next_token = call_printf(
-					        c, "%zu|%s|%s|%s|%s", i, shards[i].cluster_id,
-					        shards[i].pool, shards[i].rados_namespace, token);
-					break;
-				}
-			}
-			ceph_target_done(&t);
-			if (!isempty(resp->next_token))
-				break;
-			if (resp->n_entries >= max && i + 1 < n_shards)
-				resp->next_token = call_printf(
-				        c, "%zu|%s|%s|%s|", i + 1, shards[i + 1].cluster_id,
-				        shards[i + 1].pool, shards[i + 1].rados_namespace);
-		}
-	}
-	r = 0;
-	goto out;
-
-bad_token:
-	r = call_fail(c, STATUS_ABORTED, "starting_token '%s' is not a token this driver issued",
-	              req->starting_token);
-out:
+	r = shards_walk(c, shards, n_shards, req->starting_token,
+	                req->max_entries == 0 ? SIZE_MAX : (size_t)req->max_entries, NULL, 0,
+	                "volumes", list_volumes_page, &lp, &resp->next_token);
 	shards_free(shards, n_shards);
 	return r;
 }

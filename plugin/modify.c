@@ -89,14 +89,10 @@ static int apply(struct call *c, struct cluster *conn, const struct volume_id *v
 		                 "%s: %s would be below %s (a burst must be 0 or at least its "
 		                 "limit); nothing was changed",
 		                 field, qos_keys[bad].param, qos_keys[qos_keys[bad].limit].param);
-	if (r == -ENOENT) {
-		c->code = STATUS_NOT_FOUND;
+	if (r == -ENOENT) /* NOT_FOUND, ABORTED: status.c */
 		return log_warning_errno(r, "Volume does not exist");
-	}
-	if (r == -EAGAIN) {
-		c->code = STATUS_ABORTED;
+	if (r == -EAGAIN)
 		return log_warning_errno(r, "Volume's journal entry kept changing; retry");
-	}
 	if (r < 0) {
 		metrics_ceph_error(c->plugin->metrics, "modify");
 		return log_error_errno(r, "Failed to set the volume's QoS: %m");
@@ -150,10 +146,9 @@ int controller_modify_volume(struct call *c, const void *request, void *response
 		_cleanup_(volume_freep) struct volume *vol = NULL;
 
 		r = volume_lookup(t.conn, &id, &vol);
-		if (r == -ENOENT) {
-			c->code = STATUS_NOT_FOUND;
+		if (r == -ENOENT)
 			log_warning_errno(r, "Volume does not exist");
-		} else if (r < 0)
+		else if (r < 0)
 			log_error_errno(r, "Cannot look the volume up: %m");
 		goto out;
 	}

@@ -165,11 +165,17 @@ static char *mount_flags(struct call *c, const Csi__V1__VolumeCapability *cap)
 	return out;
 }
 
+/* Frees the KMS of an encrypted stage (cleanup attribute). */
+static void stage_crypt_done(struct stage_crypt *s)
+{
+	s->kms = kms_free(s->kms);
+}
+
 int node_stage_volume(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__NodeStageVolumeRequest *req = request;
 	struct access_summary access;
-	struct config_cluster cl = { 0 };
+	_cleanup_(config_cluster_done) struct config_cluster cl = { 0 };
 	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
 	_cleanup_free_ char *reason = NULL;
 	const char *user, *key, *cluster_id, *pool, *image, *fstype, *mounter, *dir;
@@ -177,10 +183,11 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	struct static_volume sv = { 0 };
 	struct stage_request sr;
 	enum mapper_type mapper;
-	struct op_lock lock = { 0 }, image_lock = { 0 };
+	_cleanup_(op_lock_release) struct op_lock lock = { 0 };
+	_cleanup_(op_lock_release) struct op_lock image_lock = { 0 };
 	_cleanup_(path_resolved_done) struct path_resolved staging = PATH_RESOLVED_INIT;
 	_cleanup_free_ char *other = NULL;
-	struct stage_crypt crypt = { 0 };
+	_cleanup_(stage_crypt_done) struct stage_crypt crypt = { 0 };
 	int r, resolved;
 
 	(void)response;
@@ -241,33 +248,31 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 	if (r < 0)
 		return r;
 	if (resolved == -ENOENT)
-		return call_fail(c, STATUS_NOT_FOUND,
-		                 "staging_target_path: the parent directory of '%s' does not exist",
-		                 req->staging_target_path);
+		return call_fail_errno(
+		        c, STATUS_OP_ANY, resolved,
+		        "staging_target_path: the parent directory of '%s' does not exist",
+		        req->staging_target_path);
 
 	config_refresh(c->plugin->config);
 	r = config_get_cluster(c->plugin->config, cluster_id, &cl);
 	if (r == -ENOENT)
-		return call_fail(c, STATUS_FAILED_PRECONDITION,
-		                 "volume_context.clusterID '%s' is not in this node's cluster "
-		                 "configuration (--config)",
-		                 cluster_id);
+		return call_fail_errno(
+		        c, STATUS_OP_NODE_NEEDS_STAGE, r,
+		        "volume_context.clusterID '%s' is not in this node's cluster "
+		        "configuration (--config)",
+		        cluster_id);
 	if (r < 0)
 		return r;
 	/* A static volume without radosNamespace is in the cluster's (as on the controller). */
 	if (sv.image && !sv.rados_namespace)
 		rados_namespace = cl.rados_namespace;
 	dir = stage_dir(c);
-	if (!dir) {
-		config_cluster_done(&cl);
+	if (!dir)
 		return -ENOMEM;
-	}
 
 	r = op_lock_take(c, &lock, "volume", req->volume_id, "this volume");
-	if (r < 0) {
-		config_cluster_done(&cl);
+	if (r < 0)
 		return r;
-	}
 	/* One image, one stage per node: two volume ids staging one image read-write would
 	 * corrupt it. The image lock closes the race of two concurrent stages under two ids. */
 	{
@@ -280,24 +285,20 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		              : -ENOMEM;
 	}
 	if (r < 0)
-		goto out;
+		return r;
 	r = stage_find_image(dir, cluster_id, pool, context_get(req, "radosNamespace"), image,
 	                     req->volume_id, &other);
-	if (r >= 0) {
-		r = call_fail(
+	if (r >= 0)
+		return call_fail(
 		        c, STATUS_FAILED_PRECONDITION,
 		        "image '%s' of pool '%s' is already staged on this node as volume '%s': "
 		        "unstage it first",
 		        image, pool, other);
-		goto out;
-	}
-	if (r != -ENOENT) {
-		log_error_errno(r, "Cannot read the stage state: %m");
-		goto out;
-	}
+	if (r != -ENOENT)
+		return log_error_errno(r, "Cannot read the stage state: %m");
 	r = node_crypt_prepare(c, req, &crypt);
 	if (r < 0)
-		goto out;
+		return r;
 	sr = (struct stage_request){
 		.state_dir = dir,
 		.volume_id = req->volume_id,
@@ -324,10 +325,8 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		.timeout_usec = call_remaining_usec(c, STAGE_TIMEOUT_DEFAULT_USEC),
 		.crypt = crypt.kms ? &crypt : NULL,
 	};
-	if (sr.timeout_usec == 0) {
-		r = call_fail(c, STATUS_DEADLINE_EXCEEDED, "the call's deadline has passed");
-		goto out;
-	}
+	if (sr.timeout_usec == 0)
+		return call_fail(c, STATUS_DEADLINE_EXCEEDED, "the call's deadline has passed");
 	r = stage_volume(&sr, &info, &reason);
 	if (r == -EEXIST)
 		log_warning_errno(r, "Volume is already staged with other parameters: %s",
@@ -349,11 +348,6 @@ int node_stage_volume(struct call *c, const void *request, void *response)
 		log_warning("Volume staged, but its filesystem could not be grown to the size of "
 		            "the device (it keeps its old size until NodeExpandVolume): %s",
 		            info->grow_failure);
-out:
-	crypt.kms = kms_free(crypt.kms);
-	op_lock_release(&image_lock);
-	op_lock_release(&lock);
-	config_cluster_done(&cl);
 	return r;
 }
 
@@ -363,10 +357,10 @@ int node_unstage_volume(struct call *c, const void *request, void *response)
 	_cleanup_(path_resolved_done) struct path_resolved staging = PATH_RESOLVED_INIT;
 	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
 	_cleanup_free_ char *reason = NULL;
-	struct publish_record rec = { 0 };
+	_cleanup_(publish_record_done) struct publish_record rec = { 0 };
 	const char *dir;
 	bool forced = false;
-	struct op_lock lock = { 0 };
+	_cleanup_(op_lock_release) struct op_lock lock = { 0 };
 	dev_t devno;
 	int r, resolved;
 
@@ -387,19 +381,15 @@ int node_unstage_volume(struct call *c, const void *request, void *response)
 		/* Never staged here, or already unstaged: nothing of this volume to touch. */
 		log_info("Volume is not staged on this node: nothing to unstage");
 		r = 0;
-		goto out;
+		return r;
 	}
-	if (r < 0) {
-		log_error_errno(r, "Cannot read the stage state: %m");
-		goto out;
-	}
+	if (r < 0)
+		return log_error_errno(r, "Cannot read the stage state: %m");
 	/* Publishes that are still mounted keep the device busy; say which. */
 	devno = staged_devno(info);
 	r = publish_load(dir, req->volume_id, &rec);
-	if (r < 0) {
-		log_error_errno(r, "Cannot read the publish record: %m");
-		goto out;
-	}
+	if (r < 0)
+		return log_error_errno(r, "Cannot read the publish record: %m");
 	for (size_t i = 0; i < rec.n; i++) {
 		_cleanup_(path_resolved_done) struct path_resolved t = PATH_RESOLVED_INIT;
 		const struct publish_target *pt = &rec.targets[i];
@@ -407,37 +397,62 @@ int node_unstage_volume(struct call *c, const void *request, void *response)
 		if (resolve_quiet(c, pt->target, &t) < 0)
 			continue; /* a recorded target that no longer resolves holds nothing of ours
 			           */
-		if (target_is_ours(&t, pt->block, pt->devno ?: devno)) {
-			r = call_fail(c, STATUS_FAILED_PRECONDITION,
-			              "volume is still published at '%s': unpublish first",
-			              pt->target);
-			goto out;
-		}
+		if (target_is_ours(&t, pt->block, pt->devno ?: devno))
+			return call_fail(c, STATUS_FAILED_PRECONDITION,
+			                 "volume is still published at '%s': unpublish first",
+			                 pt->target);
 	}
 	r = stage_unstage_at(dir, req->volume_id, resolved == -ENOENT ? NULL : &staging,
 	                     call_remaining_usec(c, STAGE_TIMEOUT_DEFAULT_USEC), &forced, &reason);
-	if (r == -EBUSY || r == -EINVAL) {
-		r = call_fail(c, r == -EBUSY ? STATUS_FAILED_PRECONDITION : STATUS_INVALID_ARGUMENT,
-		              "staging_target_path: %s", reason ? reason : "not this volume's");
-		goto out;
-	}
-	if (r < 0) {
-		log_error_errno(r, "Failed to unstage the volume: %s", reason ? reason : "%m");
-		goto out;
-	}
+	if (r == -EBUSY || r == -EINVAL)
+		return call_fail(c,
+		                 r == -EBUSY ? STATUS_FAILED_PRECONDITION : STATUS_INVALID_ARGUMENT,
+		                 "staging_target_path: %s", reason ? reason : "not this volume's");
+	if (r < 0)
+		return log_error_errno(r, "Failed to unstage the volume: %s",
+		                       reason ? reason : "%m");
 	(void)publish_forget(dir, req->volume_id);
 	if (forced)
 		log_warning("Volume unstaged, but it had to be forced: %s",
 		            reason ? reason : "the mapping did not answer");
 	else
 		log_info("Volume unstaged from '%s'", req->staging_target_path);
-out:
-	publish_record_done(&rec);
-	op_lock_release(&lock);
 	return r;
 }
 
 /* ---- NodePublishVolume / NodeUnpublishVolume ---- */
+
+/* Says why publish_bind() failed with r at step, once; r keeps its errno (status.c maps it at
+ * STATUS_OP_NODE_PUBLISH). */
+static int publish_failed(struct call *c, const struct path_resolved *target, bool block,
+                          enum publish_step step, int r)
+{
+	switch (step) {
+	case PUBLISH_STEP_RECORD:
+		if (r == -E2BIG)
+			return call_fail_errno(c, STATUS_OP_NODE_PUBLISH, r,
+			                       "volume is published at %d targets already",
+			                       PUBLISH_TARGETS_MAX);
+		return log_error_errno(r, "Cannot record the publish: %m");
+	case PUBLISH_STEP_TARGET:
+		if (r == -ENOTDIR || r == -EISDIR || r == -EEXIST || r == -ELOOP)
+			return call_fail_errno(
+			        c, STATUS_OP_NODE_PUBLISH, r,
+			        "target_path '%s' holds %s, not %s: left alone", target->text,
+			        r == -ENOTDIR  ? "something that is not a directory"
+			        : r == -EISDIR ? "a directory"
+			        : r == -ELOOP  ? "a symbolic link"
+			                       : "something that is not a regular file",
+			        block ? "a file to bind the device on" : "a directory");
+		return log_error_errno(r, "Cannot create the target '%s': %m", target->text);
+	case PUBLISH_STEP_BIND:
+		return log_error_errno(r, "Failed to bind-mount the volume at '%s': %m",
+		                       target->text);
+	case PUBLISH_STEP_MARK:
+		break;
+	}
+	return log_error_errno(r, "Cannot record the publish: %m");
+}
 
 int node_publish_volume(struct call *c, const void *request, void *response)
 {
@@ -446,11 +461,11 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 	_cleanup_(path_resolved_done) struct path_resolved staging = PATH_RESOLVED_INIT;
 	_cleanup_(path_resolved_done) struct path_resolved target = PATH_RESOLVED_INIT;
 	struct access_summary access;
-	struct publish_record rec = { 0 };
-	struct publish_target entry;
+	_cleanup_(publish_record_done) struct publish_record rec = { 0 };
+	enum publish_step step;
 	char fdtext[PATH_FD_TEXT_MAX];
 	const char *dir, *staging_text;
-	struct op_lock lock = { 0 };
+	_cleanup_(op_lock_release) struct op_lock lock = { 0 };
 	dev_t devno;
 	bool ro;
 	int r, k, staging_r, target_r;
@@ -478,63 +493,48 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 	if (r < 0)
 		return r;
 	r = stage_load(dir, req->volume_id, &info);
-	if (r == -ENOENT) {
-		r = call_fail(c, STATUS_FAILED_PRECONDITION,
-		              "volume is not staged on this node: NodeStageVolume first");
-		goto out;
-	}
-	if (r < 0) {
-		log_error_errno(r, "Cannot read the stage state: %m");
-		goto out;
-	}
+	if (r == -ENOENT)
+		return call_fail_errno(c, STATUS_OP_NODE_NEEDS_STAGE, r,
+		                       "volume is not staged on this node: NodeStageVolume first");
+	if (r < 0)
+		return log_error_errno(r, "Cannot read the stage state: %m");
 	/* (A block volume's staging path is only compared: it need not exist.) */
 	staging_text = staging_r == 0 ? staging.text : req->staging_target_path;
 	if (!info->staging_path || strcmp(info->staging_path, staging_text) != 0 || !info->phase ||
-	    strcmp(info->phase, "staged") != 0) {
-		r = call_fail(c, STATUS_FAILED_PRECONDITION,
-		              "volume is not staged at '%s' (staged at '%s', %s)",
-		              req->staging_target_path, strempty(info->staging_path),
-		              strempty(info->phase));
-		goto out;
-	}
-	if ((info->access == STAGE_ACCESS_BLOCK) != access.block) {
-		r = call_fail(c, STATUS_INVALID_ARGUMENT,
-		              "volume_capability: the volume was staged as %s, not %s",
-		              info->access == STAGE_ACCESS_BLOCK ? "block" : "a filesystem",
-		              access.block ? "block" : "a filesystem");
-		goto out;
-	}
+	    strcmp(info->phase, "staged") != 0)
+		return call_fail(c, STATUS_FAILED_PRECONDITION,
+		                 "volume is not staged at '%s' (staged at '%s', %s)",
+		                 req->staging_target_path, strempty(info->staging_path),
+		                 strempty(info->phase));
+	if ((info->access == STAGE_ACCESS_BLOCK) != access.block)
+		return call_fail(c, STATUS_INVALID_ARGUMENT,
+		                 "volume_capability: the volume was staged as %s, not %s",
+		                 info->access == STAGE_ACCESS_BLOCK ? "block" : "a filesystem",
+		                 access.block ? "block" : "a filesystem");
 	devno = staged_devno(info);
-	if (devno == 0) {
-		r = call_fail(c, STATUS_FAILED_PRECONDITION,
-		              "the staged device '%s' is gone: stage the volume again",
-		              strempty(info->device));
-		goto out;
-	}
+	if (devno == 0)
+		return call_fail(c, STATUS_FAILED_PRECONDITION,
+		                 "the staged device '%s' is gone: stage the volume again",
+		                 strempty(info->device));
 	r = node_qos_apply(c, req, info, devno); /* krbd: the pod's cgroup */
 	if (r < 0)
-		goto out;
+		return r;
 	/* The bind source: the staging mount as resolved, and only if it is this volume's. */
 	if (!access.block && !(staging.fd >= 0 && staging.mountpoint &&
-	                       S_ISDIR(staging.st.st_mode) && staging.st.st_dev == devno)) {
-		r = call_fail(c, STATUS_FAILED_PRECONDITION,
-		              "the volume's filesystem is not mounted at staging_target_path '%s': "
-		              "stage it again",
-		              staging.text);
-		goto out;
-	}
-	if (target_r == -ENOENT) {
-		r = call_fail(c, STATUS_NOT_FOUND,
-		              "target_path: the parent directory of '%s' does "
-		              "not exist",
-		              req->target_path);
-		goto out;
-	}
+	                       S_ISDIR(staging.st.st_mode) && staging.st.st_dev == devno))
+		return call_fail(
+		        c, STATUS_FAILED_PRECONDITION,
+		        "the volume's filesystem is not mounted at staging_target_path '%s': "
+		        "stage it again",
+		        staging.text);
+	if (target_r == -ENOENT)
+		return call_fail_errno(c, STATUS_OP_ANY, target_r,
+		                       "target_path: the parent directory of '%s' does "
+		                       "not exist",
+		                       req->target_path);
 	r = publish_load(dir, req->volume_id, &rec);
-	if (r < 0) {
-		log_error_errno(r, "Cannot read the publish record: %m");
-		goto out;
-	}
+	if (r < 0)
+		return log_error_errno(r, "Cannot read the publish record: %m");
 	k = publish_find(&rec, target.text);
 
 	/* Already published here: the same publish is a no-op, another is ALREADY_EXISTS. */
@@ -549,98 +549,85 @@ int node_publish_volume(struct call *c, const void *request, void *response)
 				rec.targets[k].mounted = true;
 				rec.targets[k].read_only = ro;
 				r = publish_save(dir, req->volume_id, &rec);
-				if (r < 0) {
-					log_error_errno(r, "Cannot record the publish: %m");
-					goto out;
-				}
+				if (r < 0)
+					return log_error_errno(r, "Cannot record the publish: %m");
 			}
-			r = 0;
-			goto out;
+			return 0;
 		}
-		r = call_fail(c, STATUS_ALREADY_EXISTS,
-		              "target_path '%s' is already a mount point%s", target.text,
-		              ours ? " of this volume with another read-only setting"
-		                   : call_printf(c, " of %s", describe_mount(c, &target)));
-		goto out;
+		return call_fail(c, STATUS_ALREADY_EXISTS,
+		                 "target_path '%s' is already a mount point%s", target.text,
+		                 ours ? " of this volume with another read-only setting"
+		                      : call_printf(c, " of %s", describe_mount(c, &target)));
 	}
 	/* SINGLE_NODE_SINGLE_WRITER: one target at a time, on this node. */
 	if (req->volume_capability->access_mode->mode ==
 	            CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_SINGLE_WRITER &&
-	    rec.n > (size_t)(k >= 0 ? 1 : 0)) {
-		r = call_fail(c, STATUS_FAILED_PRECONDITION,
-		              "volume has access mode SINGLE_NODE_SINGLE_WRITER and is already "
-		              "published at '%s'",
-		              rec.targets[k == 0 ? 1 : 0].target);
-		goto out;
-	}
+	    rec.n > (size_t)(k >= 0 ? 1 : 0))
+		return call_fail(c, STATUS_FAILED_PRECONDITION,
+		                 "volume has access mode SINGLE_NODE_SINGLE_WRITER and is already "
+		                 "published at '%s'",
+		                 rec.targets[k == 0 ? 1 : 0].target);
 
-	/* Recorded before the bind, so that a crash after it leaves a target unpublish owns. */
-	entry = (struct publish_target){
-		.target = target.text,
-		.read_only = ro,
-		.block = access.block,
-		.devno = devno,
-		.mounted = false,
-	};
-	r = publish_set(&rec, &entry);
-	if (r == -E2BIG) {
-		r = call_fail(c, STATUS_RESOURCE_EXHAUSTED,
-		              "volume is published at %d targets already", PUBLISH_TARGETS_MAX);
-		goto out;
-	}
-	if (r >= 0)
-		r = publish_save(dir, req->volume_id, &rec);
-	if (r < 0) {
-		log_error_errno(r, "Cannot record the publish: %m");
-		goto out;
-	}
-	k = publish_find(&rec, target.text);
-	failpoint("node-publish:after-state");
-
-	if (access.block)
-		r = path_create_file(&target, 0640);
-	else
-		r = path_mkdir(&target, 0750);
-	if (r == -ENOTDIR || r == -EISDIR || r == -EEXIST || r == -ELOOP) {
-		r = call_fail(c, STATUS_FAILED_PRECONDITION,
-		              "target_path '%s' holds %s, not %s: left alone", target.text,
-		              r == -ENOTDIR  ? "something that is not a directory"
-		              : r == -EISDIR ? "a directory"
-		              : r == -ELOOP  ? "a symbolic link"
-		                             : "something that is not a regular file",
-		              access.block ? "a file to bind the device on" : "a directory");
-		goto out_forget;
-	}
-	if (r < 0) {
-		log_error_errno(r, "Cannot create the target '%s': %m", target.text);
-		goto out_forget;
-	}
-	r = mount_bind_at(access.block ? info->device : path_fd_text(staging.fd, fdtext), &target,
-	                  ro, mount_flags(c, req->volume_capability));
-	if (r < 0) {
-		log_error_errno(r, "Failed to bind-mount the volume at '%s': %m", target.text);
-		goto out_forget;
-	}
-	failpoint("node-publish:after-bind");
-	rec.targets[k].mounted = true;
-	r = publish_save(dir, req->volume_id, &rec);
-	if (r < 0) {
-		/* Without the mark a retry still recognises the bind (same device); undo anyway. */
-		log_error_errno(r, "Cannot record the publish: %m");
-		target.fd = safe_close(target.fd);
-		(void)mount_umount_at(target.dir_fd, target.name, target.text, false);
-		goto out;
-	}
+	r = publish_bind(
+	        &(struct publish_bind_request){
+	                .state_dir = dir,
+	                .volume_id = req->volume_id,
+	                .target = &target,
+	                .source = access.block ? info->device : path_fd_text(staging.fd, fdtext),
+	                .read_only = ro,
+	                .block = access.block,
+	                .devno = devno,
+	                .options = mount_flags(c, req->volume_capability),
+	        },
+	        &rec, &step);
+	if (r < 0)
+		return publish_failed(c, &target, access.block, step, r);
 	log_info("Volume published at '%s'%s", target.text, ro ? " (read-only)" : "");
-	goto out;
+	return 0;
+}
 
-out_forget:
-	publish_remove(&rec, (size_t)k);
-	(void)publish_save(dir, req->volume_id, &rec);
-out:
-	publish_record_done(&rec);
-	op_lock_release(&lock);
-	return r;
+/* Undoes one publish at target (resolved): our binds there, then the target publish made. */
+static int unpublish_target(struct call *c, struct path_resolved *t,
+                            const struct publish_target *pt, dev_t devno)
+{
+	int r;
+
+	/* Unmount our binds (a crashed retry may have stacked two), and nothing else. */
+	for (int i = 0; t->fd >= 0 && t->mountpoint; i++) {
+		if (!target_is_ours(t, pt->block, devno) || i >= 4)
+			return call_fail(
+			        c, STATUS_FAILED_PRECONDITION,
+			        "target_path '%s' holds a mount of %s, not this volume: left "
+			        "alone",
+			        t->text, describe_mount(c, t));
+		t->fd = safe_close(t->fd); /* it would keep the mount busy */
+		r = mount_umount_at(t->dir_fd, t->name, t->text, false);
+		if (r < 0)
+			return log_error_errno(r, "Failed to unmount '%s': %m", t->text);
+		r = path_refresh(t);
+		if (r < 0)
+			return log_error_errno(r, "Cannot look at '%s' after unmounting it: %m",
+			                       t->text);
+	}
+	failpoint("node-unpublish:after-umount");
+	/* Then the empty directory, or the empty file of a block publish, that publish made. */
+	if (t->fd >= 0) {
+		bool removable = S_ISDIR(t->st.st_mode) ? !pt->block
+		                                        : S_ISREG(t->st.st_mode) && pt->block &&
+		                                                  t->st.st_size == 0;
+
+		r = removable ? path_remove(t) : -EPERM;
+		if (r < 0)
+			return call_fail(
+			        c, STATUS_FAILED_PRECONDITION,
+			        "target_path '%s' holds %s, not this volume's target: left alone",
+			        t->text,
+			        r == -ENOTEMPTY          ? "a non-empty directory"
+			        : S_ISDIR(t->st.st_mode) ? "a directory"
+			        : S_ISREG(t->st.st_mode) ? "a file"
+			                                 : "something else");
+	}
+	return 0;
 }
 
 int node_unpublish_volume(struct call *c, const void *request, void *response)
@@ -648,9 +635,9 @@ int node_unpublish_volume(struct call *c, const void *request, void *response)
 	const Csi__V1__NodeUnpublishVolumeRequest *req = request;
 	_cleanup_(path_resolved_done) struct path_resolved target = PATH_RESOLVED_INIT;
 	_cleanup_(stage_info_freep) struct stage_info *info = NULL;
-	struct publish_record rec = { 0 };
+	_cleanup_(publish_record_done) struct publish_record rec = { 0 };
 	const struct publish_target *pt;
-	struct op_lock lock = { 0 };
+	_cleanup_(op_lock_release) struct op_lock lock = { 0 };
 	const char *dir;
 	dev_t devno = 0;
 	int r, k, resolved;
@@ -669,79 +656,32 @@ int node_unpublish_volume(struct call *c, const void *request, void *response)
 	if (r < 0)
 		return r;
 	r = publish_load(dir, req->volume_id, &rec);
-	if (r < 0) {
-		log_error_errno(r, "Cannot read the publish record: %m");
-		goto out;
-	}
+	if (r < 0)
+		return log_error_errno(r, "Cannot read the publish record: %m");
 	k = resolved < 0 ? publish_find(&rec, req->target_path) : publish_find(&rec, target.text);
 	if (k < 0) {
 		/* This volume published nothing there (or unpublished it already): whatever is
 		 * there is not ours, and stays. */
 		log_info("Volume is not published at '%s': nothing to unpublish", req->target_path);
 		r = 0;
-		goto out;
+		return r;
 	}
 	pt = &rec.targets[k];
-	if (resolved == -ENOENT)
-		goto forget; /* the parent is gone, and our mount with it */
-	if (stage_load(dir, req->volume_id, &info) >= 0)
-		devno = staged_devno(info);
-	if (pt->devno)
-		devno = pt->devno;
-
-	/* Unmount our binds (a crashed retry may have stacked two), and nothing else. */
-	for (int i = 0; target.fd >= 0 && target.mountpoint; i++) {
-		if (!target_is_ours(&target, pt->block, devno) || i >= 4) {
-			r = call_fail(c, STATUS_FAILED_PRECONDITION,
-			              "target_path '%s' holds a mount of %s, not this volume: left "
-			              "alone",
-			              target.text, describe_mount(c, &target));
-			goto out;
-		}
-		target.fd = safe_close(target.fd); /* it would keep the mount busy */
-		r = mount_umount_at(target.dir_fd, target.name, target.text, false);
-		if (r < 0) {
-			log_error_errno(r, "Failed to unmount '%s': %m", target.text);
-			goto out;
-		}
-		r = path_refresh(&target);
-		if (r < 0) {
-			log_error_errno(r, "Cannot look at '%s' after unmounting it: %m",
-			                target.text);
-			goto out;
-		}
+	if (resolved != -ENOENT) { /* else the parent is gone, and our mount with it */
+		if (stage_load(dir, req->volume_id, &info) >= 0)
+			devno = staged_devno(info);
+		if (pt->devno)
+			devno = pt->devno;
+		r = unpublish_target(c, &target, pt, devno);
+		if (r < 0)
+			return r;
 	}
-	failpoint("node-unpublish:after-umount");
-	/* Then the empty directory, or the empty file of a block publish, that publish made. */
-	if (target.fd >= 0) {
-		bool removable =
-		        S_ISDIR(target.st.st_mode)
-		                ? !pt->block
-		                : S_ISREG(target.st.st_mode) && pt->block && target.st.st_size == 0;
-
-		r = removable ? path_remove(&target) : -EPERM;
-		if (r < 0) {
-			r = call_fail(
-			        c, STATUS_FAILED_PRECONDITION,
-			        "target_path '%s' holds %s, not this volume's target: left alone",
-			        target.text,
-			        r == -ENOTEMPTY              ? "a non-empty directory"
-			        : S_ISDIR(target.st.st_mode) ? "a directory"
-			        : S_ISREG(target.st.st_mode) ? "a file"
-			                                     : "something else");
-			goto out;
-		}
-	}
-forget:
 	publish_remove(&rec, (size_t)k);
 	r = publish_save(dir, req->volume_id, &rec);
 	if (r < 0)
 		log_error_errno(r, "Cannot update the publish record: %m");
 	else
 		log_info("Volume unpublished from '%s'", req->target_path);
-out:
-	publish_record_done(&rec);
-	op_lock_release(&lock);
 	return r;
 }
 
@@ -800,7 +740,7 @@ int node_get_volume_stats(struct call *c, const void *request, void *response)
 		return -ENOMEM;
 	r = stage_load(dir, req->volume_id, &info);
 	if (r == -ENOENT)
-		return call_fail(c, STATUS_NOT_FOUND, "volume is not staged on this node");
+		return call_fail_errno(c, STATUS_OP_ANY, r, "volume is not staged on this node");
 	if (r < 0)
 		return log_error_errno(r, "Cannot read the stage state: %m");
 	r = volume_at_path(c, info, req->volume_id, req->volume_path, &vp);
@@ -878,7 +818,7 @@ int node_expand_volume(struct call *c, const void *request, void *response)
 	_cleanup_free_ char *reason = NULL;
 	uint64_t size = 0, want = 0;
 	const char *dir;
-	struct op_lock lock = { 0 };
+	_cleanup_(op_lock_release) struct op_lock lock = { 0 };
 	int r;
 
 	if (isempty(req->volume_id))
@@ -906,39 +846,32 @@ int node_expand_volume(struct call *c, const void *request, void *response)
 	if (r < 0)
 		return r;
 	r = stage_load(dir, req->volume_id, &info);
-	if (r == -ENOENT) {
-		r = call_fail(c, STATUS_NOT_FOUND, "volume is not staged on this node");
-		goto out;
-	}
-	if (r < 0) {
-		log_error_errno(r, "Cannot read the stage state: %m");
-		goto out;
-	}
+	if (r == -ENOENT)
+		return call_fail_errno(c, STATUS_OP_ANY, r, "volume is not staged on this node");
+	if (r < 0)
+		return log_error_errno(r, "Cannot read the stage state: %m");
 	{
 		_cleanup_(path_resolved_done) struct path_resolved vp = PATH_RESOLVED_INIT;
 
 		r = volume_at_path(c, info, req->volume_id, req->volume_path, &vp);
 		if (r < 0)
-			goto out;
+			return r;
 	}
 	r = stage_expand(dir, req->volume_id, want, call_remaining_usec(c, FS_TIMEOUT_USEC), &size,
 	                 &reason);
 	if (r == -EPERM) {
-		c->code = STATUS_FAILED_PRECONDITION;
-		log_error_errno(r,
-		                "The kernel refused to grow the mounted filesystem online: %s. "
-		                "Unstage and stage the volume again to grow it offline",
-		                reason ? reason : "%m");
-		goto out;
+		call_status(c, STATUS_OP_NODE_EXPAND, r);
+		return log_error_errno(
+		        r,
+		        "The kernel refused to grow the mounted filesystem online: %s. "
+		        "Unstage and stage the volume again to grow it offline",
+		        reason ? reason : "%m");
 	}
-	if (r < 0) {
-		log_error_errno(r, "Failed to expand the volume: %s", reason ? reason : "%m");
-		goto out;
-	}
+	if (r < 0)
+		return log_error_errno(r, "Failed to expand the volume: %s",
+		                       reason ? reason : "%m");
 	resp->capacity_bytes = (int64_t)size;
 	log_info("Volume expanded to %" PRIu64 " bytes", size);
-out:
-	op_lock_release(&lock);
 	return r;
 }
 

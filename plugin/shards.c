@@ -125,7 +125,7 @@ int shards_all(struct call *c, struct shard **ret, size_t *ret_n)
 		if (r < 0) {
 			log_warning_errno(r, "Skipping cluster '%s' in %s", clusters[i],
 			                  c->method ? c->method->name : "a list");
-			c->code = STATUS_OK;
+			call_fail_clear(c);
 			r = 0;
 			continue;
 		}
@@ -154,5 +154,122 @@ int shards_all(struct call *c, struct shard **ret, size_t *ret_n)
 		qsort(s, n, sizeof(*s), shard_cmp);
 	*ret = s;
 	*ret_n = n;
+	return 0;
+}
+
+/* Finds the shard a token names; its inner token goes to *ret_inner (call-owned). */
+static int token_parse(struct call *c, const struct shard *shards, size_t n_shards,
+                       const char *token, size_t *ret_index, const char **ret_inner)
+{
+	char *tok = call_strdup(c, token), *f[4];
+	int nf = 0;
+
+	if (!tok)
+		return -ENOMEM;
+	for (char *s = tok; s && nf < 4; nf++) {
+		f[nf] = s;
+		s = nf < 3 ? strchr(s, '|') : NULL;
+		if (s)
+			*s++ = 0;
+	}
+	if (nf != 4)
+		return -EAGAIN;
+	for (size_t i = 0; i < n_shards; i++)
+		if (strcmp(shards[i].cluster_id, f[0]) == 0 && strcmp(shards[i].pool, f[1]) == 0 &&
+		    strcmp(shards[i].rados_namespace, f[2]) == 0) {
+			*ret_index = i;
+			*ret_inner = f[3];
+			return 0;
+		}
+	return -EAGAIN;
+}
+
+static char *token_format(struct call *c, const struct shard *s, const char *inner)
+{
+	return call_printf(c, "%s|%s|%s|%s", s->cluster_id, s->pool, s->rados_namespace,
+	                   strempty(inner));
+}
+
+/*
+ * Lists shard s from *token until the shard is done (*token NULL) or *listed reaches max (then
+ * *token is the shard's next page, call-owned, or NULL when it happened to end there).
+ */
+static int walk_one(struct call *c, const struct shard *s, struct cluster *conn, const char **token,
+                    size_t max, size_t *listed, const char *what, shard_page_fn page,
+                    void *userdata)
+{
+	do {
+		_cleanup_free_ char *next = NULL;
+		size_t n = 0;
+		int r;
+
+		r = page(c, s, conn, *token, max - *listed, userdata, &n, &next);
+		if (r == -ENOENT || r == -EPERM || r == -EACCES) {
+			/* Pool gone, or not ours to read: nothing listed there. */
+			*token = NULL;
+			return 0;
+		}
+		if (r == -EAGAIN)
+			return r;
+		if (r < 0)
+			return log_error_errno(r, "Failed to list %s in pool '%s': %m", what,
+			                       s->pool);
+		*listed += n;
+		*token = NULL;
+		if (next) {
+			*token = call_strdup(c, next);
+			if (!*token)
+				return -ENOMEM;
+		}
+	} while (*token && *listed < max);
+	return 0;
+}
+
+static int bad_token(struct call *c, const char *token)
+{
+	return call_fail(c, STATUS_ABORTED, "starting_token '%s' is not a token this driver issued",
+	                 token);
+}
+
+int shards_walk(struct call *c, const struct shard *shards, size_t n_shards,
+                const char *starting_token, size_t max, void *const *secrets, size_t n_secrets,
+                const char *what, shard_page_fn page, void *userdata, char **ret_next_token)
+{
+	const char *inner = NULL;
+	size_t start = 0, listed = 0;
+	int r;
+
+	*ret_next_token = NULL;
+	if (!isempty(starting_token)) {
+		r = token_parse(c, shards, n_shards, starting_token, &start, &inner);
+		if (r == -EAGAIN)
+			return bad_token(c, starting_token);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = start; i < n_shards && listed < max; i++) {
+		struct ceph_target t = { 0 };
+		const char *token = i == start ? inner : NULL;
+
+		r = ceph_target_open(c, shards[i].cluster_id, "cluster", STATUS_NOT_FOUND, secrets,
+		                     n_secrets, false, shards[i].rados_namespace, &t);
+		if (r < 0)
+			return r;
+		r = walk_one(c, &shards[i], t.conn, &token, max, &listed, what, page, userdata);
+		ceph_target_done(&t);
+		if (r == -EAGAIN)
+			return bad_token(c, starting_token);
+		if (r < 0)
+			return r;
+		if (listed < max)
+			continue;
+		/* Full: the rest of this shard, or the next one from its start. */
+		if (token)
+			*ret_next_token = token_format(c, &shards[i], token);
+		else if (i + 1 < n_shards)
+			*ret_next_token = token_format(c, &shards[i + 1], NULL);
+		if ((token || i + 1 < n_shards) && !*ret_next_token)
+			return -ENOMEM;
+	}
 	return 0;
 }

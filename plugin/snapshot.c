@@ -145,13 +145,31 @@ int controller_content_source(struct call *c, const Csi__V1__VolumeContentSource
 
 /* ---- CreateSnapshot ---- */
 
+/* Says why snapshot_create() failed with r, once; returns r (or call_fail_errno()'s). */
+static int create_snapshot_failed(struct call *c, const Csi__V1__CreateSnapshotRequest *req, int r)
+{
+	if (r == -ENOENT)
+		return call_fail_errno(c, STATUS_OP_ANY, r, "source volume '%s' does not exist",
+		                       req->source_volume_id);
+	if (r == -EEXIST)
+		return log_warning_errno(
+		        r, "A snapshot named '%s' already exists with another source volume",
+		        req->name);
+	if (r == -EAGAIN)
+		return log_warning_errno(r, "Snapshot '%s' is being deleted; retry later",
+		                         req->name);
+	metrics_ceph_error(c->plugin->metrics, "snapshot");
+	return log_error_errno(r, "Failed to snapshot volume '%s' as '%s': %m",
+	                       req->source_volume_id, req->name);
+}
+
 int controller_create_snapshot(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__CreateSnapshotRequest *req = request;
 	Csi__V1__CreateSnapshotResponse *resp = response;
+	_cleanup_(ceph_target_done) struct ceph_target t = { 0 };
+	_cleanup_(op_lock_release) struct op_lock lock = { 0 };
 	_cleanup_(snapshot_freep) struct snapshot *snap = NULL;
-	struct ceph_target t = { 0 };
-	struct op_lock lock = { 0 };
 	struct snapshot_request sr;
 	struct volume_id source;
 	const char *pool;
@@ -181,23 +199,19 @@ int controller_create_snapshot(struct call *c, const void *request, void *respon
 	r = ceph_target_open(c, source.cluster_id, "source_volume_id", STATUS_NOT_FOUND,
 	                     SECRETS(req), false, source.rados_namespace, &t);
 	if (r < 0)
-		goto out;
+		return r;
 	pool = params_map_get((void *const *)req->parameters, req->n_parameters, "pool");
 	if (pool) {
 		int64_t pool_id = -1;
 
 		r = cluster_pool_lookup(t.conn, pool, &pool_id);
-		if (r < 0 && r != -ENOENT) {
-			log_error_errno(r, "Cannot look pool '%s' up: %m", pool);
-			goto out;
-		}
-		if (pool_id != source.pool_id) {
-			r = call_fail(c, STATUS_INVALID_ARGUMENT,
-			              "parameters: pool '%s' is not the source volume's pool: a "
-			              "snapshot is stored with its volume",
-			              pool);
-			goto out;
-		}
+		if (r < 0 && r != -ENOENT)
+			return log_error_errno(r, "Cannot look pool '%s' up: %m", pool);
+		if (pool_id != source.pool_id)
+			return call_fail(c, STATUS_INVALID_ARGUMENT,
+			                 "parameters: pool '%s' is not the source volume's pool: a "
+			                 "snapshot is stored with its volume",
+			                 pool);
 	}
 
 	sr = (struct snapshot_request){
@@ -207,38 +221,14 @@ int controller_create_snapshot(struct call *c, const void *request, void *respon
 		.deadline_usec = controller_flatten_deadline(c),
 	};
 	r = snapshot_create(t.conn, &sr, &snap);
-	if (r == -ENOENT) {
-		r = call_fail(c, STATUS_NOT_FOUND, "source volume '%s' does not exist",
-		              req->source_volume_id);
-		goto out;
-	}
-	if (r == -EEXIST) {
-		log_warning_errno(r,
-		                  "A snapshot named '%s' already exists with another source "
-		                  "volume",
-		                  req->name);
-		goto out;
-	}
-	if (r == -EAGAIN) {
-		c->code = STATUS_ABORTED;
-		log_warning_errno(r, "Snapshot '%s' is being deleted; retry later", req->name);
-		goto out;
-	}
-	if (r < 0) {
-		metrics_ceph_error(c->plugin->metrics, "snapshot");
-		log_error_errno(r, "Failed to snapshot volume '%s' as '%s': %m",
-		                req->source_volume_id, req->name);
-		goto out;
-	}
+	if (r < 0)
+		return create_snapshot_failed(c, req, r);
 	r = snapshot_to_csi(c, snap, &resp->snapshot);
-	if (r >= 0)
-		log_info("Snapshot '%s' is image '%s/%s' (%" PRIu64 " bytes, %s)", req->name,
-		         snap->pool, snap->image, snap->size,
-		         snap->ready ? "ready" : "being flattened, not ready yet");
-out:
-	ceph_target_done(&t);
-	op_lock_release(&lock);
-	return r;
+	if (r < 0)
+		return r;
+	log_info("Snapshot '%s' is image '%s/%s' (%" PRIu64 " bytes, %s)", req->name, snap->pool,
+	         snap->image, snap->size, snap->ready ? "ready" : "being flattened, not ready yet");
+	return 0;
 }
 
 /* ---- DeleteSnapshot ---- */
@@ -246,8 +236,8 @@ out:
 int controller_delete_snapshot(struct call *c, const void *request, void *response)
 {
 	const Csi__V1__DeleteSnapshotRequest *req = request;
-	struct ceph_target t = { 0 };
-	struct op_lock lock = { 0 };
+	_cleanup_(ceph_target_done) struct ceph_target t = { 0 };
+	_cleanup_(op_lock_release) struct op_lock lock = { 0 };
 	struct volume_id id;
 	int r;
 
@@ -267,26 +257,22 @@ int controller_delete_snapshot(struct call *c, const void *request, void *respon
 	r = ceph_target_open(c, id.cluster_id, "snapshot_id", STATUS_FAILED_PRECONDITION,
 	                     SECRETS(req), false, id.rados_namespace, &t);
 	if (r < 0)
-		goto out;
+		return r;
 	r = group_controller_member_guard(c, t.conn, &id);
 	if (r < 0)
-		goto out;
+		return r;
 	r = snapshot_delete(t.conn, &id, controller_flatten_deadline(c));
-	if (r == -EAGAIN) {
-		c->code = STATUS_ABORTED;
-		log_warning_errno(r, "Snapshot is still being flattened; retry later");
-	} else if (r == -EBUSY)
-		log_warning_errno(r, "Snapshot image is open elsewhere or carries RBD snapshots "
-		                     "this driver did not take: not deleted");
-	else if (r < 0) {
+	if (r == -EAGAIN)
+		return log_warning_errno(r, "Snapshot is still being flattened; retry later");
+	if (r == -EBUSY)
+		return log_warning_errno(r, "Snapshot image is open elsewhere or carries RBD "
+		                            "snapshots this driver did not take: not deleted");
+	if (r < 0) {
 		metrics_ceph_error(c->plugin->metrics, "delete");
-		log_error_errno(r, "Failed to delete the snapshot: %m");
-	} else
-		log_info("Snapshot deleted");
-out:
-	ceph_target_done(&t);
-	op_lock_release(&lock);
-	return r;
+		return log_error_errno(r, "Failed to delete the snapshot: %m");
+	}
+	log_info("Snapshot deleted");
+	return 0;
 }
 
 /* ---- GetSnapshot ---- */
@@ -313,7 +299,7 @@ int controller_get_snapshot(struct call *c, const void *request, void *response)
 	r = snapshot_lookup(t.conn, &id, &snap);
 	ceph_target_done(&t);
 	if (r == -ENOENT)
-		return call_fail(c, STATUS_NOT_FOUND, "snapshot does not exist");
+		return call_fail_errno(c, STATUS_OP_ANY, r, "snapshot does not exist");
 	if (r < 0) {
 		metrics_ceph_error(c->plugin->metrics, "lookup");
 		return log_error_errno(r, "Failed to look the snapshot up: %m");
@@ -327,7 +313,7 @@ int controller_get_snapshot(struct call *c, const void *request, void *response)
  * Like ListVolumes, ListSnapshots walks "shards": (cluster, pool, rados namespace). Without a
  * filter: every cluster the controller holds credentials for, every pool, the default
  * namespace and the cluster's configured one. With source_volume_id: the source's shard (where
- * its snapshots live). The token is "<cluster>|<pool>|<namespace>|<journal token>".
+ * its snapshots live). One page walker and token format for both: shards_walk().
  */
 
 static int append_entry(struct call *c, Csi__V1__ListSnapshotsResponse *resp, size_t *cap,
@@ -354,106 +340,54 @@ static int append_entry(struct call *c, Csi__V1__ListSnapshotsResponse *resp, si
 	return snapshot_to_csi(c, s, &e->snapshot);
 }
 
+struct list_snapshots_page {
+	Csi__V1__ListSnapshotsResponse *resp;
+	size_t cap;
+	const char *source_id; /* NULL: every snapshot */
+};
+
+/* shards_walk()'s page of ListSnapshots: snapshot_list() of one shard. */
+static int list_snapshots_page(struct call *c, const struct shard *s, struct cluster *conn,
+                               const char *token, size_t max, void *userdata, size_t *ret_n,
+                               char **ret_next)
+{
+	struct list_snapshots_page *lp = userdata;
+	struct snapshot *snaps = NULL;
+	size_t n = 0;
+	int r;
+
+	r = snapshot_list(conn, s->cluster_id, s->pool, s->rados_namespace, lp->source_id, token,
+	                  MIN(max, (size_t)SNAPSHOT_LIST_PAGE_MAX), &snaps, &n, ret_next);
+	if (r < 0) {
+		if (r != -EAGAIN && r != -ENOENT && r != -EPERM && r != -EACCES)
+			metrics_ceph_error(c->plugin->metrics, "list");
+		return r;
+	}
+	for (size_t k = 0; r >= 0 && k < n; k++)
+		r = append_entry(c, lp->resp, &lp->cap, &snaps[k]);
+	snapshot_list_free(snaps, n);
+	if (r < 0) {
+		free(*ret_next);
+		*ret_next = NULL;
+		return r;
+	}
+	*ret_n = n;
+	return 0;
+}
+
 /* Lists the shards from the token's position on, up to max entries. */
 static int list_shards(struct call *c, const Csi__V1__ListSnapshotsRequest *req,
                        Csi__V1__ListSnapshotsResponse *resp, const struct shard *shards,
                        size_t n_shards, const char *source_id, void *const *secrets,
                        size_t n_secrets)
 {
-	size_t start = 0, cap = 0, max;
-	const char *inner = NULL;
-	int r = 0;
+	struct list_snapshots_page lp = { .resp = resp, .source_id = source_id };
 
 	if (req->max_entries < 0)
 		return call_fail(c, STATUS_INVALID_ARGUMENT, "max_entries must not be negative");
-	max = req->max_entries == 0 ? SIZE_MAX : (size_t)req->max_entries;
-
-	if (!isempty(req->starting_token)) {
-		char *tok = call_strdup(c, req->starting_token), *f[4];
-		int nf = 0;
-
-		if (!tok)
-			return -ENOMEM;
-		for (char *s = tok; s && nf < 4; nf++) {
-			f[nf] = s;
-			s = nf < 3 ? strchr(s, '|') : NULL;
-			if (s)
-				*s++ = 0;
-		}
-		start = SIZE_MAX;
-		for (size_t i = 0; nf == 4 && i < n_shards; i++)
-			if (strcmp(shards[i].cluster_id, f[0]) == 0 &&
-			    strcmp(shards[i].pool, f[1]) == 0 &&
-			    strcmp(shards[i].rados_namespace, f[2]) == 0)
-				start = i;
-		if (start == SIZE_MAX)
-			goto bad_token;
-		inner = f[3];
-	}
-
-	for (size_t i = start; i < n_shards; i++) {
-		struct ceph_target t = { 0 };
-		const char *token = i == start ? inner : NULL;
-
-		r = ceph_target_open(c, shards[i].cluster_id, "cluster", STATUS_NOT_FOUND, secrets,
-		                     n_secrets, false, shards[i].rados_namespace, &t);
-		if (r < 0)
-			return r;
-		do {
-			struct snapshot *snaps = NULL;
-			size_t n = 0, want = MIN(max - resp->n_entries, SNAPSHOT_LIST_PAGE_MAX);
-			char *next = NULL;
-
-			r = snapshot_list(t.conn, shards[i].cluster_id, shards[i].pool,
-			                  shards[i].rados_namespace, source_id, token, want, &snaps,
-			                  &n, &next);
-			if (r == -EAGAIN) {
-				ceph_target_done(&t);
-				goto bad_token;
-			}
-			if (r == -ENOENT || r == -EPERM || r == -EACCES) {
-				/* Pool gone, or not ours to read: nothing listed there. */
-				r = 0;
-				break;
-			}
-			if (r < 0) {
-				ceph_target_done(&t);
-				metrics_ceph_error(c->plugin->metrics, "list");
-				return log_error_errno(r,
-				                       "Failed to list snapshots in pool '%s': %m",
-				                       shards[i].pool);
-			}
-			for (size_t k = 0; r >= 0 && k < n; k++)
-				r = append_entry(c, resp, &cap, &snaps[k]);
-			snapshot_list_free(snaps, n);
-			token = next ? call_strdup(c, next) : NULL;
-			if (next && !token)
-				r = -ENOMEM;
-			free(next);
-			if (r < 0) {
-				ceph_target_done(&t);
-				return r;
-			}
-			if (resp->n_entries >= max) {
-				if (token)
-					resp->next_token = call_printf(
-					        c, "%s|%s|%s|%s", shards[i].cluster_id,
-					        shards[i].pool, shards[i].rados_namespace, token);
-				else if (i + 1 < n_shards)
-					resp->next_token = call_printf(
-					        c, "%s|%s|%s|", shards[i + 1].cluster_id,
-					        shards[i + 1].pool, shards[i + 1].rados_namespace);
-				ceph_target_done(&t);
-				return 0;
-			}
-		} while (token);
-		ceph_target_done(&t);
-	}
-	return 0;
-
-bad_token:
-	return call_fail(c, STATUS_ABORTED, "starting_token '%s' is not a token this driver issued",
-	                 req->starting_token);
+	return shards_walk(c, shards, n_shards, req->starting_token,
+	                   req->max_entries == 0 ? SIZE_MAX : (size_t)req->max_entries, secrets,
+	                   n_secrets, "snapshots", list_snapshots_page, &lp, &resp->next_token);
 }
 
 /* ListSnapshots by snapshot_id: that snapshot (if its source matches any source filter). */

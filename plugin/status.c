@@ -60,6 +60,35 @@ enum status_code status_from_errno(int error)
 	}
 }
 
+enum status_code status_from_errno_at(enum status_op op, int error)
+{
+	int e = abs(error);
+
+	switch (op) {
+	case STATUS_OP_CONNECT:
+		if (e == ETIMEDOUT || e == ECONNREFUSED || e == EHOSTUNREACH)
+			return STATUS_UNAVAILABLE;
+		break;
+	case STATUS_OP_NODE_NEEDS_STAGE:
+		if (e == ENOENT)
+			return STATUS_FAILED_PRECONDITION;
+		break;
+	case STATUS_OP_NODE_PUBLISH:
+		if (e == ENOTDIR || e == EISDIR || e == EEXIST || e == ELOOP)
+			return STATUS_FAILED_PRECONDITION;
+		if (e == E2BIG)
+			return STATUS_RESOURCE_EXHAUSTED;
+		break;
+	case STATUS_OP_NODE_EXPAND:
+		if (e == EPERM)
+			return STATUS_FAILED_PRECONDITION;
+		break;
+	case STATUS_OP_ANY:
+		break;
+	}
+	return status_from_errno(error);
+}
+
 const char *status_to_string(enum status_code code)
 {
 	static const char *const names[_STATUS_MAX] = {

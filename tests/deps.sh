@@ -22,6 +22,8 @@ PACKAGES=(
 	e2fsprogs xfsprogs util-linux fdisk uuid-runtime
 	# lint and analysis
 	clang-format cppcheck valgrind
+	# make fuzz: libFuzzer (clang -fsanitize=fuzzer)
+	clang libclang-rt-dev
 	# test clients and services
 	python3-grpcio python3-grpc-tools python3-h2 python3-protobuf python3-yaml postgresql
 )

@@ -7,10 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "driver/base/failpoint.h"
 #include "driver/base/fileio.h"
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
 #include "driver/base/sha256.h"
+#include "driver/host/mount.h"
 #include "driver/host/publish.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
@@ -192,4 +194,62 @@ void publish_remove(struct publish_record *rec, size_t i)
 	free(rec->targets[i].target);
 	memmove(&rec->targets[i], &rec->targets[i + 1], (rec->n - i - 1) * sizeof(rec->targets[0]));
 	rec->n--;
+}
+
+/* Undoes the record of a target whose bind did not happen: removes entry k and saves. */
+static int forget_target(const struct publish_bind_request *req, struct publish_record *rec, int k,
+                         enum publish_step step, int error, enum publish_step *ret_step)
+{
+	publish_remove(rec, (size_t)k);
+	(void)publish_save(req->state_dir, req->volume_id, rec);
+	*ret_step = step;
+	return error;
+}
+
+int publish_bind(const struct publish_bind_request *req, struct publish_record *rec,
+                 enum publish_step *ret_step)
+{
+	struct path_resolved *target = req->target;
+	const struct publish_target entry = {
+		.target = target->text,
+		.read_only = req->read_only,
+		.block = req->block,
+		.devno = req->devno,
+		.mounted = false,
+	};
+	int r, k;
+
+	/* Recorded before the bind, so that a crash after it leaves a target unpublish owns. */
+	r = publish_set(rec, &entry);
+	if (r >= 0)
+		r = publish_save(req->state_dir, req->volume_id, rec);
+	if (r < 0) {
+		*ret_step = PUBLISH_STEP_RECORD;
+		return r;
+	}
+	k = publish_find(rec, target->text);
+	if (k < 0) {
+		*ret_step = PUBLISH_STEP_RECORD;
+		return -EIO;
+	}
+	failpoint("node-publish:after-state");
+
+	r = req->block ? path_create_file(target, 0640) : path_mkdir(target, 0750);
+	if (r < 0)
+		return forget_target(req, rec, k, PUBLISH_STEP_TARGET, r, ret_step);
+	r = mount_bind_at(req->source, target, req->read_only, req->options);
+	if (r < 0)
+		return forget_target(req, rec, k, PUBLISH_STEP_BIND, r, ret_step);
+	failpoint("node-publish:after-bind");
+
+	rec->targets[k].mounted = true;
+	r = publish_save(req->state_dir, req->volume_id, rec);
+	if (r < 0) {
+		/* Without the mark a retry still recognises the bind (same device); undo anyway. */
+		target->fd = safe_close(target->fd);
+		(void)mount_umount_at(target->dir_fd, target->name, target->text, false);
+		*ret_step = PUBLISH_STEP_MARK;
+		return r;
+	}
+	return 0;
 }

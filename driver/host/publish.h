@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "driver/base/path.h"
+
 #define PUBLISH_TARGETS_MAX 256
 #define PUBLISH_FILE_MAX    (1024U * 1024U)
 
@@ -62,3 +64,36 @@ int publish_set(struct publish_record *rec, const struct publish_target *t);
 
 /* Removes entry i (out of range is a no-op). */
 void publish_remove(struct publish_record *rec, size_t i);
+
+/* The step of publish_bind() that failed, for the caller's message. */
+enum publish_step {
+	PUBLISH_STEP_RECORD, /* recording the target before the bind */
+	PUBLISH_STEP_TARGET, /* creating the target file or directory */
+	PUBLISH_STEP_BIND,   /* the bind mount */
+	PUBLISH_STEP_MARK,   /* marking the record mounted after the bind */
+};
+
+struct publish_bind_request {
+	const char *state_dir;
+	const char *volume_id;
+	struct path_resolved *target; /* resolved (the last component may be missing); refreshed */
+	const char *source; /* the device node (block) or "/proc/self/fd/N" of the staging mount */
+	bool read_only;
+	bool block;          /* the target is a file (created 0640), else a directory (0750) */
+	dev_t devno;         /* recorded: the staged device's number */
+	const char *options; /* per-mount flags for the bind (mount_bind_at()), may be NULL */
+};
+
+/*
+ * NodePublishVolume's transaction on the host, in rec (volume_id's record, loaded by the
+ * caller): records target (mounted: false) and saves the record, creates the target, binds
+ * source on it, and marks the record mounted. A failure undoes what came before it: after the
+ * target or the bind failed, the entry is removed again (a created target is left, empty);
+ * when the mark cannot be saved, the bind is undone and the unmarked entry stays, which a retry
+ * or an unpublish recognises. Returns 0; on failure *ret_step and:
+ *   -E2BIG   rec already holds PUBLISH_TARGETS_MAX targets (PUBLISH_STEP_RECORD)
+ *   -ENOTDIR, -EISDIR, -EEXIST, -ELOOP  something else is at the target (PUBLISH_STEP_TARGET)
+ *   the errors of mount_bind_at() (PUBLISH_STEP_BIND) and of publish_save() (RECORD, MARK).
+ */
+int publish_bind(const struct publish_bind_request *req, struct publish_record *rec,
+                 enum publish_step *ret_step);

@@ -954,7 +954,7 @@ static int finish_stage(struct stage_info *info, const struct stage_request *req
 		return r;
 	failpoint("node-stage:after-state-mapped");
 	if (req->crypt) {
-		r = stage_crypt_open(info, req->crypt, state_path, ret_reason);
+		r = stage_crypt_open(info, req->crypt, state_path, stage_state_save, ret_reason);
 		if (r < 0)
 			return r;
 	}

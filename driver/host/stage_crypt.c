@@ -14,7 +14,7 @@
 #include "driver/host/fs.h"
 #include "driver/host/kms.h"
 #include "driver/host/reason.h"
-#include "driver/host/stage.h"
+#include "driver/host/stage_info.h"
 #include "driver/host/stage_crypt.h"
 
 #define TOKEN_TYPE "rbdcsi-dek"
@@ -138,9 +138,10 @@ static int format_new(struct stage_info *info, const struct stage_crypt *c, bool
 	return 0;
 }
 
-static int save(const struct stage_info *info, const char *state_path, char **ret_reason)
+static int save(stage_crypt_save_fn save_fn, const struct stage_info *info, const char *state_path,
+                char **ret_reason)
 {
-	int r = stage_state_save(state_path, info);
+	int r = save_fn(state_path, info);
 
 	if (r < 0)
 		reason_set(ret_reason, "cannot update state file %s: %s", state_path, strerror(-r));
@@ -148,14 +149,14 @@ static int save(const struct stage_info *info, const char *state_path, char **re
 }
 
 int stage_crypt_open(struct stage_info *info, const struct stage_crypt *c, const char *state_path,
-                     char **ret_reason)
+                     stage_crypt_save_fn save_fn, char **ret_reason)
 {
 	_cleanup_(kms_secret_freep) struct kms_secret *dek = NULL;
 	_cleanup_free_ char *types = NULL, *path = NULL;
 	bool was_pending = info->luks_pending;
 	int r;
 
-	if (!c || !c->kms || !info->crypt_name || !info->device)
+	if (!c || !c->kms || !save_fn || !info->crypt_name || !info->device)
 		return -EINVAL;
 	if (!was_pending) {
 		r = blockdev_probe(info->device, &types);
@@ -178,7 +179,7 @@ int stage_crypt_open(struct stage_info *info, const struct stage_crypt *c, const
 		}
 		/* Recorded before libcryptsetup writes a byte (see kms.h). */
 		info->luks_pending = true;
-		r = save(info, state_path, ret_reason);
+		r = save(save_fn, info, state_path, ret_reason);
 		if (r < 0)
 			return r;
 		failpoint("node-stage:after-state-luks-formatting");
@@ -210,7 +211,7 @@ int stage_crypt_open(struct stage_info *info, const struct stage_crypt *c, const
 	info->mapped_device = TAKE_PTR(info->device);
 	info->device = TAKE_PTR(path);
 	info->luks_pending = false;
-	return save(info, state_path, ret_reason);
+	return save(save_fn, info, state_path, ret_reason);
 }
 
 int stage_crypt_close(const struct stage_info *info, bool wipe, char **ret_reason)

@@ -19,6 +19,9 @@
 struct kms;
 struct stage_info;
 
+/* Writes info to the state file state_path (stage_state_save()). */
+typedef int (*stage_crypt_save_fn)(const char *state_path, const struct stage_info *info);
+
 struct stage_crypt {
 	struct kms *kms; /* wraps a new DEK, unwraps the one in the header; owned by the caller */
 };
@@ -31,12 +34,13 @@ int stage_crypt_name(const char *volume_id, char **ret);
  * from the header's rbdcsi token; on a blank device (or one holding our interrupted format:
  * info->luks_pending) first creates the DEK, wraps it and formats (recording luks_pending in
  * state_path before, clearing it after). Then device becomes the dm-crypt device and the state
- * is saved. Errors: -EMEDIUMTYPE another signature, or LUKS without rbdcsi's token;
- * -EKEYREJECTED the passphrase does not unwrap the DEK (wrong key, tampered header); -EROFS a
- * blank device on a read-only stage; -ENODEV no dm-crypt; *ret_reason says which.
+ * is saved (save(state_path, info): stage.c's state writer). Errors: -EMEDIUMTYPE another
+ * signature, or LUKS without rbdcsi's token; -EKEYREJECTED the passphrase does not unwrap the DEK
+ * (wrong key, tampered header); -EROFS a blank device on a read-only stage; -ENODEV no dm-crypt;
+ * *ret_reason says which.
  */
 int stage_crypt_open(struct stage_info *info, const struct stage_crypt *c, const char *state_path,
-                     char **ret_reason);
+                     stage_crypt_save_fn save, char **ret_reason);
 
 /*
  * Closes info's dm-crypt mapping (none recorded, or not active: success). wipe: the partial

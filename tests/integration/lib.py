@@ -52,12 +52,18 @@ def monitors_list():
     return [m] if m.startswith("[") else m.split(",")
 
 
+# The skip reasons of need_ceph and need_root: run.py fails these skips when the run promised
+# Ceph or root (RBDCSI_REQUIRE_CEPH=1, RBDCSI_REQUIRE_ROOT=1: make check sets them).
+SKIP_NO_CEPH = "no test Ceph cluster (run through make check)"
+SKIP_NO_ROOT = "needs root"
+
+
 def need_ceph(test):
-    return unittest.skipUnless(ceph(), "no test Ceph cluster (run through make check)")(test)
+    return unittest.skipUnless(ceph(), SKIP_NO_CEPH)(test)
 
 
 def need_root(test):
-    return unittest.skipUnless(os.geteuid() == 0, "needs root")(test)
+    return unittest.skipUnless(os.geteuid() == 0, SKIP_NO_ROOT)(test)
 
 
 def secrets():

@@ -95,10 +95,67 @@ static void test_metrics__render_counts_and_histograms(void **state)
 	locks_free(p.locks);
 }
 
+/* The per-operation exceptions of CSI, and everything else as the plain table. */
+static void test_status__operation_exceptions(void **state)
+{
+	static const struct {
+		enum status_op op;
+		int error;
+		enum status_code code;
+	} cases[] = {
+		{ STATUS_OP_CONNECT, -ETIMEDOUT, STATUS_UNAVAILABLE },
+		{ STATUS_OP_CONNECT, -ECONNREFUSED, STATUS_UNAVAILABLE },
+		{ STATUS_OP_CONNECT, -EHOSTUNREACH, STATUS_UNAVAILABLE },
+		{ STATUS_OP_CONNECT, -EACCES, STATUS_PERMISSION_DENIED },
+		{ STATUS_OP_CONNECT, -EIO, STATUS_INTERNAL },
+		{ STATUS_OP_NODE_NEEDS_STAGE, -ENOENT, STATUS_FAILED_PRECONDITION },
+		{ STATUS_OP_NODE_NEEDS_STAGE, -EINVAL, STATUS_INVALID_ARGUMENT },
+		{ STATUS_OP_NODE_PUBLISH, -ENOTDIR, STATUS_FAILED_PRECONDITION },
+		{ STATUS_OP_NODE_PUBLISH, -EISDIR, STATUS_FAILED_PRECONDITION },
+		{ STATUS_OP_NODE_PUBLISH, -EEXIST, STATUS_FAILED_PRECONDITION },
+		{ STATUS_OP_NODE_PUBLISH, -ELOOP, STATUS_FAILED_PRECONDITION },
+		{ STATUS_OP_NODE_PUBLISH, -E2BIG, STATUS_RESOURCE_EXHAUSTED },
+		{ STATUS_OP_NODE_PUBLISH, -ENOENT, STATUS_NOT_FOUND },
+		{ STATUS_OP_NODE_EXPAND, -EPERM, STATUS_FAILED_PRECONDITION },
+		{ STATUS_OP_NODE_EXPAND, -ENOSPC, STATUS_RESOURCE_EXHAUSTED },
+		{ STATUS_OP_ANY, -ETIMEDOUT, STATUS_DEADLINE_EXCEEDED },
+		{ STATUS_OP_ANY, -EPERM, STATUS_PERMISSION_DENIED },
+		{ STATUS_OP_ANY, 0, STATUS_OK },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+		assert_int_equal(status_from_errno_at(cases[i].op, cases[i].error), cases[i].code);
+}
+
+/* call_fail_errno() takes the code from the table and keeps the message; call_fail_clear()
+ * forgets both. */
+static void test_status__call_fail_errno(void **state)
+{
+	struct call c = { 0 };
+
+	(void)state;
+	assert_int_equal(call_fail_errno(&c, STATUS_OP_ANY, -ENOENT, "volume %s is gone", "v1"),
+	                 -ENOENT);
+	assert_int_equal(c.code, STATUS_NOT_FOUND);
+	assert_non_null(strstr(c.log.error_message, "volume v1 is gone"));
+	assert_int_equal(call_fail_errno(&c, STATUS_OP_NODE_NEEDS_STAGE, -ENOENT, "not staged"),
+	                 -ENOENT);
+	assert_int_equal(c.code, STATUS_FAILED_PRECONDITION);
+	assert_int_equal(call_status(&c, STATUS_OP_CONNECT, -ETIMEDOUT), -ETIMEDOUT);
+	assert_int_equal(c.code, STATUS_UNAVAILABLE);
+	call_fail_clear(&c);
+	assert_int_equal(c.code, STATUS_OK);
+	assert_null(c.log.error_message);
+	call_done(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_status__table),
+		cmocka_unit_test(test_status__operation_exceptions),
+		cmocka_unit_test(test_status__call_fail_errno),
 		cmocka_unit_test(test_metrics__render_counts_and_histograms),
 	};
 

@@ -23,6 +23,7 @@
 #include "driver/base/exec.h"
 #include "driver/base/macro.h"
 #include "driver/base/path.h"
+#include "tests/unit/require.h"
 
 static char tmpdir[256];  /* holds root/ and outside/ */
 static char root[300];    /* the "kubelet dir" */
@@ -324,7 +325,7 @@ static void test_path__mountpoint_by_mount_id(void **state)
 
 	(void)state;
 	if (geteuid() != 0) {
-		skip();
+		TEST_SKIP_NO_ROOT("needs root (mount)");
 		return;
 	}
 	mkpath(path, sizeof(path), "mnt");

@@ -22,6 +22,7 @@
 
 #include "driver/base/monotonic.h"
 #include "driver/ceph/cluster.h"
+#include "tests/unit/require.h"
 
 #define TEST_CLUSTER_ID "test-cluster"
 

@@ -22,10 +22,11 @@
 
 static struct test_env env;
 
-#define NEED_CEPH()                      \
-	do {                             \
-		if (!test_env_get(&env)) \
-			skip();          \
+#define NEED_CEPH()                                                                              \
+	do {                                                                                     \
+		if (!test_env_get(&env))                                                         \
+			TEST_SKIP_NO_CEPH("no test Ceph cluster (RBDCSI_TEST_MONITORS unset or " \
+			                  "unreachable)");                                       \
 	} while (0)
 
 static void test_cluster__connect_and_pools(void **state)

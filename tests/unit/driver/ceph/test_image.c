@@ -51,10 +51,11 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-#define NEED_CEPH()             \
-	do {                    \
-		if (!have_ceph) \
-			skip(); \
+#define NEED_CEPH()                                                                              \
+	do {                                                                                     \
+		if (!have_ceph)                                                                  \
+			TEST_SKIP_NO_CEPH("no test Ceph cluster (RBDCSI_TEST_MONITORS unset or " \
+			                  "unreachable)");                                       \
 	} while (0)
 
 static void name(char *buf, size_t size, const char *what)
@@ -187,7 +188,7 @@ static void test_image__data_pool(void **state)
 
 	NEED_CEPH();
 	if (!env.pool2)
-		skip();
+		TEST_SKIP_NO_CEPH("RBDCSI_TEST_POOL2 is not set");
 	name(img, sizeof(img), "datapool");
 	assert_int_equal(cluster_pool_lookup(cl, env.pool2, &dp), 0);
 	assert_int_equal(image_create(io, img, 8 * MiB, RBD_FEATURE_LAYERING, env.pool2), 0);

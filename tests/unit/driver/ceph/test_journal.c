@@ -52,10 +52,11 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-#define NEED_CEPH()             \
-	do {                    \
-		if (!have_ceph) \
-			skip(); \
+#define NEED_CEPH()                                                                              \
+	do {                                                                                     \
+		if (!have_ceph)                                                                  \
+			TEST_SKIP_NO_CEPH("no test Ceph cluster (RBDCSI_TEST_MONITORS unset or " \
+			                  "unreachable)");                                       \
 	} while (0)
 
 static void test_journal__uuid_and_names(void **state)

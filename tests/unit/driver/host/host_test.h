@@ -35,17 +35,17 @@
 #include "driver/base/macro.h"
 #include "driver/host/loop.h"
 #include "driver/host/mount.h"
+#include "tests/unit/require.h"
 
 struct host_test {
 	char dir[256];
 };
 
-#define REQUIRE_ROOT()                                                                      \
-	do {                                                                                \
-		if (geteuid() != 0) {                                                       \
-			print_message("skipped: needs root (loop devices, mkfs, mount)\n"); \
-			skip();                                                             \
-		}                                                                           \
+#define REQUIRE_ROOT()                                                               \
+	do {                                                                         \
+		if (geteuid() != 0) {                                                \
+			TEST_SKIP_NO_ROOT("needs root (loop devices, mkfs, mount)"); \
+		}                                                                    \
 	} while (0)
 
 static inline const char *ht_dir(void **state)
@@ -243,16 +243,14 @@ static inline void ht_ceph_env(struct ht_ceph *c)
 {
 	c->monitors = getenv("RBDCSI_TEST_MONITORS");
 	if (!c->monitors || !*c->monitors) {
-		print_message("skipped: RBDCSI_TEST_MONITORS is not set (no test Ceph cluster)\n");
-		skip();
+		TEST_SKIP_NO_CEPH("RBDCSI_TEST_MONITORS is not set (no test Ceph cluster)");
 	}
 	c->user = getenv("RBDCSI_TEST_USER") ?: "admin";
 	c->key = getenv("RBDCSI_TEST_KEY");
 	c->pool = getenv("RBDCSI_TEST_POOL") ?: "rbd";
 	c->conf = getenv("CEPH_CONF");
 	if (!c->key || !c->conf) {
-		print_message("skipped: RBDCSI_TEST_KEY and CEPH_CONF must be set too\n");
-		skip();
+		TEST_SKIP_NO_CEPH("RBDCSI_TEST_KEY and CEPH_CONF must be set too");
 	}
 }
 

@@ -101,7 +101,7 @@ static void test_stage_crypt__blank_is_formatted_then_opened_or_rolled_back(void
 
 	fixture_init(state, &f, "blank");
 	f.info = fresh_info(&f);
-	r = stage_crypt_open(f.info, &c, f.state, &reason);
+	r = stage_crypt_open(f.info, &c, f.state, stage_state_save, &reason);
 	/* The header was written, with the wrapped key in our token and no key in clear. */
 	assert_int_equal(luks_is_luks(f.loop), 1);
 	assert_int_equal(luks_token_get(f.loop, "rbdcsi-dek", &token), 0);
@@ -149,7 +149,7 @@ static void test_stage_crypt__wrong_passphrase_is_refused_cleanly(void **state)
 
 	fixture_init(state, &f, "wrongkey");
 	f.info = fresh_info(&f);
-	(void)stage_crypt_open(f.info, &c, f.state, &reason);
+	(void)stage_crypt_open(f.info, &c, f.state, stage_state_save, &reason);
 	assert_int_equal(luks_is_luks(f.loop), 1);
 	(void)stage_crypt_close(f.info, false, NULL);
 	f.info = stage_info_free(f.info);
@@ -157,7 +157,8 @@ static void test_stage_crypt__wrong_passphrase_is_refused_cleanly(void **state)
 	f.info = fresh_info(&f);
 	free(reason);
 	reason = NULL;
-	assert_int_equal(stage_crypt_open(f.info, &w, f.state, &reason), -EKEYREJECTED);
+	assert_int_equal(stage_crypt_open(f.info, &w, f.state, stage_state_save, &reason),
+	                 -EKEYREJECTED);
 	assert_non_null(strstr(reason, "encryptionPassphrase does not unwrap"));
 	assert_null(strstr(reason, "pass-"));
 	assert_int_equal(luks_active(f.info->crypt_name), 0);
@@ -168,7 +169,7 @@ static void test_stage_crypt__wrong_passphrase_is_refused_cleanly(void **state)
 
 	free(reason);
 	reason = NULL;
-	r = stage_crypt_open(f.info, &c, f.state, &reason);
+	r = stage_crypt_open(f.info, &c, f.state, stage_state_save, &reason);
 	if (have_dm())
 		assert_int_equal(r, 0);
 	else
@@ -188,7 +189,8 @@ static void test_stage_crypt__foreign_signatures_are_refused(void **state)
 	fixture_init(state, &f, "foreign");
 	assert_int_equal(ht_run("mkfs.ext4", "-q", "-F", f.loop, NULL), 0);
 	f.info = fresh_info(&f);
-	assert_int_equal(stage_crypt_open(f.info, &c, f.state, &reason), -EMEDIUMTYPE);
+	assert_int_equal(stage_crypt_open(f.info, &c, f.state, stage_state_save, &reason),
+	                 -EMEDIUMTYPE);
 	assert_non_null(strstr(reason, "carries 'ext4'"));
 	assert_int_equal(blockdev_probe(f.loop, &types), 0);
 	assert_string_equal(types, "ext4");
@@ -198,7 +200,8 @@ static void test_stage_crypt__foreign_signatures_are_refused(void **state)
 	assert_int_equal(luks_format(f.loop, "other-key", 9, &fast), 0);
 	free(reason);
 	reason = NULL;
-	assert_int_equal(stage_crypt_open(f.info, &c, f.state, &reason), -EMEDIUMTYPE);
+	assert_int_equal(stage_crypt_open(f.info, &c, f.state, stage_state_save, &reason),
+	                 -EMEDIUMTYPE);
 	assert_non_null(strstr(reason, "without rbdcsi's key token"));
 	assert_int_equal(luks_check_key(f.loop, "other-key", 9), 0); /* untouched */
 
@@ -207,7 +210,7 @@ static void test_stage_crypt__foreign_signatures_are_refused(void **state)
 	f.info->read_only = true;
 	free(reason);
 	reason = NULL;
-	assert_int_equal(stage_crypt_open(f.info, &c, f.state, &reason), -EROFS);
+	assert_int_equal(stage_crypt_open(f.info, &c, f.state, stage_state_save, &reason), -EROFS);
 	assert_int_equal(luks_is_luks(f.loop), 0);
 	fixture_done(&f);
 }
@@ -227,7 +230,7 @@ static void test_stage_crypt__interrupted_format_is_redone(void **state)
 	assert_int_equal(luks_format(f.loop, "half-done", 9, &fast), 0);
 	f.info = fresh_info(&f);
 	f.info->luks_pending = true;
-	r = stage_crypt_open(f.info, &c, f.state, &reason);
+	r = stage_crypt_open(f.info, &c, f.state, stage_state_save, &reason);
 	assert_true(r == 0 || !have_dm());
 	assert_int_equal(luks_token_get(f.loop, "rbdcsi-dek", &token), 0);
 	assert_int_equal(luks_check_key(f.loop, "half-done", 9), -EPERM);
