@@ -60,7 +60,8 @@ static struct stage_info *fresh_info(const struct fixture *f)
 	info->pool = strdup("pool");
 	info->image = strdup("image");
 	info->mapper = MAPPER_KRBD;
-	info->krbd_id = -1;
+	assert_int_equal(
+	        mapper_state_new(MAPPER_KRBD, "/tmp", info->volume_id, &info->mapper_state), 0);
 	assert_int_equal(stage_crypt_name(info->volume_id, &info->crypt_name), 0);
 	return info;
 }
