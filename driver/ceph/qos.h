@@ -59,6 +59,9 @@ struct qos {
 /* The index of the user-facing key param in qos_keys, or -ENOENT. */
 int qos_key_index(const char *param);
 
+/* A decimal value of at most 20 digits, no sign or blanks, <= max. Errors: -EINVAL, -ERANGE. */
+int qos_value_parse(const char *s, uint64_t max, uint64_t *ret);
+
 /*
  * Parses one mutable parameter into q. Returns 0;
  *   -ENOENT   key is not a QoS key

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * FAKE driver/ceph for fuzz_controller (see fake_ceph_driver.h): the same contracts as
- * driver/ceph/volume.h, snapshot.h and cluster.h, kept in two small arrays. Pages of lists are
- * one entry long past the first so that tokens are exercised.
+ * driver/ceph/volume.h, snapshot.h, cluster.h and qos.h's I/O half, kept in two small arrays. Pages
+ * of lists are one entry long past the first so that tokens are exercised.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "driver/ceph/cluster.h"
+#include "driver/ceph/qos.h"
 #include "driver/ceph/snapshot.h"
 #include "driver/ceph/volume.h"
 #include "tests/fuzz/fake_ceph_driver.h"
@@ -25,6 +26,7 @@ struct fake_volume {
 	char source[VOLUME_ID_MAX + 1];
 	char node[VOLUME_NODE_MAX + 1];
 	enum volume_access access;
+	struct qos qos;
 };
 
 static struct fake_volume volumes[FAKE_CEPH_MAX];
@@ -329,6 +331,41 @@ int volume_detach(struct cluster *c, const struct volume_id *id, const char *nod
 		return -EINVAL;
 	if (f && strcmp(f->node, node) == 0)
 		f->node[0] = 0;
+	return 0;
+}
+
+/* ---- qos.h (the journal-and-image half) ---- */
+
+int volume_qos_modify(struct cluster *c, const struct volume_id *id, const struct qos *update,
+                      struct qos *ret, int *ret_bad)
+{
+	struct fake_volume *f = find_id(volumes, id);
+	struct qos want;
+	int bad = -1, r;
+
+	if (!f)
+		return -ENOENT;
+	want = f->qos;
+	qos_merge(&want, update);
+	r = qos_check(&want, &bad);
+	if (r < 0) {
+		if (ret_bad)
+			*ret_bad = bad;
+		return r;
+	}
+	f->qos = want;
+	if (ret)
+		*ret = want;
+	return 0;
+}
+
+int volume_qos_get(struct cluster *c, const struct volume_id *id, struct qos *ret)
+{
+	struct fake_volume *f = find_id(volumes, id);
+
+	if (!f)
+		return -ENOENT;
+	*ret = f->qos;
 	return 0;
 }
 
