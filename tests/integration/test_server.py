@@ -121,11 +121,12 @@ class TestServer(unittest.TestCase):
         self.assertIn("/csi.v1.Nope/Nothing", details)
 
     def test_methods__registered_but_unimplemented_names_the_method(self):
-        stub = csi_grpc.GroupControllerStub(self.d.channel)
-        code, details = code_of(stub.GroupControllerGetCapabilities,
-                                csi.GroupControllerGetCapabilitiesRequest(), timeout=5)
+        # The SnapshotMetadata service (server-streaming) is registered, not implemented.
+        stub = csi_grpc.SnapshotMetadataStub(self.d.channel)
+        code, details = code_of(lambda: list(stub.GetMetadataAllocated(
+            csi.GetMetadataAllocatedRequest(snapshot_id="x"), timeout=5)))
         self.assertEqual(code, grpc.StatusCode.UNIMPLEMENTED)
-        self.assertIn("GroupControllerGetCapabilities", details)
+        self.assertIn("GetMetadataAllocated", details)
 
     def test_methods__oversized_request_is_refused(self):
         req = csi.CreateVolumeRequest(name="x" * (2 * 1024 * 1024))
