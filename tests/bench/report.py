@@ -166,9 +166,19 @@ for p in prov:
         target("provisioning c64 vols/s ratio to baseline", p["ratio"], 0.8, "higher")
 
 # ---- CreateVolume latency, empty vs full pool
+def lat_load(name):
+    """lat-NAME.json, its "create" figures over every slice's samples when there are any."""
+    v = load(name)
+    smp = samples_of(os.path.join(RES, name + ".samples"))
+    if v and smp["create"]:
+        v["create"] = lat_of(smp["create"])
+    return v
+
+
+lat_of = lat
 lat = {}
 for state in ("empty", "full"):
-    r, b = load("lat-%s-rbdcsi" % state), load("lat-%s-baseline" % state)
+    r, b = lat_load("lat-%s-rbdcsi" % state), lat_load("lat-%s-baseline" % state)
     if r and b:
         lat[state] = {"rbdcsi": r["create"], "baseline": b["create"],
                       "ratio_p50": ratio(r["create"]["p50_ms"], b["create"]["p50_ms"])}
@@ -181,9 +191,9 @@ if "empty" in lat and "full" in lat:
 steps = []
 for name in sorted(os.listdir(RES)):
     m = re.match(r"lat-step-(\d+)-rbdcsi\.json$", name)
-    b = load("lat-step-%s-baseline" % m.group(1)) if m else None
+    b = lat_load("lat-step-%s-baseline" % m.group(1)) if m else None
     if m and b:
-        r = load(name[:-5])
+        r = lat_load(name[:-5])
         steps.append({"volumes": int(m.group(1)), "rbdcsi": r["create"], "baseline": b["create"],
                       "ratio_p50": ratio(r["create"]["p50_ms"], b["create"]["p50_ms"])})
 steps.sort(key=lambda x: x["volumes"])
@@ -389,17 +399,13 @@ if prov:
     print()
 if "empty" in lat:
     print("CreateVolume latency, sequential (%d calls), ms: p50 / p99" % settings.get("lat_n", 0))
-    for state in ("empty", "full"):
-        if state in lat:
-            l = lat[state]
-            print("  %-6s pool: rbdcsi %7.2f / %7.2f   floor %7.2f / %7.2f   ratio p50 %s" % (
-                state if state == "empty" else "%d-vol" % settings.get("fill", 0),
-                l["rbdcsi"]["p50_ms"], l["rbdcsi"]["p99_ms"], l["baseline"]["p50_ms"],
-                l["baseline"]["p99_ms"], f(l["ratio_p50"])))
-    for x in lat.get("steps", []):
-        print("  %-6s pool: rbdcsi %7.2f / %7.2f   floor %7.2f / %7.2f   ratio p50 %s" % (
-            "%d-vol" % x["volumes"], x["rbdcsi"]["p50_ms"], x["rbdcsi"]["p99_ms"],
-            x["baseline"]["p50_ms"], x["baseline"]["p99_ms"], f(x["ratio_p50"])))
+    rows = ([("empty", lat["empty"])] if "empty" in lat else []) + \
+        [("%d-vol" % x["volumes"], x) for x in lat.get("steps", [])] + \
+        ([("%d-vol" % settings.get("fill", 0), lat["full"])] if "full" in lat else [])
+    for label, l in rows:
+        print("  %-9s pool: rbdcsi %7.2f / %7.2f   floor %7.2f / %7.2f   ratio p50 %s" % (
+            label, l["rbdcsi"]["p50_ms"], l["rbdcsi"]["p99_ms"], l["baseline"]["p50_ms"],
+            l["baseline"]["p99_ms"], f(l["ratio_p50"])))
     if "p50_over_empty" in lat:
         print("  p50 / empty-pool p50 (rbdcsi, floor): %s" % ";  ".join(
             "%d: %s, %s" % (x["volumes"], f(x["rbdcsi"]), f(x["baseline"]))

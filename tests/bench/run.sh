@@ -445,11 +445,25 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 3. CreateVolume latency: empty pool, then full
 
+# lat_pair NAME: BENCH_LAT_N sequential CreateVolume (+ DeleteVolume) through rbdcsi and the
+# same through the floor, in 5 alternating slices (so that the machine's load swings hit both
+# alike); every latency goes to lat-NAME-{rbdcsi,baseline}.samples, which report.py reads.
+lat_pair() {
+	local name=$1 s k
+	for ((s = 0; s < 5; s++)); do
+		k=$((BENCH_LAT_N / 5 + (s < BENCH_LAT_N % 5 ? 1 : 0)))
+		((k > 0)) || continue
+		"${LG[@]}" --prefix "bench-lat-${name}-${s}" --samples "${RES}/lat-${name}-rbdcsi.samples" \
+			provision "${k}" 1 <<<"${KEY}" >"${RES}/lat-${name}-rbdcsi.json" ||
+			die "CreateVolume latency run failed"
+		"${BASELINE}" "${BASE_ARGS[@]}" --samples "${RES}/lat-${name}-baseline.samples" \
+			provision "${k}" 1 <<<"${KEY}" >"${RES}/lat-${name}-baseline.json" ||
+			die "baseline latency run failed"
+	done
+}
+
 say "CreateVolume latency, empty pool: ${BENCH_LAT_N} sequential"
-"${LG[@]}" --prefix bench-lat-empty provision "${BENCH_LAT_N}" 1 <<<"${KEY}" \
-	>"${RES}/lat-empty-rbdcsi.json" || die "CreateVolume latency run failed"
-"${BASELINE}" "${BASE_ARGS[@]}" provision "${BENCH_LAT_N}" 1 <<<"${KEY}" \
-	>"${RES}/lat-empty-baseline.json" || die "baseline latency run failed"
+lat_pair empty
 
 # The fill in steps (BENCH_FILL_STEPS, then BENCH_FILL), the latency measured at each: the
 # curve from the empty pool to the full one, in one run.
@@ -463,20 +477,14 @@ for step in ${BENCH_FILL_STEPS} ${BENCH_FILL}; do
 	filled=${step}
 	((step < BENCH_FILL)) || break
 	say "CreateVolume latency, ${step} volumes in the pool: ${BENCH_LAT_N} sequential"
-	"${LG[@]}" --prefix "bench-lat-${step}" provision "${BENCH_LAT_N}" 1 <<<"${KEY}" \
-		>"${RES}/lat-step-${step}-rbdcsi.json" || die "CreateVolume latency run failed"
-	"${BASELINE}" "${BASE_ARGS[@]}" provision "${BENCH_LAT_N}" 1 <<<"${KEY}" \
-		>"${RES}/lat-step-${step}-baseline.json" || die "baseline latency run failed"
+	lat_pair "step-${step}"
 done
 jq -s '{n: (map(.n) | add), conc: .[0].conc, directory_s: (map(.directory_s) | add),
 	entries_s: (map(.entries_s) | add), images: .[0].images, images_s: (map(.images_s) | add),
 	steps: length}' "${RES}"/fill-*.json >"${RES}/fill.json"
 
 say "CreateVolume latency, ${BENCH_FILL} volumes in the pool: ${BENCH_LAT_N} sequential"
-"${LG[@]}" --prefix bench-lat-full provision "${BENCH_LAT_N}" 1 <<<"${KEY}" \
-	>"${RES}/lat-full-rbdcsi.json" || die "CreateVolume latency run failed"
-"${BASELINE}" "${BASE_ARGS[@]}" provision "${BENCH_LAT_N}" 1 <<<"${KEY}" \
-	>"${RES}/lat-full-baseline.json" || die "baseline latency run failed"
+lat_pair full
 
 # ---------------------------------------------------------------------------------------------
 # 4. ListVolumes
