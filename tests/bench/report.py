@@ -207,6 +207,17 @@ if "empty" in lat and "full" in lat:
                               "baseline": ratio(x["baseline"]["p50_ms"],
                                                 lat["empty"]["baseline"]["p50_ms"])}
                              for v, x in curve]
+# OSD ops per CreateVolume + DeleteVolume at each pool size (own cluster only): what the
+# driver asks of the OSD, which the machine's load does not move.
+ops_by = {}
+for name in ["empty"] + ["step-%d" % x["volumes"] for x in steps] + ["full"]:
+    rows = [x for x in load_lines("ops-lat-" + name) if "r" in x["before"]]
+    n = sum(x["n"] for x in rows)
+    if n:
+        ops_by[name] = {k: round(sum(x["after"][k] - x["before"][k] for x in rows) / n, 1)
+                        for k in ("r", "w", "rw")}
+if ops_by:
+    lat["osd_ops_per_volume"] = ops_by
 lat["fill"] = load("fill")
 doc["create_latency"] = lat
 
@@ -410,6 +421,10 @@ if "empty" in lat:
         print("  p50 / empty-pool p50 (rbdcsi, floor): %s" % ";  ".join(
             "%d: %s, %s" % (x["volumes"], f(x["rbdcsi"]), f(x["baseline"]))
             for x in lat["p50_over_empty"]))
+    if "osd_ops_per_volume" in lat:
+        print("  OSD ops per CreateVolume+DeleteVolume (r,w,rw): %s" % ";  ".join(
+            "%s %s,%s,%s" % (k, v["r"], v["w"], v["rw"])
+            for k, v in lat["osd_ops_per_volume"].items()))
     if "full_over_empty_p50" in lat:
         print("  full/empty p50: rbdcsi %s, floor %s" % (
             f(lat["full_over_empty_p50"]["rbdcsi"]), f(lat["full_over_empty_p50"]["baseline"])))

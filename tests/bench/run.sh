@@ -453,9 +453,12 @@ lat_pair() {
 	for ((s = 0; s < 5; s++)); do
 		k=$((BENCH_LAT_N / 5 + (s < BENCH_LAT_N % 5 ? 1 : 0)))
 		((k > 0)) || continue
+		o0=$(osd_ops)
 		"${LG[@]}" --prefix "bench-lat-${name}-${s}" --samples "${RES}/lat-${name}-rbdcsi.samples" \
 			provision "${k}" 1 <<<"${KEY}" >"${RES}/lat-${name}-rbdcsi.json" ||
 			die "CreateVolume latency run failed"
+		# OSD ops of these calls (own cluster): unlike latency, not moved by the machine's load.
+		echo "{\"n\":${k},\"before\":${o0},\"after\":$(osd_ops)}" >>"${RES}/ops-lat-${name}.jsonl"
 		"${BASELINE}" "${BASE_ARGS[@]}" --samples "${RES}/lat-${name}-baseline.samples" \
 			provision "${k}" 1 <<<"${KEY}" >"${RES}/lat-${name}-baseline.json" ||
 			die "baseline latency run failed"
