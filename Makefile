@@ -78,7 +78,7 @@ C_SOURCES := $(shell git ls-files '*.c' '*.h' 2>/dev/null) \
 	$(shell git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 
 .PHONY: all deps check check-all unit fuzz-replay lint format format-check cppcheck \
-	integration sanity demo clean proto tools tests-build bench e2e-k8s image
+	integration sanity demo clean proto tools tests-build bench bench-k8s e2e-k8s image
 
 all: $(B)/rbdcsi $(TOOL_BINS)
 
@@ -226,6 +226,13 @@ demo: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)B=$(B) tests/bench/run.sh
+	$(Q)if [ "$${BENCH_K8S:-1}" = 1 ]; then BENCH_JSON=$(B)/bench.json tests/e2e-k8s/bench.sh; fi
+
+# PVC storms and pod start storms on the e2e's real Kubernetes (tests/e2e-k8s/storm.py; also
+# the last part of make bench, BENCH_K8S=0 leaves it out): STORM_PVCS=100,500,1000
+# STORM_PODS=10,25,50 for all three sizes. Results into build/bench.json.
+bench-k8s: deps
+	$(Q)BENCH_JSON=$(B)/bench.json tests/e2e-k8s/bench.sh
 
 # A real Kubernetes (etcd, control plane, containerd, kubelet, CSI sidecars) around rbdcsi,
 # with the deploy/ objects and a PVC/pod/snapshot/StatefulSet scenario: tests/e2e-k8s/run.sh.
