@@ -33,8 +33,8 @@
  * bench-fill-K on: a later step of a fill made in steps.
  *
  * listscan: what ListVolumes reads for the whole pool: directory pages of MAX keys, then every
- * entry object; one read at a time as volume_list() does, or K in flight (--inflight K: what
- * pipelining the entry reads could gain).
+ * entry object; one read at a time (volume_list() before issue 18), or K in flight (--inflight
+ * K; volume_list() now keeps 32 in flight).
  *
  * footprint: RSS, anonymous memory and threads of this process after one volume's create and
  * delete: what a bare librados + librbd client costs. provision prints the same figures (as
@@ -593,7 +593,7 @@ static int entry_read_finish(struct entry_read *e)
 
 /*
  * Reads the entry objects of uuids[0..n) (all their fields), at most inflight at a time (1: one
- * round trip after the other, as volume_list() does). Returns how many exist, or -errno.
+ * round trip after the other; volume_list() keeps 32 in flight). Returns how many exist, or -errno.
  */
 static int64_t read_entries(rados_ioctx_t io, char (*uuids)[UUID_LEN + 1], size_t n,
                             unsigned inflight)
@@ -635,7 +635,7 @@ static int64_t read_entries(rados_ioctx_t io, char (*uuids)[UUID_LEN + 1], size_
 
 /*
  * What ListVolumes must read: directory pages of max keys, then each entry object's fields,
- * inflight reads at a time (1 = as volume_list() does). Returns the entries seen or -errno.
+ * inflight reads at a time (volume_list() keeps 32 in flight). Returns the entries seen or -errno.
  */
 static int64_t list_scan(rados_ioctx_t io, uint64_t max, unsigned inflight, uint64_t *ret_pages)
 {
