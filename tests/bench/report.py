@@ -227,6 +227,7 @@ lp = load("list-baseline-pipelined")
 if lr:
     doc["list"] = {"rbdcsi": lr, "baseline": lb, "baseline_pipelined": lp,
                    "ratio": ratio(lr["secs"], lb["secs"]) if lb else None,
+                   "ratio_to_pipelined": ratio(lr["secs"], lp["secs"]) if lp else None,
                    "osd_ops": ops_delta(lo.get("rbdcsi_before"), lo.get("rbdcsi_after"), 1)}
 
 # ---- Probe
