@@ -91,7 +91,7 @@ C_SOURCES := $(shell git ls-files '*.c' '*.h' 2>/dev/null) \
 	$(shell git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 
 .PHONY: all deps check check-all unit fuzz-replay fuzz fuzz-run lint format format-check cppcheck \
-	integration sanity demo clean proto tools tests-build bench e2e-k8s image
+	integration sanity demo clean proto tools tests-build bench bench-k8s e2e-k8s image
 
 all: $(B)/rbdcsi
 
@@ -137,7 +137,7 @@ $(B)/obj/%.o: %.c $(PROTO_H)
 # Only plugin/ (and the tests of plugin/) see the generated protocol headers: driver/ is compiled
 # without them on its include path, so it cannot include them (STYLE.md layering).
 # ("private": the objects of libdriver.a built on the way do not inherit it).
-$(PLUGIN_OBJS) $(B)/obj/plugin/main.o $(PROTO_OBJS) $(FUZZ_BINS) $(TOOL_BINS): \
+$(PLUGIN_OBJS) $(B)/obj/plugin/main.o $(PROTO_OBJS) $(FUZZ_BINS): \
 	private CPPFLAGS_ALL += -I$(GEN)
 $(B)/tests/unit/plugin/%: private CPPFLAGS_ALL += -I$(GEN)
 
@@ -252,6 +252,13 @@ demo: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)B=$(B) tests/bench/run.sh
+	$(Q)if [ "$${BENCH_K8S:-1}" = 1 ]; then BENCH_JSON=$(B)/bench.json tests/e2e-k8s/bench.sh; fi
+
+# PVC storms and pod start storms on the e2e's real Kubernetes (tests/e2e-k8s/storm.py; also
+# the last part of make bench, BENCH_K8S=0 leaves it out): STORM_PVCS=100,500,1000
+# STORM_PODS=10,25,50 for all three sizes. Results into build/bench.json.
+bench-k8s: deps
+	$(Q)BENCH_JSON=$(B)/bench.json tests/e2e-k8s/bench.sh
 
 # A real Kubernetes (etcd, control plane, containerd, kubelet, CSI sidecars) around rbdcsi,
 # with the deploy/ objects and a PVC/pod/snapshot/StatefulSet scenario: tests/e2e-k8s/run.sh.

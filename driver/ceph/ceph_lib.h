@@ -38,6 +38,12 @@
 
 /* The functions driver/ceph uses, by library. */
 #define CEPH_LIB_RADOS(X)                      \
+	X(rados_aio_create_completion2)        \
+	X(rados_aio_get_return_value)          \
+	X(rados_aio_get_version)               \
+	X(rados_aio_read_op_operate)           \
+	X(rados_aio_release)                   \
+	X(rados_aio_wait_for_complete)         \
 	X(rados_buffer_free)                   \
 	X(rados_cluster_stat)                  \
 	X(rados_conf_set)                      \
@@ -171,6 +177,12 @@ extern const struct ceph_lib_table *const ceph_lib;
 /* Call sites keep the library's names; each one reads the table. (ceph_lib.c itself names the
  * table's members and so defines CEPH_LIB_IMPLEMENTATION to go without.) */
 #ifndef CEPH_LIB_IMPLEMENTATION
+#define rados_aio_create_completion2        (ceph_lib->rados_aio_create_completion2)
+#define rados_aio_get_return_value          (ceph_lib->rados_aio_get_return_value)
+#define rados_aio_get_version               (ceph_lib->rados_aio_get_version)
+#define rados_aio_read_op_operate           (ceph_lib->rados_aio_read_op_operate)
+#define rados_aio_release                   (ceph_lib->rados_aio_release)
+#define rados_aio_wait_for_complete         (ceph_lib->rados_aio_wait_for_complete)
 #define rados_buffer_free                   (ceph_lib->rados_buffer_free)
 #define rados_cluster_stat                  (ceph_lib->rados_cluster_stat)
 #define rados_conf_set                      (ceph_lib->rados_conf_set)

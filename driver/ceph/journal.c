@@ -17,6 +17,7 @@
 #define RESERVE_ATTEMPTS 5
 #define READ_PAGE        1024 /* omap pairs per read round trip */
 #define READ_ATTEMPTS    5
+#define LIST_INFLIGHT    32 /* entry reads in flight while listing a page */
 
 struct kind_names {
 	const char *directory;
@@ -652,6 +653,109 @@ static int token_encode(const char *name, char **ret)
 	return 0;
 }
 
+/* One entry read in flight (list_window). */
+struct list_read {
+	rados_completion_t c;
+	rados_read_op_t op;
+	rados_omap_iter_t it;
+	unsigned char more;
+	int prval;
+};
+
+static void list_read_done(struct list_read *lr)
+{
+	/* Never free what the OSD may still fill. */
+	if (lr->c)
+		(void)rados_aio_wait_for_complete(lr->c);
+	if (lr->it)
+		rados_omap_get_end(lr->it);
+	if (lr->op)
+		rados_release_read_op(lr->op);
+	if (lr->c)
+		rados_aio_release(lr->c);
+	*lr = (struct list_read){};
+}
+
+/* The first page of each entry of names[0..n) read at once; each entry in order to fn. An entry
+ * bigger than one page is read again by journal_entry_read() (which pages it); one deleted
+ * since the directory was read is skipped. */
+static int list_window(rados_ioctx_t io, enum journal_kind kind, const struct journal_name *names,
+                       size_t n, journal_page_fn fn, void *userdata)
+{
+	struct list_read lr[LIST_INFLIGHT] = {};
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		char oid[JOURNAL_OID_MAX];
+
+		if (!names[i].uuid[0])
+			continue;
+		if (!volume_id_uuid_valid(names[i].uuid)) {
+			r = -EINVAL; /* as journal_entry_read() answers */
+			break;
+		}
+		journal_entry_oid(kind, names[i].uuid, oid);
+		lr[i].op = rados_create_read_op();
+		if (!lr[i].op) {
+			r = -ENOMEM;
+			break;
+		}
+		rados_read_op_omap_get_vals2(lr[i].op, "", "", READ_PAGE, &lr[i].it, &lr[i].more,
+		                             &lr[i].prval);
+		r = rados_aio_create_completion2(NULL, NULL, &lr[i].c);
+		if (r < 0)
+			break;
+		r = rados_aio_read_op_operate(lr[i].op, io, lr[i].c, oid, 0);
+		if (r < 0) {
+			rados_aio_release(lr[i].c);
+			lr[i].c = NULL;
+		}
+	}
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		_cleanup_journal_entry_ struct journal_entry *e = NULL;
+
+		if (!lr[i].c)
+			continue;
+		(void)rados_aio_wait_for_complete(lr[i].c);
+		r = rados_aio_get_return_value(lr[i].c);
+		if (r == -ENOENT) {
+			r = 0; /* deleted since the directory was read */
+			continue;
+		}
+		if (r < 0) {
+			r = log_debug_errno(r, "Reading journal entry %s failed: %m",
+			                    names[i].uuid);
+			break;
+		}
+		if (lr[i].prval < 0) {
+			r = lr[i].prval;
+			break;
+		}
+		if (lr[i].more) {
+			r = journal_entry_read(io, kind, names[i].uuid, &e);
+			if (r == -ENOENT) {
+				r = 0;
+				continue;
+			}
+		} else {
+			e = calloc(1, sizeof(*e));
+			if (!e) {
+				r = -ENOMEM;
+				break;
+			}
+			e->kind = kind;
+			memcpy(e->uuid, names[i].uuid, JOURNAL_UUID_LEN + 1);
+			r = append_pairs(e, lr[i].it);
+			e->version = rados_aio_get_version(lr[i].c);
+		}
+		if (r >= 0)
+			r = fn(e, &names[i], userdata);
+	}
+	for (size_t i = 0; i < n; i++)
+		list_read_done(&lr[i]);
+	return r;
+}
+
 int journal_list_page(rados_ioctx_t io, enum journal_kind kind, const char *token, size_t max,
                       journal_page_fn fn, void *userdata, char **ret_next_token)
 {
@@ -670,19 +774,12 @@ int journal_list_page(rados_ioctx_t io, enum journal_kind kind, const char *toke
 	r = journal_list(io, kind, after, max, &names, &n_names, &more);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; r >= 0 && i < n_names; i++) {
-		_cleanup_journal_entry_ struct journal_entry *e = NULL;
-
-		if (!names[i].uuid[0])
-			continue;
-		r = journal_entry_read(io, kind, names[i].uuid, &e);
-		if (r == -ENOENT) {
-			r = 0; /* deleted since the directory was read */
-			continue;
-		}
-		if (r >= 0)
-			r = fn(e, &names[i], userdata);
-	}
+	/* The entries are read LIST_INFLIGHT at a time (one round trip's wait for the lot, not
+	 * one each: a page of 500 took 250-620 ms one at a time, make bench), and handed to fn in
+	 * key order. */
+	for (size_t from = 0; r >= 0 && from < n_names; from += LIST_INFLIGHT)
+		r = list_window(io, kind, names + from, MIN(n_names - from, (size_t)LIST_INFLIGHT),
+		                fn, userdata);
 	if (r >= 0 && more && n_names > 0)
 		r = token_encode(names[n_names - 1].name, &next);
 	journal_names_free(names, n_names);

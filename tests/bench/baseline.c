@@ -4,7 +4,7 @@
  * librbd/librados work of CreateVolume + DeleteVolume, with nothing else.
  *
  *   baseline --monitors M --user U --pool P provision N C [--opens K] [--samples FILE]
- *   baseline --monitors M --user U --pool P fill N C [--images]
+ *   baseline --monitors M --user U --pool P fill N C [--images] [--from K]
  *   baseline --monitors M --user U --pool P unfill C [--images]
  *   baseline --monitors M --user U --pool P listscan MAX [--inflight K]
  *   baseline --monitors M --user U --pool P footprint
@@ -29,14 +29,16 @@
  * rbdcsi.volume.<uuid> with the fields volume_create() writes, state "created"), written by C
  * threads; the directory keys in batches of 500 per op. With --images each also gets its real
  * image csi-vol-<uuid> (rbd_create4, 1 MiB). unfill removes every "bench-fill-" volume again
- * (entry objects, images when --images, directory keys).
+ * (entry objects, images when --images, directory keys). --from K names them from
+ * bench-fill-K on: a later step of a fill made in steps.
  *
  * listscan: what ListVolumes reads for the whole pool: directory pages of MAX keys, then every
- * entry object; one read at a time as volume_list() does, or K in flight (--inflight K: what
- * pipelining the entry reads could gain).
+ * entry object; one read at a time (volume_list() before issue 18), or K in flight (--inflight
+ * K; volume_list() now keeps 32 in flight).
  *
  * footprint: RSS, anonymous memory and threads of this process after one volume's create and
- * delete: what a bare librados + librbd client costs.
+ * delete: what a bare librados + librbd client costs. provision prints the same figures (as
+ * "footprint") after its N volumes: the floor for the controller's RSS after a storm.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -70,6 +72,7 @@ struct ctx {
 	bool images;
 	unsigned opens;      /* provision --opens K: K extra read-only image opens per volume */
 	unsigned inflight;   /* listscan --inflight K: entry reads in flight (default 1) */
+	uint64_t fill_from;  /* fill --from K: the names start at bench-fill-K (a later step) */
 	const char *samples; /* provision --samples FILE: raw latencies appended */
 	uint64_t size;
 	char (*uuids)[UUID_LEN + 1];
@@ -310,7 +313,7 @@ static int fill_entry(struct ctx *c, rados_ioctx_t io, uint64_t i)
 	char name[64], oid[64];
 	int r;
 
-	snprintf(name, sizeof(name), FILL_PREFIX "%06" PRIu64, i);
+	snprintf(name, sizeof(name), FILL_PREFIX "%06" PRIu64, c->fill_from + i);
 	snprintf(oid, sizeof(oid), RBDCSI_ENTRY "%s", c->uuids[i]);
 	r = entry_write(io, oid, name, c->uuids[i], c->size, "created", NULL);
 	if (r < 0)
@@ -465,7 +468,8 @@ static int dir_set_batch(rados_ioctx_t io, struct ctx *c, uint64_t from, uint64_
 	if (!keys || !vals || !lens || !names)
 		goto out;
 	for (uint64_t i = from; i < to; i++) {
-		snprintf(names[i - from], sizeof(names[0]), FILL_PREFIX "%06" PRIu64, i);
+		snprintf(names[i - from], sizeof(names[0]), FILL_PREFIX "%06" PRIu64,
+		         c->fill_from + i);
 		keys[i - from] = names[i - from];
 		vals[i - from] = c->uuids[i];
 		lens[i - from] = UUID_LEN;
@@ -589,7 +593,7 @@ static int entry_read_finish(struct entry_read *e)
 
 /*
  * Reads the entry objects of uuids[0..n) (all their fields), at most inflight at a time (1: one
- * round trip after the other, as volume_list() does). Returns how many exist, or -errno.
+ * round trip after the other; volume_list() keeps 32 in flight). Returns how many exist, or -errno.
  */
 static int64_t read_entries(rados_ioctx_t io, char (*uuids)[UUID_LEN + 1], size_t n,
                             unsigned inflight)
@@ -631,7 +635,7 @@ static int64_t read_entries(rados_ioctx_t io, char (*uuids)[UUID_LEN + 1], size_
 
 /*
  * What ListVolumes must read: directory pages of max keys, then each entry object's fields,
- * inflight reads at a time (1 = as volume_list() does). Returns the entries seen or -errno.
+ * inflight reads at a time (volume_list() keeps 32 in flight). Returns the entries seen or -errno.
  */
 static int64_t list_scan(rados_ioctx_t io, uint64_t max, unsigned inflight, uint64_t *ret_pages)
 {
@@ -695,12 +699,14 @@ static int64_t list_scan(rados_ioctx_t io, uint64_t max, unsigned inflight, uint
 static void print_self_footprint(void)
 {
 	char line[256];
-	long rss = -1, threads = -1, anon = -1;
+	long rss = -1, hwm = -1, threads = -1, anon = -1;
 	FILE *f = fopen("/proc/self/status", "re");
 
 	while (f && fgets(line, sizeof(line), f)) {
 		if (strncmp(line, "VmRSS:", 6) == 0)
 			rss = strtol(line + 6, NULL, 10);
+		else if (strncmp(line, "VmHWM:", 6) == 0)
+			hwm = strtol(line + 6, NULL, 10);
 		else if (strncmp(line, "Threads:", 8) == 0)
 			threads = strtol(line + 8, NULL, 10);
 	}
@@ -712,17 +718,17 @@ static void print_self_footprint(void)
 			anon = strtol(line + 10, NULL, 10);
 	if (f)
 		fclose(f);
-	printf("\"rss_kb\":%ld,\"anon_kb\":%ld,\"threads\":%ld", rss, anon, threads);
+	printf("\"rss_kb\":%ld,\"hwm_kb\":%ld,\"anon_kb\":%ld,\"threads\":%ld", rss, hwm, anon,
+	       threads);
 }
 
 /* ---- main ---- */
 
 static int usage(void)
 {
-	fprintf(stderr,
-	        "usage: baseline --monitors M --user U --pool P\n"
-	        "  provision N C [--opens K] | fill N C [--images] | unfill C [--images] |\n"
-	        "  listscan MAX | footprint\n");
+	fprintf(stderr, "usage: baseline --monitors M --user U --pool P\n"
+	                "  provision N C [--opens K] | fill N C [--images] [--from K] |\n"
+	                "  unfill C [--images] | listscan MAX | footprint\n");
 	return 2;
 }
 
@@ -789,6 +795,9 @@ int main(int argc, char **argv)
 			if (bench_parse_u64(argv[++i], 1, 1024, &v) < 0)
 				return usage();
 			c.inflight = (unsigned)v;
+		} else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc) {
+			if (bench_parse_u64(argv[++i], 0, 100000000, &c.fill_from) < 0)
+				return usage();
 		} else if (strcmp(argv[i], "--opens") == 0 && i + 1 < argc) {
 			if (bench_parse_u64(argv[++i], 0, 100, &v) < 0)
 				return usage();
@@ -859,7 +868,12 @@ int main(int argc, char **argv)
 		bench_samples_json(stdout, "create", &c.create);
 		printf(",");
 		bench_samples_json(stdout, "delete", &c.remove);
-		printf("}\n");
+		/* What this bare client holds after the work (the threads are joined, the
+		 * connection is still open): the controller's RSS after the same provisioning is
+		 * compared with it. */
+		printf(",\"footprint\":{");
+		print_self_footprint();
+		printf("}}\n");
 	} else if (strcmp(mode, "fill") == 0) {
 		rados_ioctx_t io;
 		int64_t te, ti = 0;

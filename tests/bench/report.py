@@ -7,6 +7,7 @@ asserted: the exit status is 0 whenever the report could be made.
 """
 import json
 import os
+import re
 import statistics
 import sys
 
@@ -161,11 +162,23 @@ doc["optrace_one_volume"] = {"rbdcsi": trace_summary("rbdcsi"),
 for p in prov:
     if p["conc"] == 16:
         target("provisioning c16 vols/s ratio to baseline", p["ratio"], 0.7, "higher")
+    if p["conc"] == 64:
+        target("provisioning c64 vols/s ratio to baseline", p["ratio"], 0.8, "higher")
 
 # ---- CreateVolume latency, empty vs full pool
+def lat_load(name):
+    """lat-NAME.json, its "create" figures over every slice's samples when there are any."""
+    v = load(name)
+    smp = samples_of(os.path.join(RES, name + ".samples"))
+    if v and smp["create"]:
+        v["create"] = lat_of(smp["create"])
+    return v
+
+
+lat_of = lat
 lat = {}
 for state in ("empty", "full"):
-    r, b = load("lat-%s-rbdcsi" % state), load("lat-%s-baseline" % state)
+    r, b = lat_load("lat-%s-rbdcsi" % state), lat_load("lat-%s-baseline" % state)
     if r and b:
         lat[state] = {"rbdcsi": r["create"], "baseline": b["create"],
                       "ratio_p50": ratio(r["create"]["p50_ms"], b["create"]["p50_ms"])}
@@ -173,6 +186,38 @@ if "empty" in lat and "full" in lat:
     lat["full_over_empty_p50"] = {
         "rbdcsi": ratio(lat["full"]["rbdcsi"]["p50_ms"], lat["empty"]["rbdcsi"]["p50_ms"]),
         "baseline": ratio(lat["full"]["baseline"]["p50_ms"], lat["empty"]["baseline"]["p50_ms"])}
+# The steps on the way to the full pool (BENCH_FILL_STEPS): p50 at each, and over the empty
+# pool's, for rbdcsi and the floor measured at the same moment.
+steps = []
+for name in sorted(os.listdir(RES)):
+    m = re.match(r"lat-step-(\d+)-rbdcsi\.json$", name)
+    b = lat_load("lat-step-%s-baseline" % m.group(1)) if m else None
+    if m and b:
+        r = lat_load(name[:-5])
+        steps.append({"volumes": int(m.group(1)), "rbdcsi": r["create"], "baseline": b["create"],
+                      "ratio_p50": ratio(r["create"]["p50_ms"], b["create"]["p50_ms"])})
+steps.sort(key=lambda x: x["volumes"])
+if steps:
+    lat["steps"] = steps
+if "empty" in lat and "full" in lat:
+    curve = [(0, lat["empty"])] + [(x["volumes"], x) for x in steps] + \
+        [(settings.get("fill", 0), lat["full"])]
+    lat["p50_over_empty"] = [{"volumes": v, "rbdcsi": ratio(x["rbdcsi"]["p50_ms"],
+                                                            lat["empty"]["rbdcsi"]["p50_ms"]),
+                              "baseline": ratio(x["baseline"]["p50_ms"],
+                                                lat["empty"]["baseline"]["p50_ms"])}
+                             for v, x in curve]
+# OSD ops per CreateVolume + DeleteVolume at each pool size (own cluster only): what the
+# driver asks of the OSD, which the machine's load does not move.
+ops_by = {}
+for name in ["empty"] + ["step-%d" % x["volumes"] for x in steps] + ["full"]:
+    rows = [x for x in load_lines("ops-lat-" + name) if "r" in x["before"]]
+    n = sum(x["n"] for x in rows)
+    if n:
+        ops_by[name] = {k: round(sum(x["after"][k] - x["before"][k] for x in rows) / n, 1)
+                        for k in ("r", "w", "rw")}
+if ops_by:
+    lat["osd_ops_per_volume"] = ops_by
 lat["fill"] = load("fill")
 doc["create_latency"] = lat
 
@@ -182,6 +227,7 @@ lp = load("list-baseline-pipelined")
 if lr:
     doc["list"] = {"rbdcsi": lr, "baseline": lb, "baseline_pipelined": lp,
                    "ratio": ratio(lr["secs"], lb["secs"]) if lb else None,
+                   "ratio_to_pipelined": ratio(lr["secs"], lp["secs"]) if lp else None,
                    "osd_ops": ops_delta(lo.get("rbdcsi_before"), lo.get("rbdcsi_after"), 1)}
 
 # ---- Probe
@@ -205,8 +251,32 @@ for who in ("controller", "node"):
     if a and b:
         fp[who + "-growth_kb_per_%d_calls" % settings.get("calls", 0)] = {
             "rss_kb": b["rss_kb"] - a["rss_kb"], "anon_kb": b["anon_kb"] - a["anon_kb"]}
+# The controller after every provisioning slice vs the bare librados+librbd client that did the
+# same burst (each slice is its own process; the largest at a concurrency). The target uses the
+# bare client at concurrency 16: one client connection gets at most 16 calls in flight
+# (--max-streams), so that is what the controller ran at once; the bare client at 64 runs 64
+# threads and holds more.
+bare = {}
+for c in settings.get("conc") or []:
+    runs = [load("prov-baseline-%d-r%d" % (c, r)) for r in range(settings.get("rounds", 1))]
+    runs = [x["footprint"] for x in runs if x and "footprint" in x]
+    if runs:
+        bare[c] = max(runs, key=lambda x: x["rss_kb"])
+if bare and "controller-provisioned" in fp:
+    c = 16 if 16 in bare else max(bare)
+    fp["after_provisioning_vs_bare"] = {
+        "controller_rss_kb": fp["controller-provisioned"]["rss_kb"],
+        "controller_hwm_kb": fp["controller-provisioned"].get("hwm_kb"),
+        "bare_by_conc": {str(k): v for k, v in sorted(bare.items())},
+        "bare_conc": c, "bare_rss_kb": bare[c]["rss_kb"],
+        "ratio": ratio(fp["controller-provisioned"]["rss_kb"], bare[c]["rss_kb"]),
+        "ratio_by_conc": {str(k): ratio(fp["controller-provisioned"]["rss_kb"], v["rss_kb"])
+                          for k, v in sorted(bare.items())}}
 doc["footprint"] = fp
 MiB = 1024.0
+if "after_provisioning_vs_bare" in fp:
+    target("controller RSS after provisioning / bare librados+librbd client after the same "
+           "burst", fp["after_provisioning_vs_bare"]["ratio"], 1.15, "lower")
 if "node-idle" in fp:
     target("node idle RSS", round(fp["node-idle"]["rss_kb"] / MiB, 1), 16, "lower", " MiB")
 if "controller-connected" in fp:
@@ -356,13 +426,21 @@ if prov:
     print()
 if "empty" in lat:
     print("CreateVolume latency, sequential (%d calls), ms: p50 / p99" % settings.get("lat_n", 0))
-    for state in ("empty", "full"):
-        if state in lat:
-            l = lat[state]
-            print("  %-6s pool: rbdcsi %7.2f / %7.2f   floor %7.2f / %7.2f   ratio p50 %s" % (
-                state if state == "empty" else "%d-vol" % settings.get("fill", 0),
-                l["rbdcsi"]["p50_ms"], l["rbdcsi"]["p99_ms"], l["baseline"]["p50_ms"],
-                l["baseline"]["p99_ms"], f(l["ratio_p50"])))
+    rows = ([("empty", lat["empty"])] if "empty" in lat else []) + \
+        [("%d-vol" % x["volumes"], x) for x in lat.get("steps", [])] + \
+        ([("%d-vol" % settings.get("fill", 0), lat["full"])] if "full" in lat else [])
+    for label, l in rows:
+        print("  %-9s pool: rbdcsi %7.2f / %7.2f   floor %7.2f / %7.2f   ratio p50 %s" % (
+            label, l["rbdcsi"]["p50_ms"], l["rbdcsi"]["p99_ms"], l["baseline"]["p50_ms"],
+            l["baseline"]["p99_ms"], f(l["ratio_p50"])))
+    if "p50_over_empty" in lat:
+        print("  p50 / empty-pool p50 (rbdcsi, floor): %s" % ";  ".join(
+            "%d: %s, %s" % (x["volumes"], f(x["rbdcsi"]), f(x["baseline"]))
+            for x in lat["p50_over_empty"]))
+    if "osd_ops_per_volume" in lat:
+        print("  OSD ops per CreateVolume+DeleteVolume (r,w,rw): %s" % ";  ".join(
+            "%s %s,%s,%s" % (k, v["r"], v["w"], v["rw"])
+            for k, v in lat["osd_ops_per_volume"].items()))
     if "full_over_empty_p50" in lat:
         print("  full/empty p50: rbdcsi %s, floor %s" % (
             f(lat["full_over_empty_p50"]["rbdcsi"]), f(lat["full_over_empty_p50"]["baseline"])))
@@ -389,8 +467,14 @@ if fp:
                 name, v["rss_kb"] / MiB, v["anon_kb"] / MiB, v["threads"],
                 "   top: " + top if top else ""))
     for name, v in fp.items():
-        if "threads" not in v:
+        if "threads" not in v and "anon_kb" in v:
             print("  %-22s RSS %+d kB, anon %+d kB" % (name, v["rss_kb"], v["anon_kb"]))
+    v = fp.get("after_provisioning_vs_bare")
+    if v:
+        print("  controller after provisioning %.1f MiB vs a bare librados+librbd client after "
+              "the same burst: %s" % (v["controller_rss_kb"] / MiB, ";  ".join(
+                  "c%s %.1f MiB, ratio %s" % (k, b["rss_kb"] / MiB, v["ratio_by_conc"][k])
+                  for k, b in v["bare_by_conc"].items())))
     print("  floors: baseline = a bare librados+librbd client after one volume's work; idle-libs ="
           " a process that only loads rbdcsi's libraries and librbd/librados (which rbdcsi loads"
           " at its first cluster connection: the controller's floor); idle-libs-noceph = the same"

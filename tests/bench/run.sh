@@ -15,6 +15,8 @@
 #   BENCH_SIZE_MIB=1024    size of each provisioned volume (DeleteVolume trims every object)
 #   BENCH_FILL=10000       volumes in the pool for the "full pool" and ListVolumes figures
 #   BENCH_FILL_IMAGES=1    the fill volumes get real (1 MiB) images too, not only journal entries
+#   BENCH_FILL_STEPS="1000 2500 5000"  the fill stops at these counts on the way to BENCH_FILL,
+#                          and the CreateVolume latency is measured at each
 #   BENCH_LAT_N=100        sequential CreateVolume calls timed in the empty and the full pool
 #   BENCH_CALLS=10000      calls for the per-call overhead and the footprint growth
 #   BENCH_STAGE_CYCLES=7   stage cycles each for the driver and the shell script (root only)
@@ -39,7 +41,8 @@
 #   2. staging (root): stage+publish+unpublish+unstage cycles, driver and shell script
 #      (tests/bench/stage-shell.sh) alternating, ext4 on a 1 GiB volume, rbd-fuse mapper, in
 #      the empty pool (and 3 cycles each again after step 4, with the pool full);
-#   3. CreateVolume latency, sequential, in the empty pool, then with BENCH_FILL volumes in it;
+#   3. CreateVolume latency, sequential, in the empty pool, at each of BENCH_FILL_STEPS, then
+#      with BENCH_FILL volumes in it;
 #   4. ListVolumes over the full pool, max_entries 500, and the bare reads it needs (one at a
 #      time, and 32 in flight);
 #   5. Probe latency; the controller and node plugins' RSS and threads idle, connected, after
@@ -69,6 +72,7 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-2}
 BENCH_SIZE_MIB=${BENCH_SIZE_MIB:-1024}
 BENCH_FILL=${BENCH_FILL:-10000}
 BENCH_FILL_IMAGES=${BENCH_FILL_IMAGES:-1}
+BENCH_FILL_STEPS=${BENCH_FILL_STEPS:-1000 2500 5000}
 BENCH_LAT_N=${BENCH_LAT_N:-100}
 BENCH_CALLS=${BENCH_CALLS:-10000}
 BENCH_STAGE_CYCLES=${BENCH_STAGE_CYCLES:-7}
@@ -285,13 +289,14 @@ footprint() {
 	awk -v name="${name}" '
 		FILENAME ~ /status$/ && /^VmRSS:/ { rss = $2 }
 		FILENAME ~ /status$/ && /^Threads:/ { thr = $2 }
+		FILENAME ~ /status$/ && /^VmHWM:/ { hwm = $2 }
 		FILENAME ~ /smaps$/ && /^[0-9a-f]+-[0-9a-f]+ / {
 			m = $6; if (m == "") m = "[anon]"; sub(".*/", "", m)
 		}
 		FILENAME ~ /smaps$/ && /^Rss:/ { by[m] += $2 }
 		FILENAME ~ /smaps$/ && /^Anonymous:/ { anon += $2 }
 		END {
-			printf "{\"name\":\"%s\",\"rss_kb\":%d,\"anon_kb\":%d,\"threads\":%d,\"top\":{", name, rss, anon, thr
+			printf "{\"name\":\"%s\",\"rss_kb\":%d,\"hwm_kb\":%d,\"anon_kb\":%d,\"threads\":%d,\"top\":{", name, rss, hwm, anon, thr
 			n = 0
 			for (k = 0; k < 6; k++) {
 				best = ""; bv = -1
@@ -444,22 +449,49 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 3. CreateVolume latency: empty pool, then full
 
-say "CreateVolume latency, empty pool: ${BENCH_LAT_N} sequential"
-"${LG[@]}" --prefix bench-lat-empty provision "${BENCH_LAT_N}" 1 <<<"${KEY}" \
-	>"${RES}/lat-empty-rbdcsi.json" || die "CreateVolume latency run failed"
-"${BASELINE}" "${BASE_ARGS[@]}" provision "${BENCH_LAT_N}" 1 <<<"${KEY}" \
-	>"${RES}/lat-empty-baseline.json" || die "baseline latency run failed"
+# lat_pair NAME: BENCH_LAT_N sequential CreateVolume (+ DeleteVolume) through rbdcsi and the
+# same through the floor, in 5 alternating slices (so that the machine's load swings hit both
+# alike); every latency goes to lat-NAME-{rbdcsi,baseline}.samples, which report.py reads.
+lat_pair() {
+	local name=$1 s k
+	for ((s = 0; s < 5; s++)); do
+		k=$((BENCH_LAT_N / 5 + (s < BENCH_LAT_N % 5 ? 1 : 0)))
+		((k > 0)) || continue
+		o0=$(osd_ops)
+		"${LG[@]}" --prefix "bench-lat-${name}-${s}" --samples "${RES}/lat-${name}-rbdcsi.samples" \
+			provision "${k}" 1 <<<"${KEY}" >"${RES}/lat-${name}-rbdcsi.json" ||
+			die "CreateVolume latency run failed"
+		# OSD ops of these calls (own cluster): unlike latency, not moved by the machine's load.
+		echo "{\"n\":${k},\"before\":${o0},\"after\":$(osd_ops)}" >>"${RES}/ops-lat-${name}.jsonl"
+		"${BASELINE}" "${BASE_ARGS[@]}" --samples "${RES}/lat-${name}-baseline.samples" \
+			provision "${k}" 1 <<<"${KEY}" >"${RES}/lat-${name}-baseline.json" ||
+			die "baseline latency run failed"
+	done
+}
 
-say "filling the pool with ${BENCH_FILL} volumes (journal entries$([[ ${BENCH_FILL_IMAGES} == 1 ]] && echo ' and images'))"
+say "CreateVolume latency, empty pool: ${BENCH_LAT_N} sequential"
+lat_pair empty
+
+# The fill in steps (BENCH_FILL_STEPS, then BENCH_FILL), the latency measured at each: the
+# curve from the empty pool to the full one, in one run.
 FILLED=1
-"${BASELINE}" "${BASE_ARGS[@]}" fill "${BENCH_FILL}" 16 "${FILL_IMAGES_ARG[@]}" <<<"${KEY}" \
-	>"${RES}/fill.json" || die "fill failed"
+filled=0
+for step in ${BENCH_FILL_STEPS} ${BENCH_FILL}; do
+	((step > filled && step <= BENCH_FILL)) || continue
+	say "filling the pool to ${step} volumes (journal entries$([[ ${BENCH_FILL_IMAGES} == 1 ]] && echo ' and images'))"
+	"${BASELINE}" "${BASE_ARGS[@]}" fill $((step - filled)) 16 --from "${filled}" \
+		"${FILL_IMAGES_ARG[@]}" <<<"${KEY}" >"${RES}/fill-${step}.json" || die "fill failed"
+	filled=${step}
+	((step < BENCH_FILL)) || break
+	say "CreateVolume latency, ${step} volumes in the pool: ${BENCH_LAT_N} sequential"
+	lat_pair "step-${step}"
+done
+jq -s '{n: (map(.n) | add), conc: .[0].conc, directory_s: (map(.directory_s) | add),
+	entries_s: (map(.entries_s) | add), images: .[0].images, images_s: (map(.images_s) | add),
+	steps: length}' "${RES}"/fill-*.json >"${RES}/fill.json"
 
 say "CreateVolume latency, ${BENCH_FILL} volumes in the pool: ${BENCH_LAT_N} sequential"
-"${LG[@]}" --prefix bench-lat-full provision "${BENCH_LAT_N}" 1 <<<"${KEY}" \
-	>"${RES}/lat-full-rbdcsi.json" || die "CreateVolume latency run failed"
-"${BASELINE}" "${BASE_ARGS[@]}" provision "${BENCH_LAT_N}" 1 <<<"${KEY}" \
-	>"${RES}/lat-full-baseline.json" || die "baseline latency run failed"
+lat_pair full
 
 # ---------------------------------------------------------------------------------------------
 # 4. ListVolumes
