@@ -19,6 +19,7 @@
 #include "driver/base/log.h"
 #include "driver/base/macro.h"
 #include "driver/host/bounded.h"
+#include "driver/host/cgroup_escape.h"
 #include "driver/host/loop.h"
 #include "driver/host/mapper_fuse.h"
 #include "driver/host/mount.h"
@@ -455,6 +456,8 @@ static int spawn_daemon(const struct mapper_params *p, const char *mount_dir, co
 		reason_set(ret_reason, "rbd-fuse: cannot start: %s", strerror(-r));
 		return r;
 	}
+	/* Out of the plugin container's cgroup, so that it outlives the container. */
+	(void)cgroup_escape_move(*ret_pid, "rbd-fuse");
 	*ret_key_fd = TAKE_FD(key_fd);
 	return 0;
 }
@@ -760,6 +763,7 @@ int mapper_fuse_unmap(const char *mount_dir, const char *image, pid_t pid, const
 		return -ENOMEM;
 	r = unmap_steps(mount_dir, image_path, log_path, pid, loop_device,
 	                exec_now_usec() + timeout_usec, &was_forced, ret_reason);
+	cgroup_escape_sweep();
 	if (forced)
 		*forced = was_forced;
 	return r;
