@@ -433,7 +433,11 @@ static int spawn_daemon(const struct mapper_params *p, const char *mount_dir, co
 		return -ENOMEM;
 	n = mapper_ceph_argv(argv, "rbd-fuse", p, log_arg);
 	argv[n++] = timeout_arg;
-	argv[n++] = pool_arg;
+	/* rbd-fuse's default pool is "rbd": naming it is redundant, and Debian 13's rbd-fuse
+	 * (Ceph 18.2.7 with libfuse 3.17, the image's) crashes with SIGSEGV on any --poolname
+	 * (libfuse now frees the option's previous value, a string literal there). */
+	if (strcmp(p->pool, "rbd") != 0)
+		argv[n++] = pool_arg;
 	if (!isempty(p->rados_namespace)) {
 		if (asprintf(&ns_arg, "--namespace=%s", p->rados_namespace) < 0)
 			return -ENOMEM;
