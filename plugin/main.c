@@ -620,6 +620,14 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "rbdcsi: RBDCSI_FAILPOINTS is malformed\n");
 		return EXIT_USAGE;
 	}
+	/* libmount >= 2.39 mounts with the new API (fsopen/move_mount), which fails (EINVAL) on
+	 * the /proc/self/fd/N targets the node uses to mount without following symlinks (Debian
+	 * 13's libmount 2.41, the image's; found by the e2e in pods). Classic mount(2) unless the
+	 * operator says otherwise; set before any thread starts. */
+	if (setenv("LIBMOUNT_FORCE_MOUNT2", "always", 0) < 0) {
+		fprintf(stderr, "rbdcsi: out of memory\n");
+		return EXIT_FAILURE;
+	}
 	if (!p.config || !p.locks || !p.metrics || !p.credentials || !p.clusters) {
 		fprintf(stderr, "rbdcsi: out of memory\n");
 		return EXIT_FAILURE;
