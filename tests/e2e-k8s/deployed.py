@@ -531,7 +531,8 @@ def main():
         ap.add_argument(a)
     ap.add_argument("--clean", action="store_true")
     ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--only", default="", help="comma-separated: kustomize,restarts,helm")
+    ap.add_argument("--only", default="", help="comma-separated: kustomize,restarts,helm; or "
+                    "one restart alone: burst, nodekill, roll")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("deployed: must run as root")
@@ -568,14 +569,15 @@ def main():
     if ok:
         sc = e2e.Scenario(cl)
         r = Restarts(cl, dep, sc)
-        if only & {"kustomize", "restarts"}:
+        if only & {"kustomize", "restarts", "burst", "nodekill", "roll"}:
             step(lambda: dep.deploy("kustomize"), "deploy: kustomize")
             if not e2e.RESULTS[-1][1]:
                 ok = False
-        if ok and "restarts" in only:
-            for fn, name in ((r.controller_killed_during_creates, "controller deleted in a burst"),
-                             (r.node_plugin_killed_under_writer, "node plugin deleted under I/O"),
-                             (r.rolling_update, "rolling update of the DaemonSet")):
+        for key, fn, name in (
+                ("burst", r.controller_killed_during_creates, "controller deleted in a burst"),
+                ("nodekill", r.node_plugin_killed_under_writer, "node plugin deleted under I/O"),
+                ("roll", r.rolling_update, "rolling update of the DaemonSet")):
+            if ok and only & {"restarts", key}:
                 step(fn, name)
         if ok and "kustomize" in only:
             for fn, name in ((sc.step_filesystem, "filesystem volume"),
