@@ -628,6 +628,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "rbdcsi: RBDCSI_FAILPOINTS is malformed\n");
 		return EXIT_USAGE;
 	}
+	/* LIBMOUNT_FORCE_MOUNT2: set before main() by driver/host/mount.c. */
 	if (!p.config || !p.locks || !p.metrics || !p.credentials || !p.clusters) {
 		fprintf(stderr, "rbdcsi: out of memory\n");
 		return EXIT_FAILURE;

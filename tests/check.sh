@@ -133,6 +133,8 @@ stage "container image (make image, tests/image/check.sh)" tests/image/check.sh
 # krbd and rbd-nbd on a real Debian kernel (qemu, TCG), with its own Ceph inside the guest.
 stage "real kernel: krbd, rbd-nbd, csi-sanity Node (tests/kernel/run.sh)" tests/kernel/run.sh
 stage "kubernetes e2e (tests/e2e-k8s/run.sh)" tests/e2e-k8s/run.sh
+# deploy/ as shipped, in pods, with its RBAC; restarts under live pods; then the Helm chart.
+stage "kubernetes e2e, deployed (tests/e2e-k8s/run.sh --deployed)" tests/e2e-k8s/run.sh --deployed
 
 echo
 printf 'check: total %.1fs\n' "$(($(now_us) - T0))e-6"

@@ -23,6 +23,7 @@
 #include "driver/base/path.h"
 #include "driver/base/sha256.h"
 #include "driver/host/bounded.h"
+#include "driver/host/cgroup_escape.h"
 #include "driver/host/loop.h"
 #include "driver/host/mapper_fuse.h"
 #include "driver/host/mount.h"
@@ -464,6 +465,8 @@ static int spawn_daemon(const struct mapper_params *p, const char *mount_dir, co
 		reason_set(ret_reason, "rbd-fuse: cannot start: %s", strerror(-r));
 		return r;
 	}
+	/* Out of the plugin container's cgroup, so that it outlives the container. */
+	(void)cgroup_escape_move(*ret_pid, "rbd-fuse");
 	*ret_key_fd = TAKE_FD(key_fd);
 	return 0;
 }
@@ -769,6 +772,7 @@ int mapper_fuse_unmap(const char *mount_dir, const char *image, pid_t pid, const
 		return -ENOMEM;
 	r = unmap_steps(mount_dir, image_path, log_path, pid, loop_device,
 	                monotonic_usec() + timeout_usec, &was_forced, ret_reason);
+	cgroup_escape_sweep();
 	if (forced)
 		*forced = was_forced;
 	return r;

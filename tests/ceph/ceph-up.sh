@@ -7,6 +7,8 @@
 #
 # CEPH_DIR must not exist yet, or be empty; it defaults to a new /tmp/rbdcsi-ceph.XXXXXX.
 # Mon ports that are not given are picked free automatically, so clusters can run side by side.
+# CEPH_BIND_ADDR (default 127.0.0.1) is the one address the mon and OSD bind and advertise: the
+# Kubernetes e2e (--deployed) gives its host-only bridge's gateway, so pods reach the cluster.
 # Creates the pools rbd and rbd2 and the user client.csi (profile rbd on both pools).
 #
 # Output: progress on stderr; on success exactly one line on stdout, the CEPH_DIR. So:
@@ -127,7 +129,13 @@ if [[ -z ${MON_V2_PORT:-} || -z ${MON_V1_PORT:-} ]]; then
 	MON_V1_PORT=${v1}
 fi
 log "mon ports: v2 ${MON_V2_PORT}, v1 ${MON_V1_PORT}"
-MON_ADDRVEC="[v2:127.0.0.1:${MON_V2_PORT},v1:127.0.0.1:${MON_V1_PORT}]"
+BIND=${CEPH_BIND_ADDR:-127.0.0.1}
+[[ ${BIND} =~ ^(127|10)\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] ||
+	die "CEPH_BIND_ADDR=${BIND}: only a loopback or a 10.x host-only address"
+ip -o -4 addr show | grep -q " inet ${BIND}/" || die "CEPH_BIND_ADDR=${BIND} is not an address here"
+NET=${BIND}/32
+[[ ${BIND} == 127.* ]] && NET=127.0.0.0/8
+MON_ADDRVEC="[v2:${BIND}:${MON_V2_PORT},v1:${BIND}:${MON_V1_PORT}]"
 
 # ---------------------------------------------------------------------------------------------
 # Directory
@@ -181,9 +189,9 @@ cat >"${CONF}" <<EOF
 fsid = ${FSID}
 mon_initial_members = a
 mon_host = ${MON_ADDRVEC}
-public_network = 127.0.0.0/8
-public_addr = 127.0.0.1
-cluster_addr = 127.0.0.1
+public_network = ${NET}
+public_addr = ${BIND}
+cluster_addr = ${BIND}
 ms_bind_ipv4 = true
 ms_bind_ipv6 = false
 auth_cluster_required = cephx
@@ -354,7 +362,7 @@ ENV_TMP=${D}/.env.tmp
 	cat >"${ENV_TMP}" <<EOF
 export CEPH_DIR='${D}'
 export CEPH_CONF='${CONF}'
-export RBDCSI_TEST_MONITORS='[v2:127.0.0.1:${MON_V2_PORT},v1:127.0.0.1:${MON_V1_PORT}]'
+export RBDCSI_TEST_MONITORS='${MON_ADDRVEC}'
 export RBDCSI_TEST_USER='csi'
 export RBDCSI_TEST_KEY='${CSI_KEY}'
 export RBDCSI_TEST_POOL='rbd'

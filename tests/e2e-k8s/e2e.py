@@ -730,7 +730,8 @@ class Scenario:
             return str(e)
         mounts = [m for m in mounts_under(os.path.join(KUBELET_DIR, "pods"),
                                           os.path.join(KUBELET_DIR, "plugins"), STATE_DIR)
-                  if pv in m or "/plugins/kubernetes.io/csi/" in m or m.startswith(STATE_DIR)]
+                  if pv in m or "/plugins/kubernetes.io/csi/" in m or
+                  m.startswith(STATE_DIR + "/")]
         loops = loops_backed_by(STATE_DIR)
         fuse = processes_naming(STATE_DIR, comm="rbd-fuse")
         if mounts or loops or fuse:

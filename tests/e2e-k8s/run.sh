@@ -4,6 +4,9 @@
 #   tests/e2e-k8s/run.sh            install what is missing, build, run the scenario, tear down
 #   tests/e2e-k8s/run.sh --clean    only stop and remove what an earlier run left
 #   tests/e2e-k8s/run.sh --keep     leave the cluster running afterwards (debugging)
+#   tests/e2e-k8s/run.sh --deployed [--only kustomize,restarts,helm]
+#                                   deploy/ as shipped, in pods (deployed.py: kustomize, the
+#                                   restarts under live pods, then the Helm chart)
 #
 # Phases, each timed: packages (tests/deps.sh + the container runtime) -> rbdcsi (make) ->
 # Go binaries (build.sh: Kubernetes, etcd, sidecars; cached by version) -> kustomize ->
@@ -28,8 +31,13 @@ if ! flock -n 9; then
 	echo "e2e-k8s: another run holds /run/lock/rbdcsi-e2e.lock; waiting for it" >&2
 	flock 9
 fi
+SCRIPT=tests/e2e-k8s/e2e.py
+if [[ ${1:-} == --deployed ]]; then
+	SCRIPT=tests/e2e-k8s/deployed.py
+	shift
+fi
 if [[ ${1:-} == --clean ]]; then
-	exec "$PYTHON" tests/e2e-k8s/e2e.py --clean
+	exec "$PYTHON" "$SCRIPT" --clean
 fi
 
 now_us() { local t=${EPOCHREALTIME}; echo "${t/./}"; }
@@ -53,6 +61,11 @@ phase "go binaries"
 . tests/gotool.sh
 KUSTOMIZE=$(tool kustomize "$KUSTOMIZE_VERSION" "$KUSTOMIZE_MODULE")
 phase "kustomize"
+EXTRA=()
+if [[ $SCRIPT == */deployed.py ]]; then
+	EXTRA=(--helm "$(tool helm "$HELM_VERSION" "$HELM_MODULE/cmd/helm")")
+	phase "helm"
+fi
 IMAGES=${RBDCSI_E2E_CACHE:-/var/cache/rbdcsi-e2e}/images
 tests/e2e-k8s/images/build.sh "$IMAGES" "$BIN" >&2
 phase "images"
@@ -61,8 +74,8 @@ tests/deps.sh mmdebstrap >&2
 RBDCSI_IMAGE=$(deploy/image/build.sh)
 phase "rbdcsi image (make image)"
 rc=0
-"$PYTHON" tests/e2e-k8s/e2e.py --bin "$BIN" --images "$IMAGES" --rbdcsi build/rbdcsi \
-	--rbdcsi-image "$RBDCSI_IMAGE" --kustomize "$KUSTOMIZE" "$@" || rc=$?
+"$PYTHON" "$SCRIPT" --bin "$BIN" --images "$IMAGES" --rbdcsi build/rbdcsi \
+	--rbdcsi-image "$RBDCSI_IMAGE" --kustomize "$KUSTOMIZE" "${EXTRA[@]}" "$@" || rc=$?
 phase "cluster, scenario, teardown"
 T=$T0
 phase "total"
