@@ -622,9 +622,19 @@ def snapshot_support(cl):
     for crd in ("volumesnapshotclasses", "volumesnapshotcontents", "volumesnapshots"):
         cl.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                    "crd/%s.snapshot.storage.k8s.io" % crd)
+    # deploy/'s csi-snapshotter runs with the CSIVolumeGroupSnapshot feature gate, which needs
+    # the group snapshot CRDs (deploy/README's prerequisites): without them its informers never
+    # sync and no VolumeSnapshot is ever cut.
+    for f in e2e.group_snapshot_crds(crd_dir):
+        cl.kubectl("apply", "-f", f)
+    for crd in ("volumegroupsnapshotclasses", "volumegroupsnapshotcontents",
+                "volumegroupsnapshots"):
+        cl.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                   "crd/%s.groupsnapshot.storage.k8s.io" % crd)
     e2e.start("snapshot-controller", [cl.b("snapshot-controller"), "--kubeconfig",
                                       e2e.KUBECONFIG, "--leader-election=false",
-                                      "--http-endpoint=127.0.0.1:18095"])
+                                      "--http-endpoint=127.0.0.1:18095",
+                                      "--feature-gates=CSIVolumeGroupSnapshot=true"])
 
 
 if __name__ == "__main__":
