@@ -617,6 +617,16 @@ int cluster_ioctx_open(struct cluster *c, const char *pool, const char *rados_na
 	return cluster_ioctx_open_by_id(c, id, rados_namespace, ret);
 }
 
+int cluster_ioctx_open_for_id(struct cluster *c, const struct volume_id *id,
+                              enum volume_id_kind kind, rados_ioctx_t *ret)
+{
+	if (!id)
+		return -EINVAL;
+	if (id->kind != kind)
+		return -ENOENT;
+	return cluster_ioctx_open_by_id(c, id->pool_id, id->rados_namespace, ret);
+}
+
 int cluster_ioctx_open_by_id(struct cluster *c, int64_t pool_id, const char *rados_namespace,
                              rados_ioctx_t *ret)
 {

@@ -12,6 +12,7 @@
 #include <rados/librados.h>
 
 #include "driver/ceph/cluster.h"
+#include "driver/ceph/volume_id.h"
 
 /*
  * Opens an ioctx on pool (by name) and sets the rados namespace (NULL or "" = default). The
@@ -26,6 +27,11 @@ int cluster_ioctx_open(struct cluster *c, const char *pool, const char *rados_na
 /* As cluster_ioctx_open(), with the pool given by id. -ENOENT when there is no such pool. */
 int cluster_ioctx_open_by_id(struct cluster *c, int64_t pool_id, const char *rados_namespace,
                              rados_ioctx_t *ret);
+
+/* The ioctx of the pool and namespace an id names, when the id is of kind (a volume, snapshot
+ * or group snapshot id). -EINVAL for a NULL id; -ENOENT for another kind or a gone pool. */
+int cluster_ioctx_open_for_id(struct cluster *c, const struct volume_id *id,
+                              enum volume_id_kind kind, rados_ioctx_t *ret);
 
 /* The name of io's pool, malloc'ed. Errors: -ERANGE (a name over 511 bytes), -ENOMEM. */
 int cluster_ioctx_pool_name(rados_ioctx_t io, char **ret);

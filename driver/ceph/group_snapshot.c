@@ -949,15 +949,6 @@ out:
 
 /* ---- lookup, delete ---- */
 
-static int open_group_pool(struct cluster *c, const struct volume_id *id, rados_ioctx_t *ret)
-{
-	if (!id)
-		return -EINVAL;
-	if (id->kind != VOLUME_ID_GROUP_SNAPSHOT)
-		return -ENOENT;
-	return cluster_ioctx_open_by_id(c, id->pool_id, id->rados_namespace, ret);
-}
-
 int group_snapshot_lookup(struct cluster *c, const struct volume_id *id,
                           struct group_snapshot **ret)
 {
@@ -966,7 +957,7 @@ int group_snapshot_lookup(struct cluster *c, const struct volume_id *id,
 	_cleanup_free_ struct sources *s = NULL;
 	int r;
 
-	r = open_group_pool(c, id, &gio);
+	r = cluster_ioctx_open_for_id(c, id, VOLUME_ID_GROUP_SNAPSHOT, &gio);
 	if (r < 0)
 		return r;
 	r = journal_entry_read(gio, JOURNAL_GROUP_SNAPSHOT, id->uuid, &e);
@@ -1046,7 +1037,7 @@ int group_snapshot_delete(struct cluster *c, const struct volume_id *id,
 	char gid_str[VOLUME_ID_MAX + 1], group[GROUP_NAME_MAX];
 	int r;
 
-	r = open_group_pool(c, id, &gio);
+	r = cluster_ioctx_open_for_id(c, id, VOLUME_ID_GROUP_SNAPSHOT, &gio);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
@@ -1128,7 +1119,7 @@ int group_snapshot_member_check(struct cluster *c, const struct volume_id *snaps
 	if (group_snapshot_member_of(snap->name, gid_str) <= 0 ||
 	    volume_id_decode_kind(gid_str, VOLUME_ID_GROUP_SNAPSHOT, &gid) < 0)
 		return 0;
-	r = open_group_pool(c, &gid, &gio);
+	r = cluster_ioctx_open_for_id(c, &gid, VOLUME_ID_GROUP_SNAPSHOT, &gio);
 	if (r >= 0)
 		r = journal_entry_read(gio, JOURNAL_GROUP_SNAPSHOT, gid.uuid, &e);
 	if (r == -ENOENT)

@@ -115,11 +115,7 @@ int snapshot_new(const struct journal_entry *e, const struct volume_id *sid, con
 
 int snapshot_pool_open(struct cluster *c, const struct volume_id *id, rados_ioctx_t *ret)
 {
-	if (!id)
-		return -EINVAL;
-	if (id->kind != VOLUME_ID_SNAPSHOT)
-		return -ENOENT;
-	return cluster_ioctx_open_by_id(c, id->pool_id, id->rados_namespace, ret);
+	return cluster_ioctx_open_for_id(c, id, VOLUME_ID_SNAPSHOT, ret);
 }
 
 int snapshot_lookup(struct cluster *c, const struct volume_id *id, struct snapshot **ret)

@@ -231,16 +231,6 @@ static bool has_attachments(const struct journal_entry *e)
 	return false;
 }
 
-/* Opens the ioctx of a volume id. -ENOENT for a snapshot id or a gone pool. */
-static int open_volume_pool(struct cluster *c, const struct volume_id *id, rados_ioctx_t *ret)
-{
-	if (!id)
-		return -EINVAL;
-	if (id->kind != VOLUME_ID_VOLUME)
-		return -ENOENT;
-	return cluster_ioctx_open_by_id(c, id->pool_id, id->rados_namespace, ret);
-}
-
 /* ---- create ---- */
 
 struct create_params {
@@ -880,7 +870,7 @@ int volume_lookup(struct cluster *c, const struct volume_id *id, struct volume *
 	uint64_t size;
 	int r;
 
-	r = open_volume_pool(c, id, &io);
+	r = cluster_ioctx_open_for_id(c, id, VOLUME_ID_VOLUME, &io);
 	if (r < 0)
 		return r;
 	r = journal_entry_read(io, JOURNAL_VOLUME, id->uuid, &e);
@@ -921,7 +911,7 @@ int volume_delete(struct cluster *c, const struct volume_id *id)
 	_cleanup_ioctx_ rados_ioctx_t io = NULL;
 	int r;
 
-	r = open_volume_pool(c, id, &io);
+	r = cluster_ioctx_open_for_id(c, id, VOLUME_ID_VOLUME, &io);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
@@ -1035,7 +1025,7 @@ int volume_expand(struct cluster *c, const struct volume_id *id, uint64_t size, 
 
 	if (size == 0)
 		return -EINVAL;
-	r = open_volume_pool(c, id, &io);
+	r = cluster_ioctx_open_for_id(c, id, VOLUME_ID_VOLUME, &io);
 	if (r < 0)
 		return r;
 	r = cluster_ioctx_pool_name(io, &pool_name);
@@ -1100,7 +1090,7 @@ int volume_attach(struct cluster *c, const struct volume_id *id, const char *nod
 		key = NULL;
 		return -ENOMEM;
 	}
-	r = open_volume_pool(c, id, &io);
+	r = cluster_ioctx_open_for_id(c, id, VOLUME_ID_VOLUME, &io);
 	if (r < 0)
 		return r;
 
@@ -1160,7 +1150,7 @@ int volume_detach(struct cluster *c, const struct volume_id *id, const char *nod
 		key = NULL;
 		return -ENOMEM;
 	}
-	r = open_volume_pool(c, id, &io);
+	r = cluster_ioctx_open_for_id(c, id, VOLUME_ID_VOLUME, &io);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
